@@ -1,0 +1,307 @@
+//! The only place that decides HTTP statuses.
+//!
+//! Every failure leaves as `application/problem+json` (RFC 9457) with a stable snake_case
+//! `code`; validation failures add `errors: [{field, message}]`. Store errors are mapped with
+//! an exhaustive `match` (no catch-all arm), so a new failure kind cannot silently become a
+//! 500.
+
+use std::io::ErrorKind;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::model::NameError;
+use crate::store::{StorageError, StoreError};
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field-level validation failure.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct FieldError {
+    /// The request part at fault: a query parameter, a body field (`records[3].age`) or a
+    /// path segment.
+    #[schema(example = "limit")]
+    pub field: String,
+    /// What is wrong with it.
+    #[schema(example = "must be a non-negative integer, got \"-1\"")]
+    pub message: String,
+}
+
+/// An RFC 9457 problem: the body of every non-2xx response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "/problems/table-not-found",
+    "title": "Table not found",
+    "status": 404,
+    "detail": "table \"user_profiles\" not found",
+    "code": "table_not_found"
+}))]
+pub struct Problem {
+    /// A URI reference naming the problem type, derived from `code`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short, human-readable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence, in a sentence.
+    pub detail: String,
+    /// A stable machine-readable code (`table_not_found`, `invalid_parameter`, ...).
+    pub code: String,
+    /// Field-level failures, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// A failure of an HTTP request, before or after the store was called.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The store reported a failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A path segment is not a valid group or table name.
+    #[error("{source}")]
+    InvalidName {
+        /// Which path segment or body field.
+        field: String,
+        /// Why.
+        source: NameError,
+    },
+    /// A query parameter is malformed or out of range.
+    #[error("invalid query parameter {parameter:?}: {message}")]
+    InvalidParameter {
+        /// The parameter.
+        parameter: String,
+        /// Why.
+        message: String,
+    },
+    /// The body is not syntactically valid JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but not of the expected shape or values.
+    #[error("{detail}")]
+    InvalidBody {
+        /// What is wrong.
+        detail: String,
+        /// Per-field failures.
+        errors: Vec<FieldError>,
+    },
+    /// The body's content type is not accepted.
+    #[error("unsupported content type {0}; send application/json")]
+    UnsupportedMediaType(String),
+    /// The body is larger than the configured limit.
+    #[error("the request body exceeds the limit of {limit_bytes} bytes (api.max_body_mb)")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit_bytes: usize,
+    },
+    /// No route matches the path.
+    #[error("no route matches {method} {path}")]
+    RouteNotFound {
+        /// The method.
+        method: String,
+        /// The path.
+        path: String,
+    },
+    /// The path exists but not with this method.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The method.
+        method: String,
+        /// The path.
+        path: String,
+    },
+}
+
+impl ApiError {
+    /// A validation failure of one body field.
+    pub fn invalid_body_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let (field, message) = (field.into(), message.into());
+        ApiError::InvalidBody {
+            detail: format!("invalid field {field:?}: {message}"),
+            errors: vec![FieldError { field, message }],
+        }
+    }
+
+    /// Status, code and title; exhaustive over every failure kind.
+    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            ApiError::Store(e) => match e {
+                StoreError::Storage(e) => match e {
+                    StorageError::TableNotFound { .. } => {
+                        (S::NOT_FOUND, "table_not_found", "Table not found")
+                    }
+                    StorageError::NameInOtherGroup { .. } => (
+                        S::CONFLICT,
+                        "table_name_conflict",
+                        "Table name used in another group",
+                    ),
+                    StorageError::InvalidRecords { .. } => (
+                        S::UNPROCESSABLE_ENTITY,
+                        "invalid_records",
+                        "Records cannot form a table",
+                    ),
+                    StorageError::UnknownColumns { .. } => {
+                        (S::BAD_REQUEST, "unknown_column", "Unknown column")
+                    }
+                    StorageError::Io { source, .. } => match source.kind() {
+                        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => (
+                            S::INSUFFICIENT_STORAGE,
+                            "storage_full",
+                            "No space left for the data",
+                        ),
+                        ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => (
+                            S::SERVICE_UNAVAILABLE,
+                            "data_root_not_writable",
+                            "Data root not writable",
+                        ),
+                        _ => (
+                            S::INTERNAL_SERVER_ERROR,
+                            "storage_io_error",
+                            "Storage I/O error",
+                        ),
+                    },
+                    StorageError::Parquet { .. } => (
+                        S::INTERNAL_SERVER_ERROR,
+                        "table_unreadable",
+                        "Table file unreadable",
+                    ),
+                    StorageError::Arrow(_) => {
+                        (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
+                    }
+                    StorageError::Metadata { .. } => (
+                        S::INTERNAL_SERVER_ERROR,
+                        "table_metadata_unreadable",
+                        "Table metadata unreadable",
+                    ),
+                },
+                StoreError::UnknownTables(_) => (
+                    S::NOT_FOUND,
+                    "unknown_feature_tables",
+                    "Unknown feature tables",
+                ),
+                StoreError::NoEntityKey { .. } => (
+                    S::UNPROCESSABLE_ENTITY,
+                    "no_entity_key",
+                    "Table has no entity key",
+                ),
+                StoreError::CompositeEntityKey { .. } => (
+                    S::UNPROCESSABLE_ENTITY,
+                    "composite_entity_key",
+                    "Table has a composite entity key",
+                ),
+                StoreError::NoTimestampField { .. } => (
+                    S::UNPROCESSABLE_ENTITY,
+                    "no_timestamp_field",
+                    "Table has no timestamp field",
+                ),
+                StoreError::ResultTooLarge { .. } => {
+                    (S::PAYLOAD_TOO_LARGE, "result_too_large", "Result too large")
+                }
+                StoreError::Task(_) => {
+                    (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
+                }
+            },
+            ApiError::InvalidName { .. } => (S::BAD_REQUEST, "invalid_name", "Invalid name"),
+            ApiError::InvalidParameter { .. } => (
+                S::BAD_REQUEST,
+                "invalid_parameter",
+                "Invalid query parameter",
+            ),
+            ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json", "Malformed JSON"),
+            ApiError::InvalidBody { .. } => (
+                S::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "Invalid request body",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            ApiError::PayloadTooLarge { .. } => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Request body too large",
+            ),
+            ApiError::RouteNotFound { .. } => (S::NOT_FOUND, "route_not_found", "Route not found"),
+            ApiError::MethodNotAllowed { .. } => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+        }
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        let one = |field: String, message: String| vec![FieldError { field, message }];
+        match self {
+            ApiError::InvalidName { field, source } => one(field.clone(), source.to_string()),
+            ApiError::InvalidParameter { parameter, message } => {
+                one(parameter.clone(), message.clone())
+            }
+            ApiError::InvalidBody { errors, .. } => errors.clone(),
+            ApiError::Store(StoreError::Storage(StorageError::InvalidRecords {
+                column,
+                row,
+                message,
+            })) => {
+                let field = match (row, column) {
+                    (Some(r), Some(c)) => format!("records[{r}].{c}"),
+                    (None, Some(c)) => c.clone(),
+                    _ => "records".to_owned(),
+                };
+                one(field, message.clone())
+            }
+            ApiError::Store(StoreError::Storage(StorageError::UnknownColumns {
+                unknown, ..
+            })) => one(
+                "columns".into(),
+                format!("unknown column(s): {}", unknown.join(", ")),
+            ),
+            ApiError::Store(StoreError::UnknownTables(names)) => names
+                .iter()
+                .map(|n| FieldError {
+                    field: "feature_names".into(),
+                    message: format!("unknown table {n:?}"),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, code, title) = self.classify();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+        }
+        Problem {
+            problem_type: format!("/problems/{}", code.replace('_', "-")),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: code.to_owned(),
+            errors: self.field_errors(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.classify().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        HttpResponse::build(self.status_code())
+            .insert_header((CONTENT_TYPE, PROBLEM_JSON))
+            .body(body)
+    }
+}

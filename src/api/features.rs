@@ -1,0 +1,478 @@
+//! The table routes: listing, pages, save, info, delete and batch lookup.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpResponse, web};
+use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::dto::{
+    BatchRequest, ColumnStorageInfo, DeleteResponse, EntityIdDto, OrderedMap, SaveFeaturesRequest,
+    SaveFeaturesResponse, StorageInfo, StorageInfoResponse, TableListResponse, TableSummaryDto,
+};
+use super::error::ApiError;
+use super::records::{JsonObject, write_records};
+use crate::model::{GroupName, TableName};
+use crate::store::{
+    BatchQuery, Declaration, EntityId, Page, PageRequest, dtype_name, parse_timestamp_micros,
+};
+
+const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
+
+/// Query parameters of `GET /features/{group}/{name}`. Taken as strings so that a bad value
+/// is reported naming the parameter instead of as a generic parse failure.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Comma-separated columns to return, in this order. Default: all, in table order.
+    #[param(example = "user_id,avg_rating")]
+    columns: Option<String>,
+    /// Rows to return (0 returns only metadata). Default `api.default_page_limit` (1000),
+    /// at most `api.max_page_limit` (10000).
+    #[param(value_type = Option<u64>, minimum = 0, example = 100)]
+    limit: Option<String>,
+    /// First row to return (0-based). Default 0.
+    #[param(value_type = Option<u64>, minimum = 0, example = 0)]
+    offset: Option<String>,
+}
+
+fn parse_count(parameter: &str, value: Option<&str>, default: u64) -> Result<u64, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::InvalidParameter {
+                parameter: parameter.to_owned(),
+                message: format!("must be a non-negative integer, got {text:?}"),
+            }),
+    }
+}
+
+impl PageQuery {
+    fn into_request(self, default_limit: u64, max_limit: u64) -> Result<PageRequest, ApiError> {
+        let limit = parse_count("limit", self.limit.as_deref(), default_limit)?;
+        if limit > max_limit {
+            return Err(ApiError::InvalidParameter {
+                parameter: "limit".into(),
+                message: format!("must be at most {max_limit} (api.max_page_limit), got {limit}"),
+            });
+        }
+        let offset = parse_count("offset", self.offset.as_deref(), 0)?;
+        let columns = match self.columns {
+            None => None,
+            Some(text) => {
+                let names: Vec<String> = text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if names.is_empty() {
+                    return Err(ApiError::InvalidParameter {
+                        parameter: "columns".into(),
+                        message: "must name at least one column".into(),
+                    });
+                }
+                if let Some(dup) = names
+                    .iter()
+                    .enumerate()
+                    .find(|(i, n)| names[..*i].contains(n))
+                {
+                    return Err(ApiError::InvalidParameter {
+                        parameter: "columns".into(),
+                        message: format!("names column {:?} twice", dup.1),
+                    });
+                }
+                Some(names)
+            }
+        };
+        Ok(PageRequest {
+            columns,
+            offset,
+            limit,
+        })
+    }
+}
+
+/// Parses the `{group}/{name}` path segments.
+pub fn table_path(path: (String, String)) -> Result<(GroupName, TableName), ApiError> {
+    let group = path.0.parse().map_err(|source| ApiError::InvalidName {
+        field: "group".into(),
+        source,
+    })?;
+    let name = path.1.parse().map_err(|source| ApiError::InvalidName {
+        field: "name".into(),
+        source,
+    })?;
+    Ok((group, name))
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .body(body)
+}
+
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / BYTES_PER_MIB * 1000.0).round() / 1000.0
+}
+
+/// List every table by group.
+#[utoipa::path(
+    get, path = "/features", tag = "features",
+    responses(
+        (status = 200, description = "Every table, by group", body = TableListResponse),
+        (status = 500, description = "Internal error", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tables = state.store.list().await?;
+    let mut groups: BTreeMap<String, Vec<TableSummaryDto>> = BTreeMap::new();
+    let table_count = tables.len();
+    for t in tables {
+        groups.entry(t.group).or_default().push(TableSummaryDto {
+            name: t.name,
+            rows: t.rows,
+            columns: t.columns,
+            file_size_bytes: t.file_size_bytes,
+            file_size_mb: mib(t.file_size_bytes),
+            version: t.version,
+        });
+    }
+    Ok(HttpResponse::Ok().json(TableListResponse {
+        groups,
+        table_count,
+    }))
+}
+
+/// Read a page of a table.
+///
+/// Only the row groups and pages that hold the requested rows are decoded, so a page deep
+/// into a large table costs about as much as the first one.
+#[utoipa::path(
+    get, path = "/features/{group}/{name}", tag = "features",
+    params(
+        ("group" = String, Path, description = "Feature group", example = "user"),
+        ("name" = String, Path, description = "Table name", example = "user_profile"),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of records", body = super::dto::FeaturePageResponse),
+        (status = 400, description = "Invalid name, parameter or column (`invalid_name`, `invalid_parameter`, `unknown_column`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The table file is unreadable (`table_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_page(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (group, name) = table_path(path.into_inner())?;
+    let request = query
+        .into_inner()
+        .into_request(state.config.default_page_limit, state.config.max_page_limit)?;
+    let (offset, limit) = (request.offset, request.limit);
+    let page = state
+        .store
+        .page(group.clone(), name.clone(), request)
+        .await?;
+    Ok(json_bytes(
+        StatusCode::OK,
+        page_body(&group, &name, offset, limit, &page),
+    ))
+}
+
+fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page: &Page) -> Vec<u8> {
+    let schema = page.batch.schema();
+    let returned = page.batch.num_rows() as u64;
+    let end = offset + returned;
+    let next_offset = (end < page.total_rows && returned > 0).then_some(end);
+    let columns: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    let dtypes = OrderedMap(
+        schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), dtype_name(f.data_type())))
+            .collect(),
+    );
+    let mut body = JsonObject::with_capacity(256 + page.batch.get_array_memory_size());
+    body.field("feature_group", group.as_str())
+        .field("feature_name", name.as_str())
+        .raw_field("data", |out| write_records(&page.batch, out))
+        .raw_field("metadata", |out| {
+            let mut meta = JsonObject::with_capacity(256);
+            meta.field("total_rows", &page.total_rows)
+                .field("returned_rows", &returned)
+                .field("offset", &offset)
+                .field("limit", &limit)
+                .field("next_offset", &next_offset)
+                .field("columns", &columns)
+                .field("dtypes", &dtypes)
+                .field("version", &page.version);
+            out.extend_from_slice(&meta.finish());
+        });
+    body.finish()
+}
+
+/// Create or replace a table from JSON records.
+///
+/// The write is atomic: readers see the previous table or the new one, never a mix, and a
+/// failed write leaves the previous table as it was. Column types follow the JSON values and
+/// are narrowed on disk (see `/info`).
+#[utoipa::path(
+    post, path = "/features/{group}/{name}", tag = "features",
+    params(
+        ("group" = String, Path, description = "Feature group", example = "user"),
+        ("name" = String, Path, description = "Table name, unique across groups", example = "user_profile"),
+    ),
+    request_body = SaveFeaturesRequest,
+    responses(
+        (status = 201, description = "Table created", body = SaveFeaturesResponse),
+        (status = 200, description = "Table replaced", body = SaveFeaturesResponse),
+        (status = 400, description = "Invalid name or malformed JSON (`invalid_name`, `malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is used in another group (`table_name_conflict`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over `server.max_body_mb` (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or invalid records, or too many (`invalid_body`, `invalid_records`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The data root is read-only (`data_root_not_writable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The disk is full (`storage_full`)", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn save_table(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<SaveFeaturesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (group, name) = table_path(path.into_inner())?;
+    let body = body.into_inner();
+    let records = &body.records;
+    if records.row_count() == 0 {
+        return Err(ApiError::invalid_body_field(
+            "records",
+            "must contain at least one record",
+        ));
+    }
+    if records.row_count() > state.config.max_records_per_write {
+        return Err(ApiError::invalid_body_field(
+            "records",
+            format!(
+                "{} records is more than api.max_records_per_write ({})",
+                records.row_count(),
+                state.config.max_records_per_write
+            ),
+        ));
+    }
+    if records.column_count() > state.config.max_columns {
+        return Err(ApiError::invalid_body_field(
+            "records",
+            format!(
+                "{} columns is more than api.max_columns ({})",
+                records.column_count(),
+                state.config.max_columns
+            ),
+        ));
+    }
+    let declaration = Declaration {
+        entity_key: body.entity_key,
+        timestamp_field: body.timestamp_field,
+    };
+    let outcome = state
+        .store
+        .save_records(group.clone(), name.clone(), body.records, declaration)
+        .await?;
+    let info = state.store.info(group.clone(), name.clone()).await?;
+    let (status, verb) = if outcome.created {
+        (StatusCode::CREATED, "created")
+    } else {
+        (StatusCode::OK, "replaced")
+    };
+    Ok(HttpResponse::build(status).json(SaveFeaturesResponse {
+        message: format!("table {group}/{name} {verb} with {} rows", outcome.rows),
+        file_path: outcome.relative_path,
+        rows_saved: outcome.rows,
+        version: outcome.version,
+        entity_key: info.entity_key,
+        timestamp_field: info.timestamp_field,
+    }))
+}
+
+/// Storage facts of a table: size, rows, logical and stored type per column, compression.
+#[utoipa::path(
+    get, path = "/features/{group}/{name}/info", tag = "features",
+    params(
+        ("group" = String, Path, description = "Feature group", example = "user"),
+        ("name" = String, Path, description = "Table name", example = "user_profile"),
+    ),
+    responses(
+        (status = 200, description = "Storage facts", body = StorageInfoResponse),
+        (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn table_info(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (group, name) = table_path(path.into_inner())?;
+    let info = state.store.info(group, name).await?;
+    let ratio = if info.arrow_bytes == 0 {
+        0.0
+    } else {
+        info.file_size_bytes as f64 / info.arrow_bytes as f64
+    };
+    Ok(HttpResponse::Ok().json(StorageInfoResponse {
+        storage_info: StorageInfo {
+            feature_group: info.group,
+            feature_name: info.name,
+            exists: true,
+            file_path: info.relative_path,
+            file_size_bytes: info.file_size_bytes,
+            file_size_mb: mib(info.file_size_bytes),
+            row_count: info.row_count,
+            column_count: info.columns.len(),
+            row_group_count: info.row_group_count,
+            columns: info
+                .columns
+                .into_iter()
+                .map(|c| ColumnStorageInfo {
+                    name: c.name,
+                    logical_type: c.logical_type,
+                    stored_type: c.stored_type,
+                })
+                .collect(),
+            in_memory_bytes: info.arrow_bytes,
+            compression_ratio: (ratio * 1000.0).round() / 1000.0,
+            compression: "snappy".into(),
+            modified: info.modified,
+            version: info.version,
+            entity_key: info.entity_key,
+            timestamp_field: info.timestamp_field,
+        },
+    }))
+}
+
+/// Delete a table.
+#[utoipa::path(
+    delete, path = "/features/{group}/{name}", tag = "features",
+    params(
+        ("group" = String, Path, description = "Feature group", example = "user"),
+        ("name" = String, Path, description = "Table name", example = "user_profile"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = DeleteResponse),
+        (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_table(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (group, name) = table_path(path.into_inner())?;
+    let version = state.store.delete(group.clone(), name.clone()).await?;
+    Ok(HttpResponse::Ok().json(DeleteResponse {
+        message: format!("table {group}/{name} deleted"),
+        deleted_version: version,
+    }))
+}
+
+/// Read several tables at once, filtered by entity ids, optionally as of a time.
+///
+/// Each name is found in whatever group holds it. Rows are kept when the table's entity key
+/// equals one of `entity_ids` (numbers and strings match alike). With `timestamp`, each table
+/// returns, per entity, its latest row at or before that instant.
+#[utoipa::path(
+    post, path = "/features/batch", tag = "features",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Rows per table", body = super::dto::BatchResponse),
+        (status = 400, description = "Invalid table name or malformed JSON (`invalid_name`, `malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown tables, all listed (`unknown_feature_tables`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A table would return more than `api.max_batch_rows` rows (`result_too_large`), or the body is too large (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A table cannot be filtered as asked (`no_entity_key`, `composite_entity_key`, `no_timestamp_field`) or the body is invalid (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn batch(
+    state: web::Data<AppState>,
+    body: web::Json<BatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if body.feature_names.is_empty() {
+        return Err(ApiError::invalid_body_field(
+            "feature_names",
+            "must name at least one table",
+        ));
+    }
+    let mut tables: Vec<TableName> = Vec::with_capacity(body.feature_names.len());
+    for (i, raw) in body.feature_names.iter().enumerate() {
+        let name: TableName = raw.parse().map_err(|source| ApiError::InvalidName {
+            field: format!("feature_names[{i}]"),
+            source,
+        })?;
+        if !tables.contains(&name) {
+            tables.push(name);
+        }
+    }
+    let as_of = match &body.timestamp {
+        None => None,
+        Some(text) => Some(parse_timestamp_micros(text).ok_or_else(|| {
+            ApiError::invalid_body_field(
+                "timestamp",
+                format!("{text:?} is not an RFC 3339 timestamp"),
+            )
+        })?),
+    };
+    let entity_ids = body.entity_ids.map(|ids| {
+        ids.into_iter()
+            .map(|id| match id {
+                EntityIdDto::Int(i) => EntityId::Int(i),
+                EntityIdDto::Str(s) => EntityId::Str(s),
+            })
+            .collect()
+    });
+    let results = state
+        .store
+        .batch(BatchQuery {
+            tables,
+            entity_ids,
+            as_of_micros: as_of,
+        })
+        .await?;
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let timestamp = as_of
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+    let entity_key: BTreeMap<&str, Option<String>> = results
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                (!t.entity_key.is_empty()).then(|| t.entity_key.join(",")),
+            )
+        })
+        .collect();
+    let mut out = JsonObject::with_capacity(4096);
+    out.raw_field("features", |buf| {
+        let mut features = JsonObject::with_capacity(4096);
+        for table in &results {
+            features.raw_field(&table.name, |b| write_records(&table.batch, b));
+        }
+        buf.extend_from_slice(&features.finish());
+    })
+    .raw_field("metadata", |buf| {
+        let mut meta = JsonObject::with_capacity(256);
+        meta.field("request_timestamp", &now)
+            .field("feature_count", &results.len())
+            .field("entity_key", &entity_key);
+        buf.extend_from_slice(&meta.finish());
+    })
+    .field("timestamp", &timestamp);
+    Ok(json_bytes(StatusCode::OK, out.finish()))
+}

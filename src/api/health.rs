@@ -1,0 +1,33 @@
+//! `GET /health`.
+
+use actix_web::{HttpResponse, web};
+use chrono::{SecondsFormat, Utc};
+
+use super::AppState;
+use super::dto::HealthResponse;
+use super::error::ApiError;
+
+/// Liveness and readiness: version, uptime, whether the data root is writable, table count.
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable", body = HealthResponse),
+        (status = 500, description = "Internal error", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let report = state.store.health().await?;
+    Ok(HttpResponse::Ok().json(HealthResponse {
+        status: if report.data_root_writable {
+            "healthy"
+        } else {
+            "degraded"
+        }
+        .into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: (report.uptime.as_secs_f64() * 1000.0).round() / 1000.0,
+        data_root_writable: report.data_root_writable,
+        table_count: report.table_count,
+        timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+    }))
+}

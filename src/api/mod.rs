@@ -1,0 +1,156 @@
+//! The REST API: actix-web handlers documented with utoipa.
+//!
+//! Handlers extract, parse into model types, make one `store` call and map the result; they
+//! never touch storage directly. Every failure, including malformed JSON, wrong content types,
+//! oversized bodies, unknown routes and wrong methods, leaves through [`error::ApiError`] as
+//! problem+json.
+
+pub mod dto;
+pub mod error;
+mod features;
+mod health;
+pub mod openapi;
+pub mod records;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+pub use error::{ApiError, FieldError, Problem};
+
+use crate::store::FeatureStore;
+
+/// `[api]` configuration: request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Page size when `limit` is not given.
+    pub default_page_limit: u64,
+    /// Largest accepted `limit`.
+    pub max_page_limit: u64,
+    /// Most rows one table may return in a batch lookup.
+    pub max_batch_rows: u64,
+    /// Most records in one save.
+    pub max_records_per_write: usize,
+    /// Most columns in one table.
+    pub max_columns: usize,
+    /// Largest request body, in MiB.
+    pub max_body_mb: usize,
+}
+
+impl ApiConfig {
+    /// Checks ranges once at start-up; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_page_limit == 0 {
+            return Err("api.max_page_limit must be at least 1".into());
+        }
+        if self.default_page_limit > self.max_page_limit {
+            return Err("api.default_page_limit must not exceed api.max_page_limit".into());
+        }
+        if self.max_body_mb == 0 {
+            return Err("api.max_body_mb must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The body limit in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: FeatureStore,
+    /// Limits.
+    pub config: ApiConfig,
+}
+
+/// Registers every API route, the extractor error handlers and the fallbacks.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    let body_limit = state.config.max_body_bytes();
+    cfg.app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(body_limit)
+                .error_handler(move |err, _req| json_error(err, body_limit).into()),
+        )
+        .app_data(web::PathConfig::default().error_handler(|err, _req| path_error(err).into()))
+        .app_data(web::QueryConfig::default().error_handler(|err, _req| query_error(err).into()))
+        .service(
+            web::resource("/health")
+                .route(web::get().to(health::health))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/features")
+                .route(web::get().to(features::list_tables))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/features/batch")
+                .route(web::post().to(features::batch))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/features/{group}/{name}")
+                .route(web::get().to(features::get_page))
+                .route(web::post().to(features::save_table))
+                .route(web::delete().to(features::delete_table))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/features/{group}/{name}/info")
+                .route(web::get().to(features::table_info))
+                .default_service(web::to(method_not_allowed)),
+        );
+}
+
+fn json_error(err: JsonPayloadError, limit_bytes: usize) -> ApiError {
+    match err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge { limit_bytes }
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedMediaType("(missing or not JSON)".into())
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidBody {
+            detail: e.to_string(),
+            errors: Vec::new(),
+        },
+        JsonPayloadError::Deserialize(e) => ApiError::MalformedJson(e.to_string()),
+        other => ApiError::MalformedJson(other.to_string()),
+    }
+}
+
+fn path_error(err: PathError) -> ApiError {
+    ApiError::InvalidParameter {
+        parameter: "path".into(),
+        message: err.to_string(),
+    }
+}
+
+fn query_error(err: QueryPayloadError) -> ApiError {
+    ApiError::InvalidParameter {
+        parameter: "query".into(),
+        message: err.to_string(),
+    }
+}
+
+/// Fallback for resources reached with a method they do not serve.
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}
+
+/// Fallback for paths no route matches.
+pub async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}

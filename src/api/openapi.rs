@@ -1,0 +1,224 @@
+//! The OpenAPI 3.1 document, generated from the handlers and DTOs.
+//!
+//! `openapi/openapi.json` in the repository is this document; a test fails when the two
+//! differ, and `featurestore openapi` prints it.
+
+use utoipa::OpenApi;
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::{RefOr, Response};
+
+use super::dto;
+use super::error::{FieldError, PROBLEM_JSON, Problem};
+use super::features;
+use super::health;
+
+/// The API document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "featurestore", description = "A lightweight, file-system feature store: Parquet tables served over REST. Every error is `application/problem+json` (RFC 9457) with a stable `code`."),
+    paths(
+        health::health,
+        features::list_tables,
+        features::get_page,
+        features::save_table,
+        features::table_info,
+        features::delete_table,
+        features::batch,
+    ),
+    components(schemas(Problem, FieldError, dto::EntityIdDto)),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
+    ),
+    modifiers(&ProblemExamples),
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON with a trailing newline, exactly as committed.
+pub fn openapi_json() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
+    json.push('\n');
+    json
+}
+
+/// Every problem code the API emits, by status, with an example body. The modifier attaches
+/// the examples of a status to every problem response of that status, so each error response
+/// in the spec shows what its body looks like.
+const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
+    (
+        400,
+        "invalid_name",
+        "Invalid name",
+        "table name \"../etc\" contains '.'; only ASCII letters, digits, '_' and '-' are allowed",
+    ),
+    (
+        400,
+        "invalid_parameter",
+        "Invalid query parameter",
+        "invalid query parameter \"limit\": must be a non-negative integer, got \"-1\"",
+    ),
+    (
+        400,
+        "unknown_column",
+        "Unknown column",
+        "unknown column(s) [\"nope\"]; the table has [\"user_id\", \"age\"]",
+    ),
+    (
+        400,
+        "malformed_json",
+        "Malformed JSON",
+        "the request body is not valid JSON: EOF while parsing an object at line 1 column 12",
+    ),
+    (
+        404,
+        "table_not_found",
+        "Table not found",
+        "table \"user_profiles\" not found",
+    ),
+    (
+        404,
+        "unknown_feature_tables",
+        "Unknown feature tables",
+        "unknown feature table(s): nope, missing",
+    ),
+    (
+        404,
+        "route_not_found",
+        "Route not found",
+        "no route matches GET /nope",
+    ),
+    (
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+        "PUT is not allowed on /features/user/user_profile",
+    ),
+    (
+        409,
+        "table_name_conflict",
+        "Table name used in another group",
+        "table \"user_profile\" already exists in group \"user\"; table names are unique across groups",
+    ),
+    (
+        413,
+        "payload_too_large",
+        "Request body too large",
+        "the request body exceeds the limit of 67108864 bytes (api.max_body_mb)",
+    ),
+    (
+        413,
+        "result_too_large",
+        "Result too large",
+        "table \"user_movie_interactions\" would return 1000000 rows, more than the limit of 100000",
+    ),
+    (
+        415,
+        "unsupported_media_type",
+        "Unsupported media type",
+        "unsupported content type (missing or not JSON); send application/json",
+    ),
+    (
+        422,
+        "invalid_body",
+        "Invalid request body",
+        "invalid field \"records\": must contain at least one record",
+    ),
+    (
+        422,
+        "invalid_records",
+        "Records cannot form a table",
+        "column \"age\", row 2: expected an integer like the rows before it, found a string",
+    ),
+    (
+        422,
+        "no_entity_key",
+        "Table has no entity key",
+        "table \"weather\" has no entity key, so it cannot be filtered by entity_ids",
+    ),
+    (
+        422,
+        "composite_entity_key",
+        "Table has a composite entity key",
+        "table \"user_movie_interactions\" is keyed by several columns (user_id, movie_id)",
+    ),
+    (
+        422,
+        "no_timestamp_field",
+        "Table has no timestamp field",
+        "table \"weather\" has no timestamp field, so it cannot be read as of a timestamp",
+    ),
+    (
+        500,
+        "table_unreadable",
+        "Table file unreadable",
+        "Parquet error on feature_store/features/user/user_profile.parquet: EOF",
+    ),
+    (
+        500,
+        "storage_io_error",
+        "Storage I/O error",
+        "I/O error on feature_store/features/user: ...",
+    ),
+    (
+        500,
+        "internal_error",
+        "Internal error",
+        "internal task failure",
+    ),
+    (
+        503,
+        "data_root_not_writable",
+        "Data root not writable",
+        "I/O error on feature_store/features/user: Read-only file system",
+    ),
+    (
+        507,
+        "storage_full",
+        "No space left for the data",
+        "I/O error on feature_store/features/user: No space left on device",
+    ),
+];
+
+struct ProblemExamples;
+
+impl utoipa::Modify for ProblemExamples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(Response { content, .. }) = response else {
+                        continue;
+                    };
+                    let Some(RefOr::T(problem)) = content.get_mut(PROBLEM_JSON) else {
+                        continue;
+                    };
+                    for (code_status, code, title, detail) in PROBLEM_CATALOGUE {
+                        if status != &code_status.to_string() {
+                            continue;
+                        }
+                        let value = serde_json::json!({
+                            "type": format!("/problems/{}", code.replace('_', "-")),
+                            "title": title, "status": code_status, "detail": detail, "code": code,
+                        });
+                        let example = ExampleBuilder::new()
+                            .summary(*title)
+                            .value(Some(value))
+                            .build();
+                        problem
+                            .examples
+                            .insert((*code).to_owned(), RefOr::T(example));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The command line: `serve`, `demo`, `info` and `openapi`.
+//!
+//! It parses arguments, loads the layered configuration, starts tracing and calls into the
+//! library; the work itself lives in `store`, `server` and `demo`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::api::{AppState, openapi::openapi_json};
+use crate::config::{Config, LoggingConfig};
+use crate::demo::{self, DemoSpec, DemoTable};
+use crate::model::{GroupName, TableName};
+use crate::store::{Declaration, FeatureStore};
+
+/// featurestore: a lightweight, file-system feature store with a REST API.
+#[derive(Debug, Parser)]
+#[command(name = "featurestore", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the REST API (Swagger UI at /docs).
+    Serve(ServeArgs),
+    /// Write the movie-recommendation demo tables (replacing them if present).
+    Demo(DemoArgs),
+    /// Print the tables of the data root.
+    Info(CommonArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// A TOML file layered over the defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The data root (overrides storage.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address to bind (overrides server.host).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to bind (overrides server.port; 0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Create the demo tables first if the data root has no tables.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Users (3 profile snapshots each).
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Movies.
+    #[arg(long, default_value_t = 10_000)]
+    movies: usize,
+    /// Interaction rows.
+    #[arg(long, default_value_t = 1_000_000)]
+    interactions: usize,
+    /// Random seed: the same seed and as-of give identical tables.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The instant the data ends at (RFC 3339); default now.
+    #[arg(long)]
+    as_of: Option<DateTime<Utc>>,
+}
+
+impl DemoArgs {
+    fn spec(&self) -> DemoSpec {
+        DemoSpec {
+            users: self.users,
+            movies: self.movies,
+            interactions: self.interactions,
+            seed: self.seed,
+            as_of: self.as_of.unwrap_or_else(Utc::now),
+        }
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", openapi_json());
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let mut config = load_config(&args.common)?;
+            if let Some(host) = args.host {
+                config.server.host = host;
+            }
+            if let Some(port) = args.port {
+                config.server.port = port;
+            }
+            init_tracing(&config.logging);
+            actix_web::rt::System::new().block_on(serve(config, args.demo))
+        }
+        Command::Demo(args) => {
+            let config = load_config(&args.common)?;
+            init_tracing(&config.logging);
+            actix_web::rt::System::new().block_on(async {
+                let store = open_store(&config)?;
+                write_demo(&store, &args.spec()).await
+            })
+        }
+        Command::Info(args) => {
+            let config = load_config(&args)?;
+            init_tracing(&config.logging);
+            actix_web::rt::System::new().block_on(info(config))
+        }
+    }
+}
+
+fn load_config(args: &CommonArgs) -> Result<Config> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = &args.data_dir {
+        config.storage.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn init_tracing(logging: &LoggingConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&logging.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn open_store(config: &Config) -> Result<FeatureStore> {
+    FeatureStore::open(config.storage.clone(), config.api.max_batch_rows).with_context(|| {
+        format!(
+            "cannot open the data root {}",
+            config.storage.data_dir.display()
+        )
+    })
+}
+
+async fn serve(config: Config, demo: bool) -> Result<()> {
+    let store = open_store(&config)?;
+    if demo && store.is_empty().await? {
+        tracing::info!("the data root has no tables: creating the demo tables");
+        let args = DemoArgs {
+            common: CommonArgs {
+                config: None,
+                data_dir: None,
+            },
+            users: 100_000,
+            movies: 10_000,
+            interactions: 1_000_000,
+            seed: 42,
+            as_of: None,
+        };
+        write_demo(&store, &args.spec()).await?;
+    }
+    let address = format!("{}:{}", config.server.host, config.server.port);
+    let listener = TcpListener::bind(&address).with_context(|| format!("cannot bind {address}"))?;
+    let local = listener.local_addr()?;
+    if !config.server.is_loopback() {
+        tracing::warn!(%local, "listening on a non-loopback address without authentication");
+    }
+    tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "featurestore listening; Swagger UI at http://{local}/docs/");
+    let state = AppState {
+        store,
+        config: config.api.clone(),
+    };
+    crate::server::run(listener, state, &config.server, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn progress_bar(len: u64, message: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} ({elapsed})")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(message.to_owned());
+    bar
+}
+
+async fn write_demo(store: &FeatureStore, spec: &DemoSpec) -> Result<()> {
+    let started = Instant::now();
+    println!(
+        "writing demo data: {} users, {} movies, {} interactions (seed {}, as of {})",
+        spec.users,
+        spec.movies,
+        spec.interactions,
+        spec.seed,
+        spec.as_of.to_rfc3339()
+    );
+    let bar = progress_bar(spec.interactions as u64, "generating interactions");
+    let interactions = demo::user_movie_interactions(spec, &mut |n| bar.set_position(n))?;
+    bar.finish();
+    let tables = vec![
+        demo::movie_metadata(spec)?,
+        demo::user_profile(spec)?,
+        interactions,
+    ];
+    let bar = progress_bar(tables.len() as u64, "writing tables");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    for table in tables {
+        let DemoTable {
+            group,
+            name,
+            entity_key,
+            timestamp_field,
+            batch,
+        } = table;
+        let rows = batch.num_rows();
+        let group: GroupName = group.parse()?;
+        let name: TableName = name.parse()?;
+        let declaration = Declaration {
+            entity_key: Some(entity_key),
+            timestamp_field: Some(timestamp_field.to_owned()),
+        };
+        let outcome = store.save_batch(group, name, batch, declaration).await?;
+        bar.println(format!(
+            "  {} ({rows} rows, version {})",
+            outcome.relative_path, outcome.version
+        ));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "demo data written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn info(config: Config) -> Result<()> {
+    let store = open_store(&config)?;
+    let tables = store.list().await?;
+    println!("data root: {}", config.storage.data_dir.display());
+    println!(
+        "{:<12} {:<32} {:>10} {:>10} {:>8}",
+        "group", "table", "rows", "size_mb", "version"
+    );
+    let mut total = 0u64;
+    for t in &tables {
+        total += t.file_size_bytes;
+        println!(
+            "{:<12} {:<32} {:>10} {:>10.3} {:>8}",
+            t.group,
+            t.name,
+            t.rows,
+            t.file_size_bytes as f64 / 1048576.0,
+            t.version
+        );
+    }
+    println!(
+        "{} table(s), {:.3} MB",
+        tables.len(),
+        total as f64 / 1048576.0
+    );
+    Ok(())
+}

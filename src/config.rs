@@ -1,0 +1,198 @@
+//! Configuration: each layer owns its section's struct; this module only composes, loads and
+//! validates them.
+//!
+//! Layers, later winning: the defaults compiled in from `config/featurestore.toml` → the file
+//! given with `--config` → environment variables `FEATURESTORE__SECTION__KEY` → command-line
+//! flags (applied by the CLI). Unknown sections and keys are errors, so a typo is reported
+//! instead of silently ignored.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::api::ApiConfig;
+use crate::server::ServerConfig;
+use crate::storage::StorageConfig;
+
+/// The shipped defaults, compiled in.
+pub const DEFAULTS_TOML: &str = include_str!("../config/featurestore.toml");
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "FEATURESTORE__";
+
+/// `[logging]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// A tracing filter directive.
+    pub level: String,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[api]`.
+    pub api: ApiConfig,
+    /// `[logging]`.
+    pub logging: LoggingConfig,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A layer is not valid TOML.
+    #[error("config {origin} is not valid TOML: {source}")]
+    Syntax {
+        /// Which layer.
+        origin: String,
+        /// Why.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// An environment variable does not name a `SECTION__KEY`.
+    #[error("environment variable {0} must look like FEATURESTORE__SECTION__KEY")]
+    BadEnvName(String),
+    /// The merged layers do not form a valid configuration (unknown key, wrong type).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// The compiled-in defaults.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::load(None, std::iter::empty())
+    }
+
+    /// Defaults, then `file`, then `env` (pairs of name and value; names without the prefix
+    /// are ignored).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut merged = parse(DEFAULTS_TOML, "defaults")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            merge(&mut merged, parse(&text, &path.display().to_string())?);
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                return Err(ConfigError::BadEnvName(name));
+            };
+            let mut layer = toml::Table::new();
+            let mut inner = toml::Table::new();
+            inner.insert(key.to_ascii_lowercase(), env_value(&value));
+            layer.insert(section.to_ascii_lowercase(), toml::Value::Table(inner));
+            merge(&mut merged, layer);
+        }
+        let config: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Range checks of every section; the message names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate().map_err(ConfigError::Invalid)?;
+        self.storage.validate().map_err(ConfigError::Invalid)?;
+        self.api.validate().map_err(ConfigError::Invalid)
+    }
+}
+
+fn parse(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>()
+        .map_err(|source| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            source,
+        })
+}
+
+/// An environment value as TOML when it parses as a scalar (`8001`, `true`, `0.5`), else as a
+/// plain string (`/data/fs`, `info`).
+fn env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn merge(base: &mut toml::Table, layer: toml::Table) {
+    for (key, value) in layer {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(l)) => merge(b, l),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_load_and_validate() -> Result<(), ConfigError> {
+        let config = Config::defaults()?;
+        assert_eq!(config.server.host, "127.0.0.1");
+        assert_eq!(config.server.port, 8001);
+        assert_eq!(config.api.max_page_limit, 10_000);
+        assert_eq!(config.api.max_body_mb, 64);
+        Ok(())
+    }
+
+    #[test]
+    fn environment_overrides_the_defaults() -> Result<(), ConfigError> {
+        let env = [
+            ("FEATURESTORE__SERVER__PORT".to_owned(), "9000".to_owned()),
+            (
+                "FEATURESTORE__STORAGE__DATA_DIR".to_owned(),
+                "/tmp/x".to_owned(),
+            ),
+            ("PATH".to_owned(), "/usr/bin".to_owned()),
+        ];
+        let config = Config::load(None, env)?;
+        assert_eq!(config.server.port, 9000);
+        assert_eq!(config.storage.data_dir, Path::new("/tmp/x"));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let unknown = Config::load(
+            None,
+            [("FEATURESTORE__SERVER__PROT".to_owned(), "1".to_owned())],
+        );
+        assert!(matches!(unknown, Err(ConfigError::Invalid(m)) if m.contains("prot")));
+        let bad = Config::load(
+            None,
+            [(
+                "FEATURESTORE__API__MAX_PAGE_LIMIT".to_owned(),
+                "0".to_owned(),
+            )],
+        );
+        assert!(matches!(bad, Err(ConfigError::Invalid(m)) if m.contains("api.max_page_limit")));
+    }
+}

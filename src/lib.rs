@@ -1,0 +1,26 @@
+//! featurestore: a lightweight, file-system feature store with a REST API.
+//!
+//! One binary serves feature tables stored as Parquet files
+//! (`feature_store/features/<group>/<name>.parquet`) over a documented REST API.
+//!
+//! # Layout
+//! Dependencies point one way: `cli → server → api → store → storage → model`.
+//! - [`model`]: validated names and other pure types; no I/O.
+//! - [`storage`]: the Parquet tree: atomic writes with type narrowing, projected and paged
+//!   reads, the catalog of open tables. The only module that touches table files.
+//! - [`store`]: the facade the API and CLI call; runs blocking work off the event loop.
+//! - [`api`]: actix-web handlers, problem+json errors and the OpenAPI document.
+//! - [`server`]: binds the API, Swagger UI and `/openapi.json` to a listener.
+//! - [`config`]: the layered configuration; each layer owns its own section's struct.
+//! - [`demo`]: the deterministic movie-recommendation demo data.
+//! - [`cli`]: the `featurestore` command.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod model;
+pub mod server;
+pub mod storage;
+pub mod store;

@@ -1,0 +1,5 @@
+//! The `featurestore` binary: everything is in the library's `cli` module.
+
+fn main() -> anyhow::Result<()> {
+    featurestore::cli::main()
+}

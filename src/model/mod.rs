@@ -1,0 +1,11 @@
+//! Pure domain types with no I/O: validated names and group inference.
+//!
+//! Everything that later becomes part of a filesystem path is a validated newtype here, so the
+//! storage layer can build paths from them without re-checking (and without any chance of a
+//! `../` reaching `std::fs`).
+
+mod group;
+mod names;
+
+pub use group::infer_group;
+pub use names::{GroupName, MAX_NAME_LEN, NameError, TableName};

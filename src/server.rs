@@ -1,0 +1,99 @@
+//! The HTTP server: the API, Swagger UI and the OpenAPI document on one listener.
+//!
+//! [`run`] takes its listener and a shutdown future from the caller, so tests bind port 0 and
+//! stop the server when they are done, and `main` wires the shutdown to SIGTERM/SIGINT.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, web};
+use serde::Deserialize;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::{self, AppState, openapi::ApiDoc};
+
+/// `[server]` configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind.
+    pub port: u16,
+    /// Worker threads; 0 for one per core.
+    pub workers: usize,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ServerConfig {
+    /// Checks ranges once at start-up; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("server.host must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the configured host is a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.host.as_str(), "localhost" | "::1") || self.host.starts_with("127.")
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight requests finish (bounded by `shutdown_timeout_secs`).
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> std::io::Result<()> {
+    let data = web::Data::new(state);
+    let openapi = ApiDoc::openapi();
+    let workers = if config.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        config.workers
+    };
+    let server = HttpServer::new(move || {
+        let data = data.clone();
+        App::new()
+            .wrap(from_fn(trace_request))
+            .configure(|cfg| api::configure(cfg, data))
+            .service(web::redirect("/docs", "/docs/"))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .default_service(web::to(api::route_not_found))
+    })
+    .listen(listener)?
+    .workers(workers)
+    .shutdown_timeout(config.shutdown_timeout_secs)
+    .disable_signals()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// Logs each request at debug level with its status and latency.
+async fn trace_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?;
+    let elapsed: Duration = started.elapsed();
+    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    Ok(response)
+}

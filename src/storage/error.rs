@@ -1,0 +1,105 @@
+//! The storage layer's error: what kind of failure, never an HTTP status.
+
+use std::path::PathBuf;
+
+/// Every failure of the Parquet tree.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No table of that name exists (in that group, when a group was given).
+    #[error("table {name:?} not found{}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
+    TableNotFound {
+        /// The table asked for.
+        name: String,
+        /// Where it is instead, when it exists under another group.
+        hint: Option<String>,
+    },
+    /// A write names a table that already exists under another group (names are unique
+    /// across groups).
+    #[error(
+        "table {name:?} already exists in group {existing_group:?}; table names are unique across groups"
+    )]
+    NameInOtherGroup {
+        /// The table written.
+        name: String,
+        /// The group that already holds it.
+        existing_group: String,
+    },
+    /// The records could not become a table: wrong types, missing declared columns, etc.
+    #[error("{message}")]
+    InvalidRecords {
+        /// The column at fault, when one is.
+        column: Option<String>,
+        /// The row at fault (0-based), when one is.
+        row: Option<usize>,
+        /// A sentence for the user.
+        message: String,
+    },
+    /// A column asked for does not exist in the table.
+    #[error("unknown column(s) {unknown:?}; the table has {available:?}")]
+    UnknownColumns {
+        /// The names that do not exist.
+        unknown: Vec<String>,
+        /// The table's columns, to help the caller.
+        available: Vec<String>,
+    },
+    /// A filesystem operation failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Parquet file could not be written, or is unreadable (corrupt, truncated).
+    #[error("Parquet error on {path}: {source}")]
+    Parquet {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow computation (cast, filter, concat) failed.
+    #[error("Arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The metadata stored beside or inside a table could not be encoded or decoded.
+    #[error("table metadata error on {path}: {source}")]
+    Metadata {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StorageError {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps a Parquet error with the file it happened on.
+    pub(crate) fn parquet(path: impl Into<PathBuf>, source: parquet::errors::ParquetError) -> Self {
+        Self::Parquet {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A records error about one column (and optionally one row).
+    pub(crate) fn invalid(column: &str, row: Option<usize>, message: String) -> Self {
+        Self::InvalidRecords {
+            column: Some(column.to_owned()),
+            row,
+            message,
+        }
+    }
+}
+
+/// Shorthand for results of this layer.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,130 @@
+//! The only code that knows where things live under the data root.
+//!
+//! ```text
+//! <root>/features/<group>/<name>.parquet   one table
+//! <root>/metadata/<group>/<name>.json      its sidecar (a readable copy of the footer metadata,
+//!                                          and the version counter that survives a delete)
+//! <root>/cache/                            the disk cache
+//! <root>/registry/                         registry definitions
+//! ```
+//! Temporary files are written beside their target as `.<file>.tmp-<pid>-<n>`: a leading dot
+//! and a `.tmp-` infix, so listings skip them and start-up can sweep leftovers of a crash.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::model::{GroupName, TableName};
+
+/// The groups created on a fresh tree.
+pub const DEFAULT_GROUPS: [&str; 4] = ["content", "user", "interaction", "misc"];
+
+const TABLE_EXT: &str = "parquet";
+const TEMP_MARKER: &str = ".tmp-";
+
+/// Paths of the data root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// A layout rooted at `root` (nothing is created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The data root itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/features`.
+    pub fn features_dir(&self) -> PathBuf {
+        self.root.join("features")
+    }
+
+    /// `<root>/features/<group>`.
+    pub fn group_dir(&self, group: &GroupName) -> PathBuf {
+        self.features_dir().join(group.as_str())
+    }
+
+    /// `<root>/features/<group>/<name>.parquet`.
+    pub fn table_path(&self, group: &GroupName, name: &TableName) -> PathBuf {
+        self.group_dir(group).join(format!("{name}.{TABLE_EXT}"))
+    }
+
+    /// The table path relative to the data root, as shown to API users.
+    pub fn relative_table_path(&self, group: &GroupName, name: &TableName) -> String {
+        format!("features/{group}/{name}.{TABLE_EXT}")
+    }
+
+    /// `<root>/metadata/<group>/<name>.json`.
+    pub fn sidecar_path(&self, group: &GroupName, name: &TableName) -> PathBuf {
+        self.root
+            .join("metadata")
+            .join(group.as_str())
+            .join(format!("{name}.json"))
+    }
+
+    /// The folders a fresh tree gets (features with its default groups, metadata, registry,
+    /// cache).
+    pub fn skeleton_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = DEFAULT_GROUPS
+            .iter()
+            .map(|g| self.features_dir().join(g))
+            .collect();
+        dirs.extend(
+            ["metadata", "registry", "cache"]
+                .iter()
+                .map(|d| self.root.join(d)),
+        );
+        dirs
+    }
+
+    /// A fresh temporary path beside `target`, unique within this process.
+    pub fn temp_path_for(target: &Path) -> PathBuf {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let file = target
+            .file_name()
+            .and_then(OsStr::to_str)
+            .unwrap_or("table");
+        target.with_file_name(format!(".{file}{TEMP_MARKER}{}-{n}", std::process::id()))
+    }
+
+    /// Whether a file name is one of our temporary files.
+    pub fn is_temp_file(file_name: &str) -> bool {
+        file_name.starts_with('.') && file_name.contains(TEMP_MARKER)
+    }
+
+    /// Parses `<group>/<name>.parquet` parts back into validated names; `None` for anything
+    /// that is not a table file (temp files, other extensions, invalid names).
+    pub fn table_from_parts(group: &OsStr, file: &OsStr) -> Option<(GroupName, TableName)> {
+        let file = file.to_str()?;
+        if Self::is_temp_file(file) {
+            return None;
+        }
+        let stem = file.strip_suffix(TABLE_EXT)?.strip_suffix('.')?;
+        let group = group.to_str()?.parse().ok()?;
+        let name = stem.parse().ok()?;
+        Some((group, name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_are_recognised_and_never_parsed_as_tables() {
+        let target = Path::new("/x/features/user/user_profile.parquet");
+        let temp = Layout::temp_path_for(target);
+        let file = temp.file_name().and_then(OsStr::to_str).unwrap_or_default();
+        assert!(Layout::is_temp_file(file));
+        assert_eq!(temp.parent(), target.parent());
+        assert!(Layout::table_from_parts(OsStr::new("user"), OsStr::new(file)).is_none());
+        assert!(Layout::table_from_parts(OsStr::new("user"), OsStr::new("a.csv")).is_none());
+        assert!(Layout::table_from_parts(OsStr::new("user"), OsStr::new("a.parquet")).is_some());
+    }
+}

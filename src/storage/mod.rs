@@ -1,0 +1,675 @@
+//! The Parquet tree: `features/<group>/<name>.parquet`, one table per feature view.
+//!
+//! [`Storage`] is the facade the rest of the crate uses; nothing outside this module touches
+//! `std::fs` for table data, so another backend (an object store) can later sit behind it.
+//! It keeps a catalog of open table snapshots ([`TableHandle`]) keyed by table name, since
+//! names are unique across groups. Every operation here blocks: callers on an async runtime go
+//! through `store`, which runs them on the blocking pool.
+//!
+//! Hazards: writes to one table are serialised by a per-name lock; readers never take it, they
+//! clone an `Arc<TableHandle>` and read that snapshot to the end.
+
+mod convert;
+mod downcast;
+mod error;
+mod layout;
+mod meta;
+mod reader;
+mod records;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+
+pub use convert::{parse_timestamp_micros, records_to_batch};
+pub use downcast::{DowncastPolicy, FloatDowncast, downcast};
+pub use error::{Result, StorageError};
+pub use layout::{DEFAULT_GROUPS, Layout};
+pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, timestamp_type};
+pub use reader::TableFile;
+pub use records::{JsonScalar, RecordColumns};
+
+use crate::model::{GroupName, TableName, infer_group};
+use meta::Sidecar;
+use writer::{WriteSettings, sync_dir, write_json, write_table};
+
+/// The column inferred as entity key when none is declared.
+pub const DEFAULT_ENTITY_KEY: &str = "entity_id";
+/// The column inferred as timestamp field when none is declared.
+pub const DEFAULT_TIMESTAMP_FIELD: &str = "event_timestamp";
+
+/// `[storage]` configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The data root (holds `features/`, `metadata/`, `registry/`, `cache/`).
+    pub data_dir: PathBuf,
+    /// `lossless`, `always` or `never`.
+    pub float_downcast: FloatDowncast,
+    /// Strings are stored as dictionaries when distinct / total is below this.
+    pub dictionary_ratio: f64,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Rows per Parquet data page.
+    pub page_rows: usize,
+}
+
+impl StorageConfig {
+    /// Checks ranges once at start-up; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(self.dictionary_ratio >= 0.0 && self.dictionary_ratio <= 1.0) {
+            return Err("storage.dictionary_ratio must be between 0 and 1".into());
+        }
+        if self.row_group_rows == 0 {
+            return Err("storage.row_group_rows must be at least 1".into());
+        }
+        if self.page_rows == 0 {
+            return Err("storage.page_rows must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn policy(&self) -> DowncastPolicy {
+        DowncastPolicy {
+            float: self.float_downcast,
+            dictionary_ratio: self.dictionary_ratio,
+        }
+    }
+
+    fn write_settings(&self) -> WriteSettings {
+        WriteSettings {
+            row_group_rows: self.row_group_rows,
+            page_rows: self.page_rows,
+        }
+    }
+}
+
+/// Entity key and timestamp field a writer declares for a table (both optional).
+#[derive(Debug, Clone, Default)]
+pub struct Declaration {
+    /// Entity key columns.
+    pub entity_key: Option<Vec<String>>,
+    /// Event timestamp column.
+    pub timestamp_field: Option<String>,
+}
+
+/// One open version of a table, with what featurestore knows about it.
+#[derive(Debug)]
+pub struct TableHandle {
+    /// Its group.
+    pub group: GroupName,
+    /// Its name.
+    pub name: TableName,
+    /// The open file snapshot.
+    pub file: TableFile,
+    /// Generation number (bumped on every write).
+    pub version: u64,
+    /// Entity key columns (empty when none).
+    pub entity_key: Vec<String>,
+    /// Event timestamp column, if any.
+    pub timestamp_field: Option<String>,
+}
+
+/// What a save did.
+#[derive(Debug, Clone)]
+pub struct SaveOutcome {
+    /// True when the table did not exist before.
+    pub created: bool,
+    /// The new version.
+    pub version: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// The file, relative to the data root.
+    pub relative_path: String,
+}
+
+/// Storage facts of one column.
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    /// Column name.
+    pub name: String,
+    /// Type values are served as.
+    pub logical_type: String,
+    /// Type in the file.
+    pub stored_type: String,
+}
+
+/// Storage facts of one table, from its footer and sidecar.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// Group.
+    pub group: String,
+    /// Name.
+    pub name: String,
+    /// File relative to the data root.
+    pub relative_path: String,
+    /// File size in bytes.
+    pub file_size_bytes: u64,
+    /// Rows.
+    pub row_count: u64,
+    /// Row groups.
+    pub row_group_count: usize,
+    /// Per-column types.
+    pub columns: Vec<ColumnInfo>,
+    /// In-memory Arrow size of the logical data.
+    pub arrow_bytes: u64,
+    /// Modification time, RFC 3339.
+    pub modified: String,
+    /// Version.
+    pub version: u64,
+    /// Entity key columns.
+    pub entity_key: Vec<String>,
+    /// Timestamp field.
+    pub timestamp_field: Option<String>,
+}
+
+/// The Parquet tree and its catalog of open tables.
+#[derive(Debug)]
+pub struct Storage {
+    layout: Layout,
+    config: StorageConfig,
+    tables: RwLock<HashMap<TableName, Arc<TableHandle>>>,
+    write_locks: Mutex<HashMap<TableName, Arc<Mutex<()>>>>,
+}
+
+impl Storage {
+    /// Opens (creating the skeleton of) the tree at `config.data_dir`, sweeps temporary files
+    /// left by a crash, and loads every readable table. Unreadable tables are logged and
+    /// skipped so one bad file cannot keep the server down.
+    pub fn open(config: StorageConfig) -> Result<Self> {
+        let layout = Layout::new(&config.data_dir);
+        for dir in layout.skeleton_dirs() {
+            fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        }
+        let storage = Self {
+            layout,
+            config,
+            tables: RwLock::new(HashMap::new()),
+            write_locks: Mutex::new(HashMap::new()),
+        };
+        storage.sweep_temp_files();
+        storage.rescan();
+        Ok(storage)
+    }
+
+    /// The tree's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Every table, sorted by group then name. Rescans the tree first so tables added,
+    /// replaced or removed by other tools are listed as they are.
+    pub fn list(&self) -> Vec<Arc<TableHandle>> {
+        self.rescan();
+        let mut all: Vec<_> = read_lock(&self.tables).values().cloned().collect();
+        all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
+        all
+    }
+
+    /// Number of tables in the catalog.
+    pub fn table_count(&self) -> usize {
+        read_lock(&self.tables).len()
+    }
+
+    /// The table named `name`, wherever it is.
+    pub fn get(&self, name: &TableName) -> Result<Arc<TableHandle>> {
+        if let Some(handle) = read_lock(&self.tables).get(name) {
+            return Ok(Arc::clone(handle));
+        }
+        self.discover(name)?
+            .ok_or_else(|| StorageError::TableNotFound {
+                name: name.to_string(),
+                hint: None,
+            })
+    }
+
+    /// The table `name`, which must be in `group`; a table of that name elsewhere is not found,
+    /// with a hint saying where it is.
+    pub fn get_in_group(&self, group: &GroupName, name: &TableName) -> Result<Arc<TableHandle>> {
+        let handle = self.get(name)?;
+        if &handle.group == group {
+            Ok(handle)
+        } else {
+            Err(StorageError::TableNotFound {
+                name: name.to_string(),
+                hint: Some(format!("it is in group {:?}", handle.group.as_str())),
+            })
+        }
+    }
+
+    /// Replaces (or creates) `group/name` from JSON records.
+    pub fn save_records(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        records: &RecordColumns,
+        declaration: Declaration,
+    ) -> Result<SaveOutcome> {
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self.existing_for_write(group, name)?;
+        let timestamp_field = declaration.timestamp_field.clone().or_else(|| {
+            let previous = existing.as_ref().and_then(|h| h.timestamp_field.clone());
+            previous
+                .filter(|f| records.names().contains(f))
+                .or_else(|| default_if_present(records.names(), DEFAULT_TIMESTAMP_FIELD))
+        });
+        if let Some(field) = &timestamp_field
+            && !records.names().contains(field)
+        {
+            return Err(missing_declared("timestamp_field", field));
+        }
+        let batch = records_to_batch(records, timestamp_field.as_deref())?;
+        let declaration = Declaration {
+            timestamp_field,
+            ..declaration
+        };
+        self.save_locked(group, name, &batch, declaration, existing)
+    }
+
+    /// Replaces (or creates) `group/name` from a batch with logical types (Int64, Float64,
+    /// Float32, Utf8, Boolean, Timestamp(µs, UTC), Null).
+    pub fn save_batch(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+    ) -> Result<SaveOutcome> {
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self.existing_for_write(group, name)?;
+        self.save_locked(group, name, batch, declaration, existing)
+    }
+
+    /// Deletes `group/name`; returns the version it had. The sidecar keeps the version
+    /// counter so a re-created table continues after it.
+    pub fn delete(&self, group: &GroupName, name: &TableName) -> Result<u64> {
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = self.get_in_group(group, name)?;
+        let path = self.layout.table_path(group, name);
+        fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+        sync_dir(&self.layout.group_dir(group))?;
+        let tombstone = Sidecar {
+            version: handle.version,
+            deleted: true,
+            row_count: 0,
+            file_size_bytes: 0,
+            table: None,
+        };
+        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &tombstone) {
+            tracing::warn!(table = %name, error = %e, "could not record the deleted table's version");
+        }
+        write_lock(&self.tables).remove(name);
+        Ok(handle.version)
+    }
+
+    /// Storage facts of a table.
+    pub fn info(&self, handle: &TableHandle) -> TableInfo {
+        let file = &handle.file;
+        let stored = file.stored_schema();
+        let columns = file
+            .schema()
+            .fields()
+            .iter()
+            .zip(stored.fields())
+            .map(|(served, stored)| ColumnInfo {
+                name: served.name().clone(),
+                logical_type: dtype_name(served.data_type()),
+                stored_type: dtype_name(stored.data_type()),
+            })
+            .collect();
+        let arrow_bytes = file
+            .meta()
+            .map(|m| m.arrow_bytes)
+            .unwrap_or_else(|| file.uncompressed_size());
+        TableInfo {
+            group: handle.group.to_string(),
+            name: handle.name.to_string(),
+            relative_path: self.layout.relative_table_path(&handle.group, &handle.name),
+            file_size_bytes: file.file_size(),
+            row_count: file.row_count(),
+            row_group_count: file.row_group_count(),
+            columns,
+            arrow_bytes,
+            modified: rfc3339(file.modified()),
+            version: handle.version,
+            entity_key: handle.entity_key.clone(),
+            timestamp_field: handle.timestamp_field.clone(),
+        }
+    }
+
+    /// Whether a file can be created in the data root right now.
+    pub fn is_writable(&self) -> bool {
+        let probe = Layout::temp_path_for(&self.layout.root().join("write-probe"));
+        let ok = fs::File::create(&probe).is_ok();
+        let _ = fs::remove_file(&probe);
+        ok
+    }
+
+    fn write_lock(&self, name: &TableName) -> Arc<Mutex<()>> {
+        let mut locks = self.write_locks.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(locks.entry(name.clone()).or_default())
+    }
+
+    /// The current handle of a table about to be written, checking the group.
+    fn existing_for_write(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+    ) -> Result<Option<Arc<TableHandle>>> {
+        match self.get(name) {
+            Ok(h) if &h.group != group => Err(StorageError::NameInOtherGroup {
+                name: name.to_string(),
+                existing_group: h.group.to_string(),
+            }),
+            Ok(h) => Ok(Some(h)),
+            Err(StorageError::TableNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn save_locked(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+        existing: Option<Arc<TableHandle>>,
+    ) -> Result<SaveOutcome> {
+        let columns: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let entity_key = resolve_entity_key(&columns, declaration.entity_key, existing.as_deref())?;
+        for key in &entity_key {
+            check_entity_key_type(batch, key)?;
+        }
+        if let Some(field) = &declaration.timestamp_field {
+            let column = batch
+                .column_by_name(field)
+                .ok_or_else(|| missing_declared("timestamp_field", field))?;
+            if column.data_type() != &timestamp_type() && column.data_type() != &DataType::Null {
+                return Err(StorageError::invalid(
+                    field,
+                    None,
+                    format!("timestamp_field {field:?} must hold RFC 3339 timestamps"),
+                ));
+            }
+        }
+        let sidecar_path = self.layout.sidecar_path(group, name);
+        let previous_version = existing
+            .as_ref()
+            .map_or(0, |h| h.version)
+            .max(read_sidecar_version(&sidecar_path));
+        let version = previous_version + 1;
+        let (stored, logical_columns) = downcast(batch, self.config.policy())?;
+        let meta = TableMeta {
+            version,
+            entity_key: entity_key.clone(),
+            timestamp_field: declaration.timestamp_field.clone(),
+            columns: logical_columns,
+            arrow_bytes: batch.get_array_memory_size() as u64,
+            written_at: rfc3339(SystemTime::now()),
+        };
+        let path = self.layout.table_path(group, name);
+        write_table(&path, &stored, &meta, self.config.write_settings())?;
+        let file = TableFile::open(&path)?;
+        let sidecar = Sidecar {
+            version,
+            deleted: false,
+            row_count: file.row_count(),
+            file_size_bytes: file.file_size(),
+            table: Some(meta),
+        };
+        if let Err(e) = write_json(&sidecar_path, &sidecar) {
+            // The footer is the authority; a stale sidecar only costs a readable copy.
+            tracing::warn!(table = %name, error = %e, "could not write the table's sidecar");
+        }
+        let rows = file.row_count();
+        let handle = TableHandle {
+            group: group.clone(),
+            name: name.clone(),
+            file,
+            version,
+            entity_key,
+            timestamp_field: declaration.timestamp_field,
+        };
+        write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+        Ok(SaveOutcome {
+            created: existing.is_none(),
+            version,
+            rows,
+            relative_path: self.layout.relative_table_path(group, name),
+        })
+    }
+
+    /// Looks for a table not in the catalog on disk: the inferred group first, then every
+    /// group folder.
+    fn discover(&self, name: &TableName) -> Result<Option<Arc<TableHandle>>> {
+        let mut groups: Vec<GroupName> = Vec::new();
+        if let Ok(g) = infer_group(name.as_str()).parse() {
+            groups.push(g);
+        }
+        groups.extend(
+            self.group_dirs()
+                .into_iter()
+                .filter(|g| g.as_str() != infer_group(name.as_str())),
+        );
+        for group in groups {
+            let path = self.layout.table_path(&group, name);
+            if path.is_file() {
+                let handle = Arc::new(self.load(&group, name, &path)?);
+                write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
+                return Ok(Some(handle));
+            }
+        }
+        Ok(None)
+    }
+
+    fn load(&self, group: &GroupName, name: &TableName, path: &Path) -> Result<TableHandle> {
+        let file = TableFile::open(path)?;
+        let columns: Vec<String> = file
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let (version, entity_key, timestamp_field) = match file.meta() {
+            Some(m) => (m.version, m.entity_key.clone(), m.timestamp_field.clone()),
+            None => (
+                read_sidecar_version(&self.layout.sidecar_path(group, name)),
+                default_if_present(&columns, DEFAULT_ENTITY_KEY)
+                    .into_iter()
+                    .collect(),
+                default_if_present(&columns, DEFAULT_TIMESTAMP_FIELD),
+            ),
+        };
+        Ok(TableHandle {
+            group: group.clone(),
+            name: name.clone(),
+            file,
+            version,
+            entity_key,
+            timestamp_field,
+        })
+    }
+
+    fn group_dirs(&self) -> Vec<GroupName> {
+        let mut groups: Vec<GroupName> = fs::read_dir(self.layout.features_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .collect();
+        groups.sort();
+        groups
+    }
+
+    /// Brings the catalog in line with the tree: loads new or changed files, drops removed
+    /// ones. Files that fail to open (half-copied, corrupt) are skipped with a log line, and
+    /// the previous snapshot, if any, keeps serving.
+    pub fn rescan(&self) {
+        let mut seen: HashMap<TableName, GroupName> = HashMap::new();
+        for group in self.group_dirs() {
+            let entries = fs::read_dir(self.layout.group_dir(&group))
+                .into_iter()
+                .flatten()
+                .flatten();
+            for entry in entries {
+                let Some((g, name)) =
+                    Layout::table_from_parts(group.as_str().as_ref(), &entry.file_name())
+                else {
+                    continue;
+                };
+                if let Some(first) = seen.get(&name) {
+                    tracing::warn!(table = %name, kept = %first, ignored = %g, "table name found in two groups; serving the first");
+                    continue;
+                }
+                seen.insert(name.clone(), g.clone());
+                self.refresh_table(&g, &name);
+            }
+        }
+        write_lock(&self.tables).retain(|name, _| seen.contains_key(name));
+    }
+
+    /// Reloads one table if its file changed on disk since it was opened.
+    fn refresh_table(&self, group: &GroupName, name: &TableName) {
+        let path = self.layout.table_path(group, name);
+        let Ok(stat) = fs::metadata(&path) else {
+            return;
+        };
+        let current = read_lock(&self.tables).get(name).cloned();
+        if let Some(h) = &current
+            && h.group == *group
+            && h.file.file_size() == stat.len()
+            && stat.modified().ok() == Some(h.file.modified())
+        {
+            return;
+        }
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.load(group, name, &path) {
+            Ok(handle) => {
+                write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping unreadable table file")
+            }
+        }
+    }
+
+    fn sweep_temp_files(&self) {
+        let mut dirs = vec![self.layout.root().to_path_buf()];
+        for top in ["features", "metadata"] {
+            let top = self.layout.root().join(top);
+            dirs.extend(
+                fs::read_dir(&top)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir()),
+            );
+        }
+        for dir in dirs {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let file_name = entry.file_name();
+                if file_name.to_str().is_some_and(Layout::is_temp_file) {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => {
+                            tracing::info!(path = %entry.path().display(), "removed a temporary file left by an interrupted write")
+                        }
+                        Err(e) => {
+                            tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a temporary file")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // A poisoned catalog still holds consistent `Arc`s: every mutation is a single insert or
+    // remove, so a panic elsewhere cannot leave it half-updated.
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn default_if_present(columns: &[String], default: &str) -> Option<String> {
+    columns
+        .iter()
+        .any(|c| c == default)
+        .then(|| default.to_owned())
+}
+
+fn missing_declared(what: &str, column: &str) -> StorageError {
+    StorageError::invalid(
+        column,
+        None,
+        format!("{what} names column {column:?}, which the records do not have"),
+    )
+}
+
+fn resolve_entity_key(
+    columns: &[String],
+    declared: Option<Vec<String>>,
+    existing: Option<&TableHandle>,
+) -> Result<Vec<String>> {
+    if let Some(declared) = declared {
+        for key in &declared {
+            if !columns.contains(key) {
+                return Err(missing_declared("entity_key", key));
+            }
+        }
+        return Ok(declared);
+    }
+    if let Some(previous) = existing.map(|h| &h.entity_key)
+        && !previous.is_empty()
+        && previous.iter().all(|k| columns.contains(k))
+    {
+        return Ok(previous.clone());
+    }
+    Ok(default_if_present(columns, DEFAULT_ENTITY_KEY)
+        .into_iter()
+        .collect())
+}
+
+fn check_entity_key_type(batch: &RecordBatch, key: &str) -> Result<()> {
+    match batch.column_by_name(key).map(|c| c.data_type()) {
+        Some(DataType::Int64 | DataType::Utf8) => Ok(()),
+        _ => Err(StorageError::invalid(
+            key,
+            None,
+            format!("entity key column {key:?} must hold integers or strings"),
+        )),
+    }
+}
+
+fn read_sidecar_version(path: &Path) -> u64 {
+    fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Sidecar>(&bytes).ok())
+        .map_or(0, |s| s.version)
+}
+
+/// Formats a time as RFC 3339 in UTC with second precision.
+pub fn rfc3339(time: SystemTime) -> String {
+    DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Secs, true)
+}

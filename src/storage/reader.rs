@@ -1,0 +1,341 @@
+//! Reading tables: an open file snapshot, column projection in the order asked, limit/offset
+//! pushed down to row groups and pages, and filters evaluated on one column before the others
+//! are decoded.
+//!
+//! A [`TableFile`] holds its file descriptor open and reads it with positional reads. That
+//! matters twice: parquet's own `File` reader clones the descriptor and seeks, and clones share
+//! one offset, so concurrent readers would race; and an open descriptor keeps reading the inode
+//! it was opened on, so a reader that started before an atomic replace finishes on the version
+//! it started with instead of mixing two.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arrow::array::{ArrayRef, BooleanArray, new_empty_array};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatchReader;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::reader::{ChunkReader, Length};
+
+use super::error::{Result, StorageError};
+use super::meta::{FOOTER_KEY, TableMeta};
+
+/// Largest batch the reader decodes at once.
+const READ_BATCH_ROWS: usize = 64 * 1024;
+
+/// A file read with `pread`, shareable across threads.
+#[derive(Debug, Clone)]
+struct PreadFile {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl Length for PreadFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// A `Read` over a [`PreadFile`] with its own offset.
+struct PreadCursor {
+    file: Arc<File>,
+    offset: u64,
+}
+
+impl Read for PreadCursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl ChunkReader for PreadFile {
+    type T = PreadCursor;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<PreadCursor> {
+        Ok(PreadCursor {
+            file: Arc::clone(&self.file),
+            offset: start,
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let mut buf = vec![0; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        Ok(buf.into())
+    }
+}
+
+/// One version of a table file, open for reading.
+#[derive(Debug, Clone)]
+pub struct TableFile {
+    path: PathBuf,
+    file: PreadFile,
+    reader_meta: ArrowReaderMetadata,
+    meta: Option<TableMeta>,
+    served_schema: SchemaRef,
+    modified: SystemTime,
+}
+
+impl TableFile {
+    /// Opens `path` and reads its footer and page index. Fails on anything that is not a
+    /// complete Parquet file, which is how half-copied files are kept out.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+        let stat = file.metadata().map_err(|e| StorageError::io(path, e))?;
+        let file = PreadFile {
+            file: Arc::new(file),
+            len: stat.len(),
+        };
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let reader_meta = ArrowReaderMetadata::load(&file, options)
+            .map_err(|e| StorageError::parquet(path, e))?;
+        let meta = reader_meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kvs| kvs.iter().find(|kv| kv.key == FOOTER_KEY))
+            .and_then(|kv| kv.value.as_deref())
+            .map(serde_json::from_str::<TableMeta>)
+            .transpose()
+            .map_err(|source| StorageError::Metadata {
+                path: path.to_owned(),
+                source,
+            })?;
+        let served_schema = match &meta {
+            Some(m) if m.columns.len() == reader_meta.schema().fields().len() => m.logical_schema(),
+            _ => Arc::clone(reader_meta.schema()),
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            reader_meta,
+            meta,
+            served_schema,
+            modified: stat.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        })
+    }
+
+    /// The file this snapshot was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Footer metadata written by featurestore; `None` for files written by other tools.
+    pub fn meta(&self) -> Option<&TableMeta> {
+        self.meta.as_ref()
+    }
+
+    /// The schema values are returned with (logical types).
+    pub fn schema(&self) -> &SchemaRef {
+        &self.served_schema
+    }
+
+    /// The schema as stored in the file (narrowed types, dictionaries).
+    pub fn stored_schema(&self) -> &SchemaRef {
+        self.reader_meta.schema()
+    }
+
+    /// Rows in the whole table, from the footer.
+    pub fn row_count(&self) -> u64 {
+        u64::try_from(self.reader_meta.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
+
+    /// File size in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.file.len
+    }
+
+    /// Last modification time of the file.
+    pub fn modified(&self) -> SystemTime {
+        self.modified
+    }
+
+    /// Row groups in the file.
+    pub fn row_group_count(&self) -> usize {
+        self.reader_meta.metadata().num_row_groups()
+    }
+
+    /// Indices of `names` in the table, in the order given; unknown names are an error that
+    /// lists them and the available columns.
+    pub fn column_indices(&self, names: &[String]) -> Result<Vec<usize>> {
+        let schema = self.schema();
+        let mut unknown = Vec::new();
+        let indices: Vec<usize> = names
+            .iter()
+            .filter_map(|n| {
+                let found = schema.index_of(n).ok();
+                if found.is_none() {
+                    unknown.push(n.clone());
+                }
+                found
+            })
+            .collect();
+        if unknown.is_empty() {
+            Ok(indices)
+        } else {
+            Err(StorageError::UnknownColumns {
+                unknown,
+                available: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            })
+        }
+    }
+
+    /// Every column index, in table order.
+    pub fn all_columns(&self) -> Vec<usize> {
+        (0..self.schema().fields().len()).collect()
+    }
+
+    /// Rows `[offset, offset + limit)` of the projected columns (in the order of
+    /// `projection`). Only the row groups overlapping the range are opened, and inside them
+    /// only the pages the range touches are decoded.
+    pub fn read_range(&self, projection: &[usize], offset: u64, limit: u64) -> Result<RecordBatch> {
+        let total = self.row_count();
+        let end = offset.saturating_add(limit).min(total);
+        if offset >= end {
+            return self.empty(projection);
+        }
+        let metadata = self.reader_meta.metadata();
+        let mut groups = Vec::new();
+        let mut selectors = Vec::new();
+        let mut group_start = 0u64;
+        for (i, group) in metadata.row_groups().iter().enumerate() {
+            let rows = u64::try_from(group.num_rows()).unwrap_or(0);
+            let group_end = group_start + rows;
+            if group_end > offset && group_start < end {
+                let take_from = offset.max(group_start) - group_start;
+                let take_to = end.min(group_end) - group_start;
+                groups.push(i);
+                selectors.push(RowSelector::skip(take_from as usize));
+                selectors.push(RowSelector::select((take_to - take_from) as usize));
+                selectors.push(RowSelector::skip((rows - take_to) as usize));
+            }
+            group_start = group_end;
+        }
+        self.read(
+            projection,
+            Some(groups),
+            Some(RowSelection::from(selectors)),
+            (end - offset) as usize,
+        )
+    }
+
+    /// All rows of the projected columns.
+    pub fn read_all(&self, projection: &[usize]) -> Result<RecordBatch> {
+        self.read(projection, None, None, READ_BATCH_ROWS)
+    }
+
+    /// The rows whose `filter_column` values satisfy `keep`, projected. Only the filter column
+    /// is decoded for every row; the others are decoded for the selected rows' pages.
+    pub fn read_where(
+        &self,
+        projection: &[usize],
+        filter_column: usize,
+        keep: impl Fn(&ArrayRef) -> Result<BooleanArray>,
+    ) -> Result<RecordBatch> {
+        let keys = self.read(&[filter_column], None, None, READ_BATCH_ROWS)?;
+        let mask = keep(keys.column(0))?;
+        if mask.true_count() == 0 {
+            return self.empty(projection);
+        }
+        let selection = RowSelection::from_filters(&[mask]);
+        self.read(projection, None, Some(selection), READ_BATCH_ROWS)
+    }
+
+    fn read(
+        &self,
+        projection: &[usize],
+        row_groups: Option<Vec<usize>>,
+        selection: Option<RowSelection>,
+        batch_rows: usize,
+    ) -> Result<RecordBatch> {
+        let parquet_err = |e| StorageError::parquet(&self.path, e);
+        // The reader returns columns in file order; remember where each asked column lands.
+        let mut sorted: Vec<usize> = projection.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mask = ProjectionMask::roots(
+            self.reader_meta.metadata().file_metadata().schema_descr(),
+            sorted.iter().copied(),
+        );
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.file.clone(),
+            self.reader_meta.clone(),
+        )
+        .with_projection(mask)
+        .with_batch_size(batch_rows.clamp(1, READ_BATCH_ROWS));
+        if let Some(groups) = row_groups {
+            builder = builder.with_row_groups(groups);
+        }
+        if let Some(selection) = selection {
+            builder = builder.with_row_selection(selection);
+        }
+        let reader = builder.build().map_err(parquet_err)?;
+        let file_schema = reader.schema();
+        let batches = reader.collect::<Result<Vec<_>, _>>()?;
+        let decoded = concat_batches(&file_schema, &batches)?;
+        let mut fields = Vec::with_capacity(projection.len());
+        let mut columns = Vec::with_capacity(projection.len());
+        for &index in projection {
+            // `sorted` holds every index of `projection`, so the search always succeeds.
+            let position = sorted.binary_search(&index).unwrap_or_default();
+            let field = self.served_schema.field(index);
+            columns.push(to_served(decoded.column(position), field.data_type())?);
+            fields.push(field.clone());
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(decoded.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &options,
+        )?)
+    }
+
+    fn empty(&self, projection: &[usize]) -> Result<RecordBatch> {
+        let schema = Arc::new(self.served_schema.project(projection)?);
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| new_empty_array(f.data_type()))
+            .collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(0));
+        Ok(RecordBatch::try_new_with_options(
+            schema, columns, &options,
+        )?)
+    }
+}
+
+/// Casts a stored column back to the type it is served as (a no-op when they agree).
+fn to_served(column: &ArrayRef, served: &arrow::datatypes::DataType) -> Result<ArrayRef> {
+    if column.data_type() == served {
+        Ok(Arc::clone(column))
+    } else {
+        Ok(cast(column, served)?)
+    }
+}
+
+impl TableFile {
+    /// Uncompressed size of the data from the footer: the in-memory estimate for files
+    /// written by other tools.
+    pub fn uncompressed_size(&self) -> u64 {
+        self.reader_meta
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| u64::try_from(g.total_byte_size()).unwrap_or(0))
+            .sum()
+    }
+}

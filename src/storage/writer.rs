@@ -1,0 +1,95 @@
+//! Atomic writes: a temporary file in the target's folder, fsync, rename, fsync of the folder.
+//!
+//! A crash at any point leaves either the previous file or the new complete one under the
+//! final name; never a prefix. Leftover temporaries are swept at start-up
+//! ([`super::Storage::open`]).
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::error::{Result, StorageError};
+use super::layout::Layout;
+use super::meta::{FOOTER_KEY, TableMeta};
+
+/// Row-group and page sizing for written tables.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSettings {
+    /// Rows per row group: the unit a page read skips to.
+    pub row_group_rows: usize,
+    /// Rows per data page: the unit a page read decodes inside a row group.
+    pub page_rows: usize,
+}
+
+/// Writes `path` atomically with whatever `fill` writes into the temporary file.
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&File) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+    let temp = Layout::temp_path_for(path);
+    let result = (|| {
+        let file = File::create(&temp).map_err(|e| StorageError::io(&temp, e))?;
+        fill(&file)?;
+        file.sync_all().map_err(|e| StorageError::io(&temp, e))?;
+        fs::rename(&temp, path).map_err(|e| StorageError::io(path, e))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Best effort: the temporary may not exist if creating it was what failed.
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))
+}
+
+/// Writes a stored (already downcast) batch as a snappy Parquet file with `meta` in its footer.
+pub fn write_table(
+    path: &Path,
+    batch: &RecordBatch,
+    meta: &TableMeta,
+    settings: WriteSettings,
+) -> Result<()> {
+    let meta_json = serde_json::to_string(meta).map_err(|source| StorageError::Metadata {
+        path: path.to_owned(),
+        source,
+    })?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(settings.row_group_rows.max(1)))
+        .set_data_page_row_count_limit(settings.page_rows.max(1))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_owned(), meta_json)]))
+        .build();
+    write_atomic(path, |file| {
+        let parquet_err = |e| StorageError::parquet(path, e);
+        let mut writer = ArrowWriter::try_new(BufWriter::new(file), batch.schema(), Some(props))
+            .map_err(parquet_err)?;
+        writer.write(batch).map_err(parquet_err)?;
+        // `into_inner` writes the footer; without it the file is not a Parquet file.
+        let mut buffered = writer.into_inner().map_err(parquet_err)?;
+        buffered.flush().map_err(|e| StorageError::io(path, e))
+    })
+}
+
+/// Writes a JSON document atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| StorageError::Metadata {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_atomic(path, |mut file| {
+        file.write_all(&bytes)
+            .map_err(|e| StorageError::io(path, e))
+    })
+}

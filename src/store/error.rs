@@ -1,0 +1,54 @@
+//! The store's error: storage failures plus what only the store can judge.
+
+use crate::storage::StorageError;
+
+/// Every failure a store operation reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A storage failure, kept whole.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Some of the tables named in a batch request do not exist.
+    #[error("unknown feature table(s): {}", .0.join(", "))]
+    UnknownTables(Vec<String>),
+    /// `entity_ids` was given for a table that has no entity key.
+    #[error(
+        "table {table:?} has no entity key, so it cannot be filtered by entity_ids; declare one with `entity_key` when saving it, or omit entity_ids"
+    )]
+    NoEntityKey {
+        /// The table.
+        table: String,
+    },
+    /// `entity_ids` was given for a table keyed by several columns.
+    #[error("table {table:?} is keyed by several columns ({}); entity_ids can only filter single-column keys: page through it with GET /features/{{group}}/{{name}} instead", .key.join(", "))]
+    CompositeEntityKey {
+        /// The table.
+        table: String,
+        /// Its key columns.
+        key: Vec<String>,
+    },
+    /// A point-in-time lookup on a table without a timestamp field.
+    #[error("table {table:?} has no timestamp field, so it cannot be read as of a timestamp")]
+    NoTimestampField {
+        /// The table.
+        table: String,
+    },
+    /// A result would exceed the configured row limit.
+    #[error(
+        "table {table:?} would return {rows} rows, more than the limit of {limit}; filter with entity_ids or page through GET /features/{{group}}/{{name}}"
+    )]
+    ResultTooLarge {
+        /// The table.
+        table: String,
+        /// Rows the request would return.
+        rows: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A background task failed to complete (it panicked or was cancelled).
+    #[error("internal task failure: {0}")]
+    Task(String),
+}
+
+/// Shorthand for results of this layer.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
