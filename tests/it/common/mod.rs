@@ -1,0 +1,216 @@
+//! The harness: a real server on an ephemeral loopback port over a temporary data root.
+//!
+//! Each [`TestServer`] runs the same `server::run` as the binary, in its own thread with its
+//! own actix system, and stops it on drop, so tests talk real HTTP and never share state.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use featurestore::api::AppState;
+use featurestore::config::Config;
+use featurestore::store::FeatureStore;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// Result type of tests: any error fails the test with its message.
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A running server and its data root.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The data root (removed on drop).
+    pub data: tempfile::TempDir,
+    /// A client for the server.
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A server with the default configuration over an empty data root.
+    pub fn start() -> TestResult<Self> {
+        Self::start_with(|_| {})
+    }
+
+    /// A server whose configuration `tweak` may change (the data root is set afterwards).
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> TestResult<Self> {
+        let data = tempfile::tempdir()?;
+        Self::start_on(data, tweak)
+    }
+
+    /// A server over an existing data root.
+    pub fn start_on(data: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestResult<Self> {
+        let mut config = Config::defaults()?;
+        config.server.workers = 1;
+        config.server.shutdown_timeout_secs = 5;
+        tweak(&mut config);
+        config.storage.data_dir = data.path().to_path_buf();
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let store =
+                    match FeatureStore::open(config.storage.clone(), config.api.max_batch_rows) {
+                        Ok(store) => store,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                let _ = ready_tx.send(Ok(()));
+                let state = AppState {
+                    store,
+                    config: config.api.clone(),
+                };
+                let shutdown = async move {
+                    let _ = shutdown_rx.await;
+                };
+                if let Err(e) =
+                    featurestore::server::run(listener, state, &config.server, shutdown).await
+                {
+                    eprintln!("test server failed: {e}");
+                }
+            });
+        });
+        ready_rx.recv()??;
+        Ok(Self {
+            base,
+            data,
+            client: reqwest::Client::new(),
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the server and returns its data root, to restart another server on it.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.halt();
+        let placeholder = tempfile::TempDir::new().expect("a temporary directory");
+        std::mem::replace(&mut self.data, placeholder)
+    }
+
+    fn halt(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// The data root.
+    pub fn root(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET `path`; returns status and JSON body.
+    pub async fn get(&self, path: &str) -> TestResult<(u16, Value)> {
+        let response = self.client.get(self.url(path)).send().await?;
+        read(response).await
+    }
+
+    /// POST `body` as JSON to `path`; returns status and JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> TestResult<(u16, Value)> {
+        let response = self.client.post(self.url(path)).json(body).send().await?;
+        read(response).await
+    }
+
+    /// DELETE `path`; returns status and JSON body.
+    pub async fn delete(&self, path: &str) -> TestResult<(u16, Value)> {
+        let response = self.client.delete(self.url(path)).send().await?;
+        read(response).await
+    }
+
+    /// Saves `records` as `group/name` and checks it succeeded.
+    pub async fn save(&self, group: &str, name: &str, body: Value) -> TestResult<Value> {
+        let (status, json) = self
+            .post(&format!("/features/{group}/{name}"), &body)
+            .await?;
+        if status != 200 && status != 201 {
+            return Err(format!("saving {group}/{name} failed with {status}: {json}").into());
+        }
+        Ok(json)
+    }
+
+    /// Every file under the data root, relative, sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        list_files(self.root())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Status and JSON body of a response; error bodies must be problem+json.
+pub async fn read(response: reqwest::Response) -> TestResult<(u16, Value)> {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response.bytes().await?;
+    if status >= 400 && content_type != "application/problem+json" {
+        return Err(format!("error {status} has content type {content_type:?}").into());
+    }
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)?
+    };
+    Ok((status, json))
+}
+
+/// Every file below `root`, relative to it, sorted.
+pub fn list_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts a problem+json body: status, code, and that the standard members are present.
+pub fn assert_problem(status: u16, body: &Value, expected_status: u16, expected_code: &str) {
+    assert_eq!(status, expected_status, "unexpected status; body: {body}");
+    assert_eq!(body["status"], expected_status, "body: {body}");
+    assert_eq!(body["code"], expected_code, "body: {body}");
+    assert_eq!(
+        body["type"],
+        format!("/problems/{}", expected_code.replace('_', "-")),
+        "body: {body}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "body: {body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "body: {body}"
+    );
+}
