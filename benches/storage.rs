@@ -1,1 +1,123 @@
-fn main() {}
+//! Storage benchmarks: save of 1 M interaction rows, a 100-row page deep into that table,
+//! a full read, and a 100 k-record JSON save.
+//!
+//! Run: `cargo bench --bench storage` (add `-- page` to run one group). Fixtures (the demo's
+//! interaction table, generated deterministically) are built outside the timed loops. The
+//! page read opens the table snapshot once, as the server does, and decodes only the row
+//! group and pages holding the rows: it is the uncached cost of a page.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::DateTime;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use featurestore::config::Config;
+use featurestore::demo::{DemoSpec, user_movie_interactions};
+use featurestore::model::{GroupName, TableName};
+use featurestore::storage::{Declaration, RecordColumns, Storage, StorageConfig};
+
+const ROWS: usize = 1_000_000;
+
+fn spec(interactions: usize) -> DemoSpec {
+    DemoSpec {
+        users: 100_000,
+        movies: 10_000,
+        interactions,
+        seed: 42,
+        as_of: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+    }
+}
+
+fn storage_config(dir: &std::path::Path) -> StorageConfig {
+    let mut config = Config::defaults()
+        .expect("the shipped defaults load")
+        .storage;
+    config.data_dir = dir.to_path_buf();
+    config
+}
+
+fn names() -> (GroupName, TableName) {
+    (
+        "interaction".parse().expect("valid group"),
+        "user_movie_interactions".parse().expect("valid name"),
+    )
+}
+
+fn declaration() -> Declaration {
+    Declaration {
+        entity_key: Some(vec!["user_id".into(), "movie_id".into()]),
+        timestamp_field: Some("event_timestamp".into()),
+    }
+}
+
+fn bench_storage(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(storage_config(dir.path())).expect("open storage");
+    let table = user_movie_interactions(&spec(ROWS), &mut |_| {}).expect("demo data");
+    let (group, name) = names();
+
+    let mut save = c.benchmark_group("save");
+    save.sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    save.throughput(Throughput::Elements(ROWS as u64));
+    save.bench_function("1M_interactions_from_arrow", |b| {
+        b.iter(|| {
+            storage
+                .save_batch(&group, &name, black_box(&table.batch), declaration())
+                .expect("save")
+        })
+    });
+    save.finish();
+
+    let handle = storage.get(&name).expect("table saved");
+    let all = handle.file.all_columns();
+    let mut page = c.benchmark_group("page");
+    page.throughput(Throughput::Elements(100));
+    page.bench_function("100_rows_at_offset_500000", |b| {
+        b.iter(|| {
+            handle
+                .file
+                .read_range(black_box(&all), 500_000, 100)
+                .expect("page")
+        })
+    });
+    page.finish();
+
+    let mut full = c.benchmark_group("full_read");
+    full.sample_size(10);
+    full.throughput(Throughput::Elements(ROWS as u64));
+    full.bench_function("1M_interactions", |b| {
+        b.iter(|| handle.file.read_all(black_box(&all)).expect("read"))
+    });
+    full.finish();
+
+    // 100 k records as a client would POST them: JSON text → columns → Arrow → Parquet.
+    let json = records_json(100_000);
+    let mut ingest = c.benchmark_group("json_save");
+    ingest
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    ingest.throughput(Throughput::Elements(100_000));
+    let small: TableName = "user_movie_interactions_100k".parse().expect("valid name");
+    ingest.bench_function("100k_records", |b| {
+        b.iter(|| {
+            let records: RecordColumns =
+                serde_json::from_slice(black_box(&json)).expect("valid JSON");
+            storage
+                .save_records(&group, &small, &records, declaration())
+                .expect("save")
+        })
+    });
+    ingest.finish();
+}
+
+/// The first `rows` demo interactions as a JSON array of records.
+fn records_json(rows: usize) -> Vec<u8> {
+    let table = user_movie_interactions(&spec(rows), &mut |_| {}).expect("demo data");
+    let mut out = Vec::new();
+    featurestore::api::records::write_records(&table.batch, &mut out);
+    out
+}
+
+criterion_group!(benches, bench_storage);
+criterion_main!(benches);

@@ -231,7 +231,8 @@ async fn write_demo(store: &FeatureStore, spec: &DemoSpec) -> Result<()> {
         spec.movies,
         spec.interactions,
         spec.seed,
-        spec.as_of.to_rfc3339()
+        spec.as_of
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
     );
     let bar = progress_bar(spec.interactions as u64, "generating interactions");
     let interactions = demo::user_movie_interactions(spec, &mut |n| bar.set_position(n))?;
@@ -259,10 +260,14 @@ async fn write_demo(store: &FeatureStore, spec: &DemoSpec) -> Result<()> {
             timestamp_field: Some(timestamp_field.to_owned()),
         };
         let outcome = store.save_batch(group, name, batch, declaration).await?;
-        bar.println(format!(
-            "  {} ({rows} rows, version {})",
-            outcome.relative_path, outcome.version
-        ));
+        // Plain stdout, not `bar.println`: the bar is hidden when the output is piped or
+        // logged, and the list of what was written must still appear.
+        bar.suspend(|| {
+            println!(
+                "  {} ({rows} rows, version {})",
+                outcome.relative_path, outcome.version
+            )
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();

@@ -121,6 +121,19 @@ pub struct Sidecar {
     pub file_size_bytes: u64,
     /// The footer metadata of the last write.
     pub table: Option<TableMeta>,
+    /// Size and modification time of the file this sidecar describes: a table file that no
+    /// longer matches was changed by another tool and gets a new version.
+    #[serde(default)]
+    pub fingerprint: Option<FileFingerprint>,
+}
+
+/// What identifies one version of a table file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFingerprint {
+    /// File size in bytes.
+    pub len: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub modified_nanos: u128,
 }
 
 /// A name for an Arrow type as shown in `dtypes` and `info` (`int64`, `uint8`, `string`,

@@ -305,6 +305,7 @@ impl Storage {
             row_count: 0,
             file_size_bytes: 0,
             table: None,
+            fingerprint: None,
         };
         if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &tombstone) {
             tracing::warn!(table = %name, error = %e, "could not record the deleted table's version");
@@ -412,7 +413,7 @@ impl Storage {
         let previous_version = existing
             .as_ref()
             .map_or(0, |h| h.version)
-            .max(read_sidecar_version(&sidecar_path));
+            .max(self.latest_version(name));
         let version = previous_version + 1;
         let (stored, logical_columns) = downcast(batch, self.config.policy())?;
         let meta = TableMeta {
@@ -432,6 +433,7 @@ impl Storage {
             row_count: file.row_count(),
             file_size_bytes: file.file_size(),
             table: Some(meta),
+            fingerprint: Some(file.fingerprint()),
         };
         if let Err(e) = write_json(&sidecar_path, &sidecar) {
             // The footer is the authority; a stale sidecar only costs a readable copy.
@@ -470,7 +472,7 @@ impl Storage {
         for group in groups {
             let path = self.layout.table_path(&group, name);
             if path.is_file() {
-                let handle = Arc::new(self.load(&group, name, &path)?);
+                let handle = Arc::new(self.load(&group, name, &path, None)?);
                 write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
                 return Ok(Some(handle));
             }
@@ -478,7 +480,18 @@ impl Storage {
         Ok(None)
     }
 
-    fn load(&self, group: &GroupName, name: &TableName, path: &Path) -> Result<TableHandle> {
+    /// Opens a table file found on disk and decides its version: the sidecar's when the
+    /// sidecar describes this very file; the footer's when it is a featurestore write newer
+    /// than the sidecar (whose update was lost); otherwise the file was changed by another tool
+    /// and gets the next version, recorded in a new sidecar. `previous` is the version of the
+    /// snapshot being replaced, if any, so versions only ever increase.
+    fn load(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        path: &Path,
+        previous: Option<u64>,
+    ) -> Result<TableHandle> {
         let file = TableFile::open(path)?;
         let columns: Vec<String> = file
             .schema()
@@ -486,16 +499,41 @@ impl Storage {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let (version, entity_key, timestamp_field) = match file.meta() {
-            Some(m) => (m.version, m.entity_key.clone(), m.timestamp_field.clone()),
+        let (entity_key, timestamp_field) = match file.meta() {
+            Some(m) => (m.entity_key.clone(), m.timestamp_field.clone()),
             None => (
-                read_sidecar_version(&self.layout.sidecar_path(group, name)),
                 default_if_present(&columns, DEFAULT_ENTITY_KEY)
                     .into_iter()
                     .collect(),
                 default_if_present(&columns, DEFAULT_TIMESTAMP_FIELD),
             ),
         };
+        let sidecar_path = self.layout.sidecar_path(group, name);
+        let sidecar = read_sidecar(&sidecar_path).filter(|s| !s.deleted);
+        let fingerprint = file.fingerprint();
+        let known = sidecar
+            .as_ref()
+            .filter(|s| s.fingerprint == Some(fingerprint))
+            .map(|s| s.version);
+        let floor = self.latest_version(name).max(previous.unwrap_or(0));
+        let version = match (known, file.meta()) {
+            (Some(v), _) if v >= floor => v,
+            (_, Some(m)) if m.version > floor => m.version,
+            _ => floor + 1,
+        };
+        if known != Some(version) {
+            let record = Sidecar {
+                version,
+                deleted: false,
+                row_count: file.row_count(),
+                file_size_bytes: file.file_size(),
+                table: file.meta().cloned(),
+                fingerprint: Some(fingerprint),
+            };
+            if let Err(e) = write_json(&sidecar_path, &record) {
+                tracing::warn!(table = %name, error = %e, "could not record the version of a table changed on disk");
+            }
+        }
         Ok(TableHandle {
             group: group.clone(),
             name: name.clone(),
@@ -504,6 +542,20 @@ impl Storage {
             entity_key,
             timestamp_field,
         })
+    }
+
+    /// The highest version ever recorded for `name`, in any group (names are unique across
+    /// groups, so a table moved or re-created elsewhere continues its count).
+    fn latest_version(&self, name: &TableName) -> u64 {
+        let metadata = self.layout.root().join("metadata");
+        fs::read_dir(metadata)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|group| read_sidecar(&group.path().join(format!("{name}.json"))))
+            .map(|s| s.version)
+            .max()
+            .unwrap_or(0)
     }
 
     fn group_dirs(&self) -> Vec<GroupName> {
@@ -561,7 +613,7 @@ impl Storage {
         }
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        match self.load(group, name, &path) {
+        match self.load(group, name, &path, current.map(|h| h.version)) {
             Ok(handle) => {
                 write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
             }
@@ -662,11 +714,10 @@ fn check_entity_key_type(batch: &RecordBatch, key: &str) -> Result<()> {
     }
 }
 
-fn read_sidecar_version(path: &Path) -> u64 {
+fn read_sidecar(path: &Path) -> Option<Sidecar> {
     fs::read(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Sidecar>(&bytes).ok())
-        .map_or(0, |s| s.version)
 }
 
 /// Formats a time as RFC 3339 in UTC with second precision.

@@ -164,6 +164,17 @@ impl TableFile {
         self.modified
     }
 
+    /// Size and modification time of the file this snapshot was opened from.
+    pub fn fingerprint(&self) -> super::meta::FileFingerprint {
+        super::meta::FileFingerprint {
+            len: self.file.len,
+            modified_nanos: self
+                .modified
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        }
+    }
+
     /// Row groups in the file.
     pub fn row_group_count(&self) -> usize {
         self.reader_meta.metadata().num_row_groups()

@@ -1,4 +1,9 @@
 //! Integration tests: the public interface (HTTP and the CLI) exercised as users do.
 
+mod batch;
+mod cli;
 mod common;
+mod health;
 mod openapi;
+mod safety;
+mod tables;
