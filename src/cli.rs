@@ -150,7 +150,7 @@ fn init_tracing(logging: &LoggingConfig) {
 }
 
 fn open_store(config: &Config) -> Result<FeatureStore> {
-    FeatureStore::open(config.storage.clone(), config.api.max_batch_rows).with_context(|| {
+    FeatureStore::open(config.store_options()).with_context(|| {
         format!(
             "cannot open the data root {}",
             config.storage.data_dir.display()
@@ -182,10 +182,7 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         tracing::warn!(%local, "listening on a non-loopback address without authentication");
     }
     tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "featurestore listening; Swagger UI at http://{local}/docs/");
-    let state = AppState {
-        store,
-        config: config.api.clone(),
-    };
+    let state = AppState::new(store, config.api.clone());
     crate::server::run(listener, state, &config.server, shutdown_signal()).await?;
     Ok(())
 }

@@ -11,8 +11,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::api::ApiConfig;
+use crate::cache::CacheConfig;
 use crate::server::ServerConfig;
 use crate::storage::StorageConfig;
+use crate::store::StoreOptions;
 
 /// The shipped defaults, compiled in.
 pub const DEFAULTS_TOML: &str = include_str!("../config/featurestore.toml");
@@ -36,6 +38,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[storage]`.
     pub storage: StorageConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
     /// `[api]`.
     pub api: ApiConfig,
     /// `[logging]`.
@@ -111,10 +115,20 @@ impl Config {
         Ok(config)
     }
 
+    /// What the store is opened with.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions::new(
+            self.storage.clone(),
+            self.cache.clone(),
+            self.api.max_batch_rows,
+        )
+    }
+
     /// Range checks of every section; the message names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate().map_err(ConfigError::Invalid)?;
         self.storage.validate().map_err(ConfigError::Invalid)?;
+        self.cache.validate().map_err(ConfigError::Invalid)?;
         self.api.validate().map_err(ConfigError::Invalid)
     }
 }

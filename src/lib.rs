@@ -6,17 +6,20 @@
 //! # Layout
 //! Dependencies point one way: `cli → server → api → store → storage → model`.
 //! - [`model`]: validated names and other pure types; no I/O.
+//! - [`cache`]: the memory (LRU + TTL) and disk (sled) tiers in front of Parquet.
 //! - [`storage`]: the Parquet tree: atomic writes with type narrowing, projected and paged
 //!   reads, the catalog of open tables. The only module that touches table files.
 //! - [`store`]: the facade the API and CLI call; runs blocking work off the event loop.
 //! - [`api`]: actix-web handlers, problem+json errors and the OpenAPI document.
 //! - [`server`]: binds the API, Swagger UI and `/openapi.json` to a listener.
+//! - [`watch`]: notices tables other tools add, replace or remove.
 //! - [`config`]: the layered configuration; each layer owns its own section's struct.
 //! - [`demo`]: the deterministic movie-recommendation demo data.
 //! - [`cli`]: the `featurestore` command.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -24,3 +27,4 @@ pub mod model;
 pub mod server;
 pub mod storage;
 pub mod store;
+pub mod watch;

@@ -54,6 +54,23 @@ pub async fn run(
     config: &ServerConfig,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
+    let store = state.store.clone();
+    let watch_store = store.clone();
+    let watch_dir = store.features_dir();
+    // Tables written by other tools show up within about a second; without a watcher (inotify
+    // limits, unsupported filesystems) they still appear on the next `GET /features`.
+    let _watch = match crate::watch::watch(&watch_dir, WATCH_DEBOUNCE, move || {
+        let changed = watch_store.refresh_tree();
+        if !changed.is_empty() {
+            tracing::info!(tables = ?changed, "tables changed on disk; reloaded");
+        }
+    }) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            tracing::warn!(dir = %watch_dir.display(), error = %e, "cannot watch the feature tree; external changes are seen on the next listing");
+            None
+        }
+    };
     let data = web::Data::new(state);
     let openapi = ApiDoc::openapi();
     let workers = if config.workers == 0 {
@@ -64,7 +81,7 @@ pub async fn run(
     let server = HttpServer::new(move || {
         let data = data.clone();
         App::new()
-            .wrap(from_fn(trace_request))
+            .wrap(from_fn(observe_request))
             .configure(|cfg| api::configure(cfg, data))
             .service(web::redirect("/docs", "/docs/"))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
@@ -81,19 +98,33 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
         handle.stop(true).await;
     });
-    server.await
+    let served = server.await;
+    store.flush();
+    served
 }
 
-/// Logs each request at debug level with its status and latency.
-async fn trace_request(
+/// Quiet time the watcher waits for before rescanning.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Records each request in the metrics (by matched route pattern, so label values stay few)
+/// and logs it at debug level.
+async fn observe_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
     let method = req.method().clone();
-    let path = req.path().to_owned();
     let response = next.call(req).await?;
-    let elapsed: Duration = started.elapsed();
-    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let route = response.request().match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    if let Some(metrics) = metrics {
+        metrics.record(route, method.as_str(), status, elapsed);
+    }
+    tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "request");
     Ok(response)
 }

@@ -27,6 +27,11 @@ pub struct HealthResponse {
     /// Tables being served.
     #[schema(example = 3)]
     pub table_count: usize,
+    /// Whether the disk cache tier is in use.
+    pub disk_cache_enabled: bool,
+    /// Why the disk cache tier is off (another process holds its lock, its files are
+    /// damaged, or it is configured off); null when it is on.
+    pub disk_cache_disabled_reason: Option<String>,
     /// Time of this answer (RFC 3339, UTC).
     #[schema(example = "2026-11-21T10:00:00Z")]
     pub timestamp: String,
@@ -107,6 +112,38 @@ impl Serialize for OrderedMap {
     }
 }
 
+/// The schema of one record (a row) in request and response bodies: a JSON object whose
+/// values are scalars. Documentation only; records are read into [`RecordColumns`] and
+/// written by [`super::records`].
+pub struct Record;
+
+impl utoipa::PartialSchema for Record {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let scalar = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+            Type::Integer,
+            Type::Number,
+            Type::String,
+            Type::Boolean,
+            Type::Null,
+        ]));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One record: column name → value. Values are scalars: integers, numbers, \
+                 strings (timestamps as RFC 3339), booleans or null.",
+            ))
+            .additional_properties(Some(scalar))
+            .examples([serde_json::json!({
+                "user_id": 1, "age": 34, "avg_rating": 4.2, "favorite_genre": "Drama",
+                "event_timestamp": "2026-11-20T10:00:00Z"
+            })])
+            .into()
+    }
+}
+
+impl ToSchema for Record {}
+
 /// `GET /features/{group}/{name}`: a page of records.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -127,7 +164,7 @@ pub struct FeaturePageResponse {
     /// The table.
     pub feature_name: String,
     /// The rows, one object per record; NaN and infinities are null.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Record>)]
     pub data: Vec<serde_json::Value>,
     /// Paging and type information.
     pub metadata: PageMetadata,
@@ -147,7 +184,7 @@ pub struct FeaturePageResponse {
 pub struct SaveFeaturesRequest {
     /// The rows: JSON objects of scalars (integers, numbers, strings, booleans, null). A key
     /// missing from a record is null there.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Record>)]
     pub records: RecordColumns,
     /// Entity key columns. Default: the previous declaration, else `entity_id` if present.
     #[serde(default)]
@@ -301,7 +338,7 @@ pub struct BatchMetadata {
 }))]
 pub struct BatchResponse {
     /// Table → its rows.
-    #[schema(value_type = BTreeMap<String, Vec<Object>>)]
+    #[schema(value_type = BTreeMap<String, Vec<Record>>)]
     pub features: BTreeMap<String, Vec<serde_json::Value>>,
     /// Request facts.
     pub metadata: BatchMetadata,

@@ -165,7 +165,7 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
         (status = 200, description = "A page of records", body = super::dto::FeaturePageResponse),
         (status = 400, description = "Invalid name, parameter or column (`invalid_name`, `invalid_parameter`, `unknown_column`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The table file is unreadable (`table_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_page(
@@ -240,6 +240,7 @@ fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page:
         (status = 413, description = "Body over `server.max_body_mb` (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty or invalid records, or too many (`invalid_body`, `invalid_records`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The previous table is unreadable, the write failed, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The data root is read-only (`data_root_not_writable`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 507, description = "The disk is full (`storage_full`)", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -313,6 +314,7 @@ pub async fn save_table(
         (status = 200, description = "Storage facts", body = StorageInfoResponse),
         (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn table_info(
@@ -368,6 +370,8 @@ pub async fn table_info(
         (status = 200, description = "Deleted", body = DeleteResponse),
         (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The file could not be removed, or an internal failure (`storage_io_error`, `table_unreadable`, `table_metadata_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The data root is read-only (`data_root_not_writable`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_table(
@@ -397,6 +401,7 @@ pub async fn delete_table(
         (status = 413, description = "A table would return more than `api.max_batch_rows` rows (`result_too_large`), or the body is too large (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A table cannot be filtered as asked (`no_entity_key`, `composite_entity_key`, `no_timestamp_field`) or the body is invalid (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn batch(

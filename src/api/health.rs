@@ -28,6 +28,8 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         uptime_seconds: (report.uptime.as_secs_f64() * 1000.0).round() / 1000.0,
         data_root_writable: report.data_root_writable,
         table_count: report.table_count,
+        disk_cache_enabled: report.disk_cache_disabled.is_none(),
+        disk_cache_disabled_reason: report.disk_cache_disabled,
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
     }))
 }

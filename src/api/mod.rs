@@ -9,7 +9,9 @@ pub mod dto;
 pub mod error;
 mod features;
 mod health;
+pub mod metrics;
 pub mod openapi;
+mod ops;
 pub mod records;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -66,6 +68,22 @@ pub struct AppState {
     pub store: FeatureStore,
     /// Limits.
     pub config: ApiConfig,
+    /// Request counters and latencies.
+    pub metrics: std::sync::Arc<metrics::RequestMetrics>,
+    /// When the server started.
+    pub started: std::time::Instant,
+}
+
+impl AppState {
+    /// State for a server starting now.
+    pub fn new(store: FeatureStore, config: ApiConfig) -> Self {
+        Self {
+            store,
+            config,
+            metrics: Default::default(),
+            started: std::time::Instant::now(),
+        }
+    }
 }
 
 /// Registers every API route, the extractor error handlers and the fallbacks.
@@ -99,6 +117,31 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::get().to(features::get_page))
                 .route(web::post().to(features::save_table))
                 .route(web::delete().to(features::delete_table))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/cache/stats")
+                .route(web::get().to(ops::cache_stats))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/cache")
+                .route(web::delete().to(ops::clear_cache))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/cache/{group}/{name}")
+                .route(web::delete().to(ops::clear_table_cache))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/performance")
+                .route(web::get().to(ops::performance))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(ops::metrics))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(

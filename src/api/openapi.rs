@@ -11,6 +11,7 @@ use super::dto;
 use super::error::{FieldError, PROBLEM_JSON, Problem};
 use super::features;
 use super::health;
+use super::ops;
 
 /// The API document.
 #[derive(OpenApi)]
@@ -24,11 +25,17 @@ use super::health;
         features::table_info,
         features::delete_table,
         features::batch,
+        ops::cache_stats,
+        ops::clear_cache,
+        ops::clear_table_cache,
+        ops::performance,
+        ops::metrics,
     ),
     components(schemas(Problem, FieldError, dto::EntityIdDto)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
+        (name = "operations", description = "Cache statistics and control, the performance report, Prometheus metrics"),
     ),
     modifiers(&ProblemExamples),
 )]
@@ -154,6 +161,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "table_unreadable",
         "Table file unreadable",
         "Parquet error on feature_store/features/user/user_profile.parquet: EOF",
+    ),
+    (
+        500,
+        "table_metadata_unreadable",
+        "Table metadata unreadable",
+        "table metadata error on feature_store/metadata/user/user_profile.json: expected value at line 1 column 1",
     ),
     (
         500,

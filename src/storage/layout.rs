@@ -59,6 +59,11 @@ impl Layout {
         format!("features/{group}/{name}.{TABLE_EXT}")
     }
 
+    /// `<root>/cache`: the disk cache tier's folder.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
     /// `<root>/metadata/<group>/<name>.json`.
     pub fn sidecar_path(&self, group: &GroupName, name: &TableName) -> PathBuf {
         self.root

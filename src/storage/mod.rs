@@ -196,7 +196,7 @@ impl Storage {
             write_locks: Mutex::new(HashMap::new()),
         };
         storage.sweep_temp_files();
-        storage.rescan();
+        let _ = storage.rescan();
         Ok(storage)
     }
 
@@ -205,10 +205,8 @@ impl Storage {
         &self.layout
     }
 
-    /// Every table, sorted by group then name. Rescans the tree first so tables added,
-    /// replaced or removed by other tools are listed as they are.
+    /// Every table in the catalog, sorted by group then name.
     pub fn list(&self) -> Vec<Arc<TableHandle>> {
-        self.rescan();
         let mut all: Vec<_> = read_lock(&self.tables).values().cloned().collect();
         all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
         all
@@ -217,6 +215,12 @@ impl Storage {
     /// Number of tables in the catalog.
     pub fn table_count(&self) -> usize {
         read_lock(&self.tables).len()
+    }
+
+    /// The table named `name` if the catalog already holds it; never touches the disk, so it
+    /// is safe on the event loop.
+    pub fn peek(&self, name: &TableName) -> Option<Arc<TableHandle>> {
+        read_lock(&self.tables).get(name).cloned()
     }
 
     /// The table named `name`, wherever it is.
@@ -573,7 +577,8 @@ impl Storage {
     /// Brings the catalog in line with the tree: loads new or changed files, drops removed
     /// ones. Files that fail to open (half-copied, corrupt) are skipped with a log line, and
     /// the previous snapshot, if any, keeps serving.
-    pub fn rescan(&self) {
+    pub fn rescan(&self) -> Vec<String> {
+        let mut changed = Vec::new();
         let mut seen: HashMap<TableName, GroupName> = HashMap::new();
         for group in self.group_dirs() {
             let entries = fs::read_dir(self.layout.group_dir(&group))
@@ -591,17 +596,27 @@ impl Storage {
                     continue;
                 }
                 seen.insert(name.clone(), g.clone());
-                self.refresh_table(&g, &name);
+                if self.refresh_table(&g, &name) {
+                    changed.push(name.to_string());
+                }
             }
         }
-        write_lock(&self.tables).retain(|name, _| seen.contains_key(name));
+        write_lock(&self.tables).retain(|name, _| {
+            let keep = seen.contains_key(name);
+            if !keep {
+                changed.push(name.to_string());
+            }
+            keep
+        });
+        changed
     }
 
     /// Reloads one table if its file changed on disk since it was opened.
-    fn refresh_table(&self, group: &GroupName, name: &TableName) {
+    /// Reloads one table if its file changed on disk since it was opened; true if it did.
+    fn refresh_table(&self, group: &GroupName, name: &TableName) -> bool {
         let path = self.layout.table_path(group, name);
         let Ok(stat) = fs::metadata(&path) else {
-            return;
+            return false;
         };
         let current = read_lock(&self.tables).get(name).cloned();
         if let Some(h) = &current
@@ -609,16 +624,18 @@ impl Storage {
             && h.file.file_size() == stat.len()
             && stat.modified().ok() == Some(h.file.modified())
         {
-            return;
+            return false;
         }
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         match self.load(group, name, &path, current.map(|h| h.version)) {
             Ok(handle) => {
                 write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+                true
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "skipping unreadable table file")
+                tracing::warn!(path = %path.display(), error = %e, "skipping unreadable table file");
+                false
             }
         }
     }

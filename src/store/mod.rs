@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
+pub use crate::cache::{CacheStats, TierStats};
 pub use crate::storage::{
     ColumnInfo, Declaration, RecordColumns, SaveOutcome, StorageError, TableInfo, dtype_name,
     parse_timestamp_micros,
@@ -20,6 +21,7 @@ pub use crate::storage::{
 pub use batch::EntityId;
 pub use error::{Result, StoreError};
 
+use crate::cache::{CacheConfig, CacheKey, Clock, ReadKind, SystemClock, TieredCache};
 use crate::model::{GroupName, TableName};
 use crate::storage::{Storage, StorageConfig, TableHandle};
 
@@ -60,6 +62,8 @@ pub struct TableSummary {
     pub version: u64,
     /// Column count.
     pub columns: usize,
+    /// Last modification of the table's file.
+    pub modified: std::time::SystemTime,
 }
 
 /// A batch lookup over several tables.
@@ -93,62 +97,131 @@ pub struct HealthReport {
     pub data_root_writable: bool,
     /// Tables in the catalog.
     pub table_count: usize,
+    /// Why the disk cache tier is off, if it is.
+    pub disk_cache_disabled: Option<String>,
+}
+
+/// What a store is opened with.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The Parquet tree.
+    pub storage: StorageConfig,
+    /// The cache tiers.
+    pub cache: CacheConfig,
+    /// Most rows one table of a batch lookup may return.
+    pub max_batch_rows: u64,
+    /// The clock of the memory tier's TTL.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl StoreOptions {
+    /// Options with the real clock.
+    pub fn new(storage: StorageConfig, cache: CacheConfig, max_batch_rows: u64) -> Self {
+        Self {
+            storage,
+            cache,
+            max_batch_rows,
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 /// The feature store.
 #[derive(Debug, Clone)]
 pub struct FeatureStore {
     storage: Arc<Storage>,
+    cache: Arc<TieredCache>,
     started: Instant,
     max_batch_rows: u64,
 }
 
 impl FeatureStore {
-    /// Opens the store on the tree of `storage`. `max_batch_rows` bounds what one table of a
-    /// batch lookup may return.
-    pub fn open(storage: StorageConfig, max_batch_rows: u64) -> Result<Self> {
+    /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
+    pub fn open(options: StoreOptions) -> Result<Self> {
+        let storage = Storage::open(options.storage)?;
+        let cache = TieredCache::open(&options.cache, &storage.layout().cache_dir(), options.clock);
         Ok(Self {
-            storage: Arc::new(Storage::open(storage)?),
+            storage: Arc::new(storage),
+            cache: Arc::new(cache),
             started: Instant::now(),
-            max_batch_rows,
+            max_batch_rows: options.max_batch_rows,
         })
     }
 
     /// Runs a blocking closure on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Storage) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Storage, &TieredCache) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let storage = Arc::clone(&self.storage);
-        tokio::task::spawn_blocking(move || f(&storage))
+        let cache = Arc::clone(&self.cache);
+        tokio::task::spawn_blocking(move || f(&storage, &cache))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Every table, by group then name.
+    /// Every table, by group then name. Rescans the tree first, so tables added, replaced or
+    /// removed by other tools are listed as they are.
     pub async fn list(&self) -> Result<Vec<TableSummary>> {
-        self.blocking(|s| Ok(s.list().iter().map(|h| summary(h)).collect()))
-            .await
+        self.blocking(|s, c| {
+            refresh_tree(s, c);
+            Ok(s.list().iter().map(|h| summary(h)).collect())
+        })
+        .await
     }
 
-    /// A page of `group/name`.
+    /// Brings the catalog in line with the tree and drops cache entries of tables that
+    /// changed (blocking; called by the watcher).
+    pub fn refresh_tree(&self) -> Vec<String> {
+        refresh_tree(&self.storage, &self.cache)
+    }
+
+    /// A page of `group/name`: memory tier, then disk tier, then Parquet.
     pub async fn page(
         &self,
         group: GroupName,
         name: TableName,
         request: PageRequest,
     ) -> Result<Page> {
-        self.blocking(move |s| {
+        // Fast path on the event loop: the table is in the catalog and the page in memory.
+        let mut memory_checked = false;
+        if let Some(table) = self.storage.peek(&name)
+            && table.group == group
+        {
+            let key = page_key(&table, &request);
+            if let Some(batch) = self.cache.get_memory(&key) {
+                return Ok(Page {
+                    batch,
+                    total_rows: table.file.row_count(),
+                    version: table.version,
+                });
+            }
+            memory_checked = true;
+        }
+        self.blocking(move |s, cache| {
             let table = s.get_in_group(&group, &name)?;
-            let file = &table.file;
-            let projection = match &request.columns {
-                Some(columns) => file.column_indices(columns)?,
-                None => file.all_columns(),
+            let key = page_key(&table, &request);
+            let cached = if memory_checked {
+                cache.get_disk(&key)
+            } else {
+                cache.get(&key).map(|(b, _)| b)
             };
-            let batch = file.read_range(&projection, request.offset, request.limit)?;
+            let batch = match cached {
+                Some(batch) => batch,
+                None => {
+                    let file = &table.file;
+                    let projection = match &request.columns {
+                        Some(columns) => file.column_indices(columns)?,
+                        None => file.all_columns(),
+                    };
+                    let batch = file.read_range(&projection, request.offset, request.limit)?;
+                    cache.put(key, &batch);
+                    batch
+                }
+            };
             Ok(Page {
                 batch,
-                total_rows: file.row_count(),
+                total_rows: table.file.row_count(),
                 version: table.version,
             })
         })
@@ -163,8 +236,12 @@ impl FeatureStore {
         records: RecordColumns,
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
-        self.blocking(move |s| Ok(s.save_records(&group, &name, &records, declaration)?))
-            .await
+        self.blocking(move |s, c| {
+            let outcome = s.save_records(&group, &name, &records, declaration);
+            c.invalidate_table(name.as_str());
+            Ok(outcome?)
+        })
+        .await
     }
 
     /// Replaces (or creates) `group/name` from an Arrow batch with logical types.
@@ -175,26 +252,35 @@ impl FeatureStore {
         batch: RecordBatch,
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
-        self.blocking(move |s| Ok(s.save_batch(&group, &name, &batch, declaration)?))
-            .await
+        self.blocking(move |s, c| {
+            let outcome = s.save_batch(&group, &name, &batch, declaration);
+            c.invalidate_table(name.as_str());
+            Ok(outcome?)
+        })
+        .await
     }
 
     /// Storage facts of `group/name`.
     pub async fn info(&self, group: GroupName, name: TableName) -> Result<TableInfo> {
-        self.blocking(move |s| Ok(s.info(&*s.get_in_group(&group, &name)?)))
+        self.blocking(move |s, _| Ok(s.info(&*s.get_in_group(&group, &name)?)))
             .await
     }
 
     /// Deletes `group/name`; returns the version it had.
     pub async fn delete(&self, group: GroupName, name: TableName) -> Result<u64> {
-        self.blocking(move |s| Ok(s.delete(&group, &name)?)).await
+        self.blocking(move |s, c| {
+            let deleted = s.delete(&group, &name);
+            c.invalidate_table(name.as_str());
+            Ok(deleted?)
+        })
+        .await
     }
 
-    /// Reads several tables, each resolved wherever it is. All unknown names are reported
-    /// together.
+    /// Reads several tables, each resolved wherever it is, each through the cache. All unknown
+    /// names are reported together.
     pub async fn batch(&self, query: BatchQuery) -> Result<Vec<BatchTable>> {
         let max_rows = self.max_batch_rows;
-        self.blocking(move |s| {
+        self.blocking(move |s, cache| {
             let mut handles = Vec::with_capacity(query.tables.len());
             let mut unknown = Vec::new();
             for name in &query.tables {
@@ -207,15 +293,31 @@ impl FeatureStore {
             if !unknown.is_empty() {
                 return Err(StoreError::UnknownTables(unknown));
             }
+            let ids = query.entity_ids.as_deref().map(canonical_ids);
             handles
                 .iter()
                 .map(|h| {
-                    let batch = batch::lookup(
-                        h,
-                        query.entity_ids.as_deref(),
-                        query.as_of_micros,
-                        max_rows,
-                    )?;
+                    let key = CacheKey {
+                        table: h.name.to_string(),
+                        version: h.version,
+                        kind: ReadKind::Batch {
+                            ids: ids.clone(),
+                            as_of_micros: query.as_of_micros,
+                        },
+                    };
+                    let batch = match cache.get(&key) {
+                        Some((batch, _)) => batch,
+                        None => {
+                            let batch = batch::lookup(
+                                h,
+                                query.entity_ids.as_deref(),
+                                query.as_of_micros,
+                                max_rows,
+                            )?;
+                            cache.put(key, &batch);
+                            batch
+                        }
+                    };
                     Ok(BatchTable {
                         name: h.name.to_string(),
                         entity_key: h.entity_key.clone(),
@@ -227,14 +329,60 @@ impl FeatureStore {
         .await
     }
 
+    /// Both cache tiers' statistics.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Empties both cache tiers.
+    pub async fn clear_cache(&self) -> Result<()> {
+        self.blocking(|_, c| {
+            c.clear();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Drops the cache entries of `group/name`; returns how many.
+    pub async fn clear_table_cache(&self, group: GroupName, name: TableName) -> Result<usize> {
+        self.blocking(move |s, c| {
+            s.get_in_group(&group, &name)?;
+            Ok(c.invalidate_table(name.as_str()))
+        })
+        .await
+    }
+
+    /// Every table in the catalog, without rescanning (cheap; for reports and metrics).
+    pub fn catalog(&self) -> Vec<TableSummary> {
+        self.storage.list().iter().map(|h| summary(h)).collect()
+    }
+
+    /// The folder whose changes the watcher reports.
+    pub fn features_dir(&self) -> std::path::PathBuf {
+        self.storage.layout().features_dir()
+    }
+
+    /// Flushes what must survive a restart (the disk cache); called at shutdown.
+    pub fn flush(&self) {
+        self.cache.flush();
+    }
+
+    /// The cache, for tests of corruption handling.
+    #[doc(hidden)]
+    pub fn cache_for_test(&self) -> &TieredCache {
+        &self.cache
+    }
+
     /// Health facts.
     pub async fn health(&self) -> Result<HealthReport> {
         let uptime = self.started.elapsed();
-        self.blocking(move |s| {
+        let disk_cache_disabled = self.cache.stats().disk.disabled_reason;
+        self.blocking(move |s, _| {
             Ok(HealthReport {
                 uptime,
                 data_root_writable: s.is_writable(),
                 table_count: s.table_count(),
+                disk_cache_disabled,
             })
         })
         .await
@@ -242,8 +390,42 @@ impl FeatureStore {
 
     /// Whether the tree has no tables at all (used by `serve --demo`).
     pub async fn is_empty(&self) -> Result<bool> {
-        self.blocking(|s| Ok(s.list().is_empty())).await
+        self.blocking(|s, _| Ok(s.list().is_empty())).await
     }
+}
+
+fn refresh_tree(storage: &Storage, cache: &TieredCache) -> Vec<String> {
+    let changed = storage.rescan();
+    for table in &changed {
+        cache.invalidate_table(table);
+    }
+    changed
+}
+
+fn page_key(table: &TableHandle, request: &PageRequest) -> CacheKey {
+    CacheKey {
+        table: table.name.to_string(),
+        version: table.version,
+        kind: ReadKind::Page {
+            columns: request.columns.clone(),
+            offset: request.offset,
+            limit: request.limit,
+        },
+    }
+}
+
+/// Ids in a canonical form for the cache key: typed, sorted, deduplicated.
+fn canonical_ids(ids: &[EntityId]) -> Vec<String> {
+    let mut out: Vec<String> = ids
+        .iter()
+        .map(|id| match id {
+            EntityId::Int(i) => format!("i:{i}"),
+            EntityId::Str(s) => format!("s:{s}"),
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn summary(handle: &TableHandle) -> TableSummary {
@@ -254,5 +436,6 @@ fn summary(handle: &TableHandle) -> TableSummary {
         file_size_bytes: handle.file.file_size(),
         version: handle.version,
         columns: handle.file.schema().fields().len(),
+        modified: handle.file.modified(),
     }
 }

@@ -18,6 +18,8 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
         fields,
         [
             "data_root_writable",
+            "disk_cache_disabled_reason",
+            "disk_cache_enabled",
             "status",
             "table_count",
             "timestamp",

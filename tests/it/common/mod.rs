@@ -56,19 +56,15 @@ impl TestServer {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let store =
-                    match FeatureStore::open(config.storage.clone(), config.api.max_batch_rows) {
-                        Ok(store) => store,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                let _ = ready_tx.send(Ok(()));
-                let state = AppState {
-                    store,
-                    config: config.api.clone(),
+                let store = match FeatureStore::open(config.store_options()) {
+                    Ok(store) => store,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
                 };
+                let _ = ready_tx.send(Ok(()));
+                let state = AppState::new(store, config.api.clone());
                 let shutdown = async move {
                     let _ = shutdown_rx.await;
                 };
@@ -144,9 +140,10 @@ impl TestServer {
         Ok(json)
     }
 
-    /// Every file under the data root, relative, sorted.
+    /// Every file under the data root, relative, sorted; the disk cache tier's own files
+    /// (`cache/`, which sled rewrites on its own schedule) are left out.
     pub fn files(&self) -> Vec<PathBuf> {
-        list_files(self.root())
+        list_files(self.root()).into_iter().filter(|p| !p.starts_with("cache")).collect()
     }
 }
 
