@@ -296,7 +296,14 @@ impl TableFile {
         }
         let reader = builder.build().map_err(parquet_err)?;
         let file_schema = reader.schema();
-        let batches = reader.collect::<Result<Vec<_>, _>>()?;
+        // A decoding failure here means the file's bytes are bad (overwritten in place,
+        // damaged on disk): report it as that table's file, not as an internal error.
+        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| {
+            StorageError::parquet(
+                &self.path,
+                parquet::errors::ParquetError::ArrowError(e.to_string()),
+            )
+        })?;
         let decoded = concat_batches(&file_schema, &batches)?;
         let mut fields = Vec::with_capacity(projection.len());
         let mut columns = Vec::with_capacity(projection.len());

@@ -51,6 +51,7 @@ SUFFIX = str(os.getpid())
 USERS = f"sdk_users_{SUFFIX}"
 ITEMS = f"sdk_items_{SUFFIX}"
 CHECKS = 0
+EXERCISED = {"health", "list_tables", "get_page", "save_table", "table_info", "batch", "delete_table"}
 
 
 def check(condition: bool, what: str) -> None:
@@ -311,4 +312,17 @@ if __name__ == "__main__":
         traceback.print_exc()
         print(f"SMOKE FAILED after {CHECKS} checks: {error}", file=sys.stderr)
         sys.exit(1)
-    print(f"smoke OK: {CHECKS} checks over every operation")
+    print(f"smoke OK: {CHECKS} checks over {', '.join(sorted(EXERCISED))}")
+    # Operations added to the spec later are generated (without warnings) but not exercised
+    # here until someone adds them; say so rather than fail.
+    import pkgutil
+
+    import featurestore_client.api as api_package
+
+    generated = {
+        module.name.rsplit(".", 1)[1]
+        for module in pkgutil.walk_packages(api_package.__path__, api_package.__name__ + ".")
+        if not module.ispkg
+    }
+    if generated - EXERCISED:
+        print(f"note: generated but not exercised: {', '.join(sorted(generated - EXERCISED))}")
