@@ -75,6 +75,7 @@ fn bench_cache(c: &mut Criterion) {
         let key = CacheKey {
             table: name.to_string(),
             version: handle.version,
+            snapshot: file.snapshot_id(),
             kind: ReadKind::Page {
                 columns,
                 offset,

@@ -11,9 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+/// Longest a change waits for the tree to be quiet before it is rescanned anyway.
+const MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// Keeps the watcher alive; dropping it stops watching and joins the thread.
 pub struct WatchGuard {
@@ -68,9 +71,15 @@ pub fn watch(
                     }
                     Err(_) => return,
                 }
-                // Wait for quiet, so one copy of many chunks causes one rescan.
+                // Wait for quiet, so one copy of many chunks causes one rescan; but never
+                // longer than `MAX_WAIT`, so steady writes elsewhere cannot hold a change back.
+                let deadline = Instant::now() + MAX_WAIT;
                 loop {
-                    match rx.recv_timeout(debounce) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match rx.recv_timeout(debounce.min(left)) {
                         Ok(_) => continue,
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => return,

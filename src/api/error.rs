@@ -171,6 +171,11 @@ impl ApiError {
                         "table_unreadable",
                         "Table file unreadable",
                     ),
+                    StorageError::FileChanged { .. } => (
+                        S::SERVICE_UNAVAILABLE,
+                        "table_file_changing",
+                        "Table file being rewritten",
+                    ),
                     StorageError::Arrow(_) => {
                         (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                     }

@@ -9,19 +9,17 @@ use chrono::{SecondsFormat, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::AppState;
 use super::dto::{
     BatchRequest, ColumnStorageInfo, DeleteResponse, EntityIdDto, OrderedMap, SaveFeaturesRequest,
     SaveFeaturesResponse, StorageInfo, StorageInfoResponse, TableListResponse, TableSummaryDto,
 };
 use super::error::ApiError;
 use super::records::{JsonObject, write_records};
+use super::{AppState, mib};
 use crate::model::{GroupName, TableName};
 use crate::store::{
     BatchQuery, Declaration, EntityId, Page, PageRequest, dtype_name, parse_timestamp_micros,
 };
-
-const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
 
 /// Query parameters of `GET /features/{group}/{name}`. Taken as strings so that a bad value
 /// is reported naming the parameter instead of as a generic parse failure.
@@ -116,10 +114,6 @@ fn json_bytes(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(body)
-}
-
-fn mib(bytes: u64) -> f64 {
-    (bytes as f64 / BYTES_PER_MIB * 1000.0).round() / 1000.0
 }
 
 /// List every table by group.
@@ -287,7 +281,6 @@ pub async fn save_table(
         .store
         .save_records(group.clone(), name.clone(), body.records, declaration)
         .await?;
-    let info = state.store.info(group.clone(), name.clone()).await?;
     let (status, verb) = if outcome.created {
         (StatusCode::CREATED, "created")
     } else {
@@ -298,8 +291,8 @@ pub async fn save_table(
         file_path: outcome.relative_path,
         rows_saved: outcome.rows,
         version: outcome.version,
-        entity_key: info.entity_key,
-        timestamp_field: info.timestamp_field,
+        entity_key: outcome.entity_key,
+        timestamp_field: outcome.timestamp_field,
     }))
 }
 

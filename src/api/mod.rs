@@ -97,58 +97,38 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         )
         .app_data(web::PathConfig::default().error_handler(|err, _req| path_error(err).into()))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| query_error(err).into()))
+        .service(resource("/health").route(web::get().to(health::health)))
+        .service(resource("/features").route(web::get().to(features::list_tables)))
+        .service(resource("/features/batch").route(web::post().to(features::batch)))
         .service(
-            web::resource("/health")
-                .route(web::get().to(health::health))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/features")
-                .route(web::get().to(features::list_tables))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/features/batch")
-                .route(web::post().to(features::batch))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/features/{group}/{name}")
+            resource("/features/{group}/{name}")
                 .route(web::get().to(features::get_page))
                 .route(web::post().to(features::save_table))
-                .route(web::delete().to(features::delete_table))
-                .default_service(web::to(method_not_allowed)),
+                .route(web::delete().to(features::delete_table)),
         )
+        .service(resource("/cache/stats").route(web::get().to(ops::cache_stats)))
+        .service(resource("/cache").route(web::delete().to(ops::clear_cache)))
+        .service(resource("/cache/{group}/{name}").route(web::delete().to(ops::clear_table_cache)))
+        .service(resource("/performance").route(web::get().to(ops::performance)))
+        .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(
-            web::resource("/cache/stats")
-                .route(web::get().to(ops::cache_stats))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/cache")
-                .route(web::delete().to(ops::clear_cache))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/cache/{group}/{name}")
-                .route(web::delete().to(ops::clear_table_cache))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/performance")
-                .route(web::get().to(ops::performance))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/metrics")
-                .route(web::get().to(ops::metrics))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/features/{group}/{name}/info")
-                .route(web::get().to(features::table_info))
-                .default_service(web::to(method_not_allowed)),
+            resource("/features/{group}/{name}/info").route(web::get().to(features::table_info)),
         );
+}
+
+/// A resource whose unsupported methods answer 405 problem+json instead of an empty body.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// Rounds to three decimals, for figures shown to people.
+pub(crate) fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// Bytes as MiB, to three decimals.
+pub(crate) fn mib(bytes: u64) -> f64 {
+    round3(bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn json_error(err: JsonPayloadError, limit_bytes: usize) -> ApiError {

@@ -182,6 +182,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
     ),
     (
         503,
+        "table_file_changing",
+        "Table file being rewritten",
+        "the file feature_store/features/misc/shared.parquet is being rewritten by another tool; retry shortly",
+    ),
+    (
+        503,
         "data_root_not_writable",
         "Data root not writable",
         "I/O error on feature_store/features/user: Read-only file system",

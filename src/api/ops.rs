@@ -10,17 +10,11 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::ApiError;
 use super::features::table_path;
 use super::metrics::escape;
+use super::{AppState, mib, round3};
 use crate::store::{CacheStats, TierStats};
-
-const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
-
-fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
-}
 
 /// One cache tier's statistics.
 #[derive(Debug, Serialize, ToSchema)]
@@ -214,13 +208,13 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
             latency_p99_ms: round3(requests.p99_ms),
             uptime_seconds: round3(state.started.elapsed().as_secs_f64()),
         },
-        disk_cache_size_mb: round3(cache.disk.bytes as f64 / BYTES_PER_MIB),
+        disk_cache_size_mb: mib(cache.disk.bytes),
         memory_cache_stats: cache.memory.into(),
         disk_cache_stats: cache.disk.into(),
         storage_info: StorageSummary {
             total_feature_groups: groups.len(),
             total_features: tables.len(),
-            total_size_mb: round3(total_bytes as f64 / BYTES_PER_MIB),
+            total_size_mb: mib(total_bytes),
         },
     })
 }

@@ -435,6 +435,7 @@ mod tests {
         CacheKey {
             table: table.into(),
             version,
+            snapshot: 0,
             kind: ReadKind::Page {
                 columns: None,
                 offset: 0,

@@ -35,6 +35,11 @@ pub struct CacheKey {
     pub table: String,
     /// The table version the entry was read from.
     pub version: u64,
+    /// Identity of the file the entry was read from (a digest of its size and modification
+    /// time). With the version, it ties an entry to the exact file it came from, so even a
+    /// version number reused after the table's metadata was lost cannot serve another file's
+    /// rows from the disk tier, which outlives restarts.
+    pub snapshot: u64,
     /// What was read.
     pub kind: ReadKind,
 }
@@ -61,9 +66,10 @@ impl CacheKey {
             ),
         };
         format!(
-            "{}|{}|{kind}",
+            "{}|{}|{:016x}|{kind}",
             serde_json::to_string(&self.table).unwrap_or_default(),
-            self.version
+            self.version,
+            self.snapshot
         )
     }
 
@@ -81,6 +87,7 @@ mod tests {
         CacheKey {
             table: "user_profile".into(),
             version,
+            snapshot: 7,
             kind: ReadKind::Page {
                 columns: columns.map(|c| c.into_iter().map(String::from).collect()),
                 offset: 0,
@@ -96,6 +103,11 @@ mod tests {
             page(Some(vec!["b", "a"]), 1).digest()
         );
         assert_ne!(page(None, 1).digest(), page(None, 2).digest());
+        let other_file = CacheKey {
+            snapshot: 8,
+            ..page(None, 1)
+        };
+        assert_ne!(page(None, 1).digest(), other_file.digest());
         assert_eq!(
             page(Some(vec!["a"]), 3).digest(),
             page(Some(vec!["a"]), 3).digest()

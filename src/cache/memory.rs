@@ -214,6 +214,7 @@ mod tests {
         CacheKey {
             table: format!("t{}", n % 2),
             version: n,
+            snapshot: 0,
             kind: ReadKind::Page {
                 columns: None,
                 offset: 0,
@@ -299,6 +300,7 @@ mod tests {
         let named = |table: &str| CacheKey {
             table: table.into(),
             version: 1,
+            snapshot: 0,
             kind: ReadKind::Page {
                 columns: None,
                 offset: 0,

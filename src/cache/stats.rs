@@ -54,7 +54,7 @@ pub struct TierStats {
     pub max_items: u64,
     /// Byte bound.
     pub max_bytes: u64,
-    /// Hits since start (or the last clear).
+    /// Hits since start (clearing the cache does not reset counters).
     pub hits: u64,
     /// Misses since start.
     pub misses: u64,

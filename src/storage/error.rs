@@ -60,6 +60,13 @@ pub enum StorageError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// The table's file changed under an open snapshot: another tool is rewriting it in
+    /// place. Retrying after the write completes succeeds.
+    #[error("the file {path} is being rewritten by another tool; retry shortly")]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+    },
     /// An Arrow computation (cast, filter, concat) failed.
     #[error("Arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

@@ -129,6 +129,10 @@ pub struct SaveOutcome {
     pub rows: u64,
     /// The file, relative to the data root.
     pub relative_path: String,
+    /// Entity key columns in effect (declared, kept from before, or inferred).
+    pub entity_key: Vec<String>,
+    /// Timestamp field in effect.
+    pub timestamp_field: Option<String>,
 }
 
 /// Storage facts of one column.
@@ -443,7 +447,14 @@ impl Storage {
             // The footer is the authority; a stale sidecar only costs a readable copy.
             tracing::warn!(table = %name, error = %e, "could not write the table's sidecar");
         }
-        let rows = file.row_count();
+        let outcome = SaveOutcome {
+            created: existing.is_none(),
+            version,
+            rows: file.row_count(),
+            relative_path: self.layout.relative_table_path(group, name),
+            entity_key: entity_key.clone(),
+            timestamp_field: declaration.timestamp_field.clone(),
+        };
         let handle = TableHandle {
             group: group.clone(),
             name: name.clone(),
@@ -453,12 +464,7 @@ impl Storage {
             timestamp_field: declaration.timestamp_field,
         };
         write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
-        Ok(SaveOutcome {
-            created: existing.is_none(),
-            version,
-            rows,
-            relative_path: self.layout.relative_table_path(group, name),
-        })
+        Ok(outcome)
     }
 
     /// Looks for a table not in the catalog on disk: the inferred group first, then every

@@ -175,6 +175,46 @@ impl TableFile {
         }
     }
 
+    /// A digest of [`Self::fingerprint`]: identifies this file snapshot in cache keys.
+    pub fn snapshot_id(&self) -> u64 {
+        use sha2::{Digest, Sha256};
+        let fingerprint = self.fingerprint();
+        let mut hasher = Sha256::new();
+        hasher.update(fingerprint.len.to_be_bytes());
+        hasher.update(fingerprint.modified_nanos.to_be_bytes());
+        let digest = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
+
+    /// Fails when the open file is no longer the one this snapshot was opened as: another
+    /// tool is rewriting it in place (as `pandas.to_parquet` does), so offsets from the old
+    /// footer would read the new bytes. Checked before and after every read, like a seqlock:
+    /// any write in between changes the modification time.
+    fn verify_unchanged(&self) -> Result<()> {
+        let stat = self
+            .file
+            .file
+            .metadata()
+            .map_err(|e| StorageError::io(&self.path, e))?;
+        let now = super::meta::FileFingerprint {
+            len: stat.len(),
+            modified_nanos: stat
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos()),
+        };
+        if now == self.fingerprint() {
+            Ok(())
+        } else {
+            Err(StorageError::FileChanged {
+                path: self.path.clone(),
+            })
+        }
+    }
+
     /// Row groups in the file.
     pub fn row_group_count(&self) -> usize {
         self.reader_meta.metadata().num_row_groups()
@@ -294,6 +334,7 @@ impl TableFile {
         if let Some(selection) = selection {
             builder = builder.with_row_selection(selection);
         }
+        self.verify_unchanged()?;
         let reader = builder.build().map_err(parquet_err)?;
         let file_schema = reader.schema();
         // A decoding failure here means the file's bytes are bad (overwritten in place,
@@ -304,6 +345,7 @@ impl TableFile {
                 parquet::errors::ParquetError::ArrowError(e.to_string()),
             )
         })?;
+        self.verify_unchanged()?;
         let decoded = concat_batches(&file_schema, &batches)?;
         let mut fields = Vec::with_capacity(projection.len());
         let mut columns = Vec::with_capacity(projection.len());

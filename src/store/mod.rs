@@ -300,6 +300,7 @@ impl FeatureStore {
                     let key = CacheKey {
                         table: h.name.to_string(),
                         version: h.version,
+                        snapshot: h.file.snapshot_id(),
                         kind: ReadKind::Batch {
                             ids: ids.clone(),
                             as_of_micros: query.as_of_micros,
@@ -367,6 +368,18 @@ impl FeatureStore {
         self.cache.flush();
     }
 
+    /// The cache key a page read of `name` would use now; for tests of corruption handling.
+    #[doc(hidden)]
+    pub fn page_cache_key_for_test(
+        &self,
+        name: &TableName,
+        request: &PageRequest,
+    ) -> Option<CacheKey> {
+        self.storage
+            .peek(name)
+            .map(|table| page_key(&table, request))
+    }
+
     /// The cache, for tests of corruption handling.
     #[doc(hidden)]
     pub fn cache_for_test(&self) -> &TieredCache {
@@ -406,6 +419,7 @@ fn page_key(table: &TableHandle, request: &PageRequest) -> CacheKey {
     CacheKey {
         table: table.name.to_string(),
         version: table.version,
+        snapshot: table.file.snapshot_id(),
         kind: ReadKind::Page {
             columns: request.columns.clone(),
             offset: request.offset,

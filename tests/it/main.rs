@@ -1,6 +1,7 @@
 //! Integration tests: the public interface (HTTP and the CLI) exercised as users do.
 
 mod batch;
+mod cache;
 mod cli;
 mod common;
 mod health;

@@ -7,10 +7,11 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use featurestore::api::AppState;
+use featurestore::cache::Clock;
 use featurestore::config::Config;
 use featurestore::store::FeatureStore;
 use serde_json::Value;
@@ -27,6 +28,9 @@ pub struct TestServer {
     pub data: tempfile::TempDir,
     /// A client for the server.
     pub client: reqwest::Client,
+    /// The server's store (a clone sharing its catalog and caches), for tests that must reach
+    /// behind the API, such as corrupting a disk cache entry.
+    pub store: FeatureStore,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -45,6 +49,23 @@ impl TestServer {
 
     /// A server over an existing data root.
     pub fn start_on(data: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestResult<Self> {
+        Self::launch(data, tweak, None)
+    }
+
+    /// A server whose caches tell time by `clock` (a `ManualClock` lets TTL tests advance
+    /// time instead of sleeping), over an empty data root.
+    pub fn start_with_clock(
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestResult<Self> {
+        Self::launch(tempfile::tempdir()?, tweak, Some(clock))
+    }
+
+    fn launch(
+        data: tempfile::TempDir,
+        tweak: impl FnOnce(&mut Config),
+        clock: Option<Arc<dyn Clock>>,
+    ) -> TestResult<Self> {
         let mut config = Config::defaults()?;
         config.server.workers = 1;
         config.server.shutdown_timeout_secs = 5;
@@ -53,17 +74,21 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<FeatureStore, String>>();
+        let mut options = config.store_options();
+        if let Some(clock) = clock {
+            options.clock = clock;
+        }
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let store = match FeatureStore::open(config.store_options()) {
+                let store = match FeatureStore::open(options) {
                     Ok(store) => store,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string()));
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(store.clone()));
                 let state = AppState::new(store, config.api.clone());
                 let shutdown = async move {
                     let _ = shutdown_rx.await;
@@ -75,11 +100,12 @@ impl TestServer {
                 }
             });
         });
-        ready_rx.recv()??;
+        let store = ready_rx.recv()??;
         Ok(Self {
             base,
             data,
             client: reqwest::Client::new(),
+            store,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         })
@@ -143,7 +169,10 @@ impl TestServer {
     /// Every file under the data root, relative, sorted; the disk cache tier's own files
     /// (`cache/`, which sled rewrites on its own schedule) are left out.
     pub fn files(&self) -> Vec<PathBuf> {
-        list_files(self.root()).into_iter().filter(|p| !p.starts_with("cache")).collect()
+        list_files(self.root())
+            .into_iter()
+            .filter(|p| !p.starts_with("cache"))
+            .collect()
     }
 }
 
