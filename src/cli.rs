@@ -34,6 +34,9 @@ enum Command {
     Demo(DemoArgs),
     /// Print the tables of the data root.
     Info(CommonArgs),
+    /// Validate registry definitions (a JSON document of entities, feature_views and
+    /// feature_services) against the tables and apply them.
+    Apply(ApplyArgs),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -61,6 +64,14 @@ struct ServeArgs {
     /// Create the demo tables first if the data root has no tables.
     #[arg(long)]
     demo: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The definitions file (JSON, the body of POST /registry/apply).
+    file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +132,20 @@ pub fn main() -> Result<()> {
             actix_web::rt::System::new().block_on(async {
                 let store = open_store(&config)?;
                 write_demo(&store, &args.spec()).await
+            })
+        }
+        Command::Apply(args) => {
+            let config = load_config(&args.common)?;
+            init_tracing(&config.logging);
+            let text = std::fs::read_to_string(&args.file)
+                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            let doc: crate::model::RegistryDocument = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a registry document", args.file.display()))?;
+            actix_web::rt::System::new().block_on(async {
+                let store = open_store(&config)?;
+                let report = store.apply(doc).await?;
+                print_report(&report);
+                Ok(())
             })
         }
         Command::Info(args) => {
@@ -268,11 +293,25 @@ async fn write_demo(store: &FeatureStore, spec: &DemoSpec) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let report = store.apply(demo::registry_document()).await?;
+    print_report(&report);
     println!(
         "demo data written in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn print_report(report: &crate::store::ApplyReport) {
+    for (verb, items) in [
+        ("created", &report.created),
+        ("updated", &report.updated),
+        ("unchanged", &report.unchanged),
+    ] {
+        for item in items {
+            println!("  {verb:<9} {item}");
+        }
+    }
 }
 
 async fn info(config: Config) -> Result<()> {

@@ -19,6 +19,8 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 
+use crate::model::{Entity, FeatureService, FeatureView, RegistryDocument, ValueType};
+
 const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 
 /// Genres of the demo catalogue.
@@ -275,6 +277,79 @@ pub fn user_movie_interactions(
             ("event_timestamp", timestamps(ts)),
         ])?,
     })
+}
+
+/// The demo's registry: entities `user_id` and `movie_id`, the three views with the TTLs of the
+/// seed's Feast example (user profile 7 days, movie metadata 30 days, interactions 1 day), and
+/// the `movie_recommendation_service` feature service.
+pub fn registry_document() -> RegistryDocument {
+    const DAY: u64 = 86_400;
+    let view = |name: &str, group: &str, entities: &[&str], ttl_days: u64, description: &str| {
+        FeatureView {
+            name: name.into(),
+            group: group.into(),
+            entities: entities.iter().map(|e| (*e).to_owned()).collect(),
+            timestamp_field: "event_timestamp".into(),
+            created_timestamp_field: None,
+            ttl_seconds: Some(ttl_days * DAY),
+            features: Vec::new(),
+            description: description.into(),
+            owner: "recsys@example.com".into(),
+            tags: [("example".to_owned(), "movie-recommendation".to_owned())].into(),
+        }
+    };
+    let entity = |name: &str, description: &str| Entity {
+        name: name.into(),
+        join_key: None,
+        value_type: ValueType::Int64,
+        description: description.into(),
+    };
+    RegistryDocument {
+        entities: vec![
+            entity("user_id", "A user of the service"),
+            entity("movie_id", "A movie of the catalogue"),
+        ],
+        feature_views: vec![
+            view(
+                "user_profile",
+                "user",
+                &["user_id"],
+                7,
+                "Profile snapshots of users",
+            ),
+            view(
+                "movie_metadata",
+                "content",
+                &["movie_id"],
+                30,
+                "Catalogue metadata and popularity of movies",
+            ),
+            view(
+                "user_movie_interactions",
+                "interaction",
+                &["user_id", "movie_id"],
+                1,
+                "A user's latest interaction with a movie",
+            ),
+        ],
+        feature_services: vec![FeatureService {
+            name: "movie_recommendation_service".into(),
+            features: [
+                "user_profile:age",
+                "user_profile:avg_rating",
+                "user_profile:total_movies_watched",
+                "user_profile:favorite_genre",
+                "movie_metadata:genre",
+                "movie_metadata:avg_rating",
+                "movie_metadata:popularity_score",
+                "user_movie_interactions:rating",
+                "user_movie_interactions:watch_minutes",
+            ]
+            .map(String::from)
+            .to_vec(),
+            description: "Features of the movie recommender".into(),
+        }],
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! Dependencies point one way: `cli → server → api → store → storage → model`.
 //! - [`model`]: validated names and other pure types; no I/O.
 //! - [`cache`]: the memory (LRU + TTL) and disk (sled) tiers in front of Parquet.
+//! - [`online`]: the per-view index of latest values behind `/get-online-features`.
+//! - [`registry`]: entities, feature views and feature services.
 //! - [`storage`]: the Parquet tree: atomic writes with type narrowing, projected and paged
 //!   reads, the catalog of open tables. The only module that touches table files.
 //! - [`store`]: the facade the API and CLI call; runs blocking work off the event loop.
@@ -24,6 +26,8 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod model;
+pub mod online;
+pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod store;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::model::NameError;
-use crate::store::{StorageError, StoreError};
+use crate::store::{NameKind, RegistryError, StorageError, StoreError};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -208,6 +208,39 @@ impl ApiError {
                 StoreError::ResultTooLarge { .. } => {
                     (S::PAYLOAD_TOO_LARGE, "result_too_large", "Result too large")
                 }
+                StoreError::Registry(e) => match e {
+                    RegistryError::Invalid(_) => (
+                        S::UNPROCESSABLE_ENTITY,
+                        "invalid_definitions",
+                        "Invalid registry definitions",
+                    ),
+                    RegistryError::NotFound { .. } => {
+                        (S::NOT_FOUND, "registry_object_not_found", "Not registered")
+                    }
+                    RegistryError::File { .. } => (
+                        S::INTERNAL_SERVER_ERROR,
+                        "registry_unreadable",
+                        "Registry file unreadable",
+                    ),
+                },
+                StoreError::UnknownNames { kind, .. } => match kind {
+                    NameKind::FeatureView => (
+                        S::NOT_FOUND,
+                        "unknown_feature_views",
+                        "Unknown feature views",
+                    ),
+                    NameKind::Feature => (S::NOT_FOUND, "unknown_features", "Unknown features"),
+                    NameKind::FeatureService => (
+                        S::NOT_FOUND,
+                        "unknown_feature_service",
+                        "Unknown feature service",
+                    ),
+                },
+                StoreError::InvalidRequest { .. } => (
+                    S::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    "Invalid request body",
+                ),
                 StoreError::Task(_) => {
                     (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                 }
@@ -269,6 +302,26 @@ impl ApiError {
                 "columns".into(),
                 format!("unknown column(s): {}", unknown.join(", ")),
             ),
+            ApiError::Store(StoreError::Registry(RegistryError::Invalid(errors))) => errors
+                .iter()
+                .map(|e| FieldError {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                })
+                .collect(),
+            ApiError::Store(StoreError::UnknownNames { kind, names }) => names
+                .iter()
+                .map(|n| FieldError {
+                    field: match kind {
+                        NameKind::FeatureService => "feature_service".into(),
+                        NameKind::FeatureView | NameKind::Feature => "features".into(),
+                    },
+                    message: format!("unknown {kind} {n:?}"),
+                })
+                .collect(),
+            ApiError::Store(StoreError::InvalidRequest { field, message }) => {
+                one(field.clone(), message.clone())
+            }
             ApiError::Store(StoreError::UnknownTables(names)) => names
                 .iter()
                 .map(|n| FieldError {

@@ -160,6 +160,7 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
         (status = 400, description = "Invalid name, parameter or column (`invalid_name`, `invalid_parameter`, `unknown_column`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_page(
@@ -395,6 +396,7 @@ pub async fn delete_table(
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A table cannot be filtered as asked (`no_entity_key`, `composite_entity_key`, `no_timestamp_field`) or the body is invalid (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn batch(

@@ -10,9 +10,11 @@ pub mod error;
 mod features;
 mod health;
 pub mod metrics;
+pub mod online;
 pub mod openapi;
 mod ops;
 pub mod records;
+mod registry;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -38,6 +40,8 @@ pub struct ApiConfig {
     pub max_columns: usize,
     /// Largest request body, in MiB.
     pub max_body_mb: usize,
+    /// Most entity rows in one `/get-online-features` request.
+    pub max_online_entity_rows: usize,
 }
 
 impl ApiConfig {
@@ -106,6 +110,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::post().to(features::save_table))
                 .route(web::delete().to(features::delete_table)),
         )
+        .service(
+            resource("/get-online-features").route(web::post().to(online::get_online_features)),
+        )
+        .service(resource("/registry/entities").route(web::get().to(registry::entities)))
+        .service(resource("/registry/feature-views").route(web::get().to(registry::feature_views)))
+        .service(
+            resource("/registry/feature-views/{name}").route(web::get().to(registry::feature_view)),
+        )
+        .service(
+            resource("/registry/feature-services").route(web::get().to(registry::feature_services)),
+        )
+        .service(
+            resource("/registry/feature-services/{name}")
+                .route(web::get().to(registry::feature_service)),
+        )
+        .service(resource("/registry/apply").route(web::post().to(registry::apply)))
         .service(resource("/cache/stats").route(web::get().to(ops::cache_stats)))
         .service(resource("/cache").route(web::delete().to(ops::clear_cache)))
         .service(resource("/cache/{group}/{name}").route(web::delete().to(ops::clear_table_cache)))

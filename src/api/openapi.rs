@@ -11,7 +11,9 @@ use super::dto;
 use super::error::{FieldError, PROBLEM_JSON, Problem};
 use super::features;
 use super::health;
+use super::online;
 use super::ops;
+use super::registry;
 
 /// The API document.
 #[derive(OpenApi)]
@@ -25,16 +27,25 @@ use super::ops;
         features::table_info,
         features::delete_table,
         features::batch,
+        online::get_online_features,
+        registry::entities,
+        registry::feature_views,
+        registry::feature_view,
+        registry::feature_services,
+        registry::feature_service,
+        registry::apply,
         ops::cache_stats,
         ops::clear_cache,
         ops::clear_table_cache,
         ops::performance,
         ops::metrics,
     ),
-    components(schemas(Problem, FieldError, dto::EntityIdDto)),
+    components(schemas(Problem, FieldError, dto::EntityIdDto, online::OnlineRowsResponse)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
+        (name = "serving", description = "Feast-compatible online serving"),
+        (name = "registry", description = "Entities, feature views and feature services"),
         (name = "operations", description = "Cache statistics and control, the performance report, Prometheus metrics"),
     ),
     modifiers(&ProblemExamples),

@@ -16,7 +16,8 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 
-type CellWriter<'a> = Box<dyn Fn(&mut Vec<u8>, usize) + 'a>;
+/// Appends the JSON of one non-null cell of a column to a buffer.
+pub(crate) type CellWriter<'a> = Box<dyn Fn(&mut Vec<u8>, usize) + 'a>;
 
 /// Appends `batch` as a JSON array of row objects to `out`.
 pub fn write_records(batch: &RecordBatch, out: &mut Vec<u8>) {
@@ -55,7 +56,7 @@ pub fn write_records(batch: &RecordBatch, out: &mut Vec<u8>) {
 }
 
 /// Dictionaries are unpacked to their values so one writer handles them.
-fn normalise(column: &ArrayRef) -> ArrayRef {
+pub(crate) fn normalise(column: &ArrayRef) -> ArrayRef {
     match column.data_type() {
         DataType::Dictionary(_, value) => {
             arrow::compute::cast(column, value).unwrap_or_else(|_| column.clone())
@@ -95,7 +96,8 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn cell_writer(array: &dyn Array) -> CellWriter<'_> {
+/// The writer of one column's cells (the caller writes `null` for null cells).
+pub(crate) fn cell_writer(array: &dyn Array) -> CellWriter<'_> {
     match array.data_type() {
         DataType::Int8 => integer_writer!(array, Int8Type),
         DataType::Int16 => integer_writer!(array, Int16Type),

@@ -1,4 +1,4 @@
-//! Pure domain types with no I/O: validated names and group inference.
+//! Pure domain types with no I/O: validated names, group inference, registry definitions.
 //!
 //! Everything that later becomes part of a filesystem path is a validated newtype here, so the
 //! storage layer can build paths from them without re-checking (and without any chance of a
@@ -6,6 +6,11 @@
 
 mod group;
 mod names;
+mod registry;
 
 pub use group::infer_group;
 pub use names::{GroupName, MAX_NAME_LEN, NameError, TableName};
+pub use registry::{
+    Entity, FeatureDef, FeatureRef, FeatureRefError, FeatureService, FeatureView, RegistryDocument,
+    ValueType,
+};

@@ -59,6 +59,11 @@ impl Layout {
         format!("features/{group}/{name}.{TABLE_EXT}")
     }
 
+    /// `<root>/registry`: the registry's folder.
+    pub fn registry_dir(&self) -> PathBuf {
+        self.root.join("registry")
+    }
+
     /// `<root>/cache`: the disk cache tier's folder.
     pub fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")

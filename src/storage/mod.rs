@@ -41,6 +41,12 @@ use crate::model::{GroupName, TableName, infer_group};
 use meta::Sidecar;
 use writer::{WriteSettings, sync_dir, write_json, write_table};
 
+/// Writes a JSON document atomically (temp file, fsync, rename), for metadata kept beside the
+/// tables such as the registry.
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_json(path, value)
+}
+
 /// The column inferred as entity key when none is declared.
 pub const DEFAULT_ENTITY_KEY: &str = "entity_id";
 /// The column inferred as timestamp field when none is declared.

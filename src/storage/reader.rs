@@ -32,6 +32,10 @@ use parquet::file::reader::{ChunkReader, Length};
 use super::error::{Result, StorageError};
 use super::meta::{FOOTER_KEY, TableMeta};
 
+/// How long after an in-place change a file counts as "being rewritten" (a retryable 503)
+/// rather than damaged.
+const REWRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Largest batch the reader decodes at once.
 const READ_BATCH_ROWS: usize = 64 * 1024;
 
@@ -207,12 +211,25 @@ impl TableFile {
                 .map_or(0, |d| d.as_nanos()),
         };
         if now == self.fingerprint() {
-            Ok(())
-        } else {
-            Err(StorageError::FileChanged {
-                path: self.path.clone(),
-            })
+            return Ok(());
         }
+        // Changed long enough ago that a finished write would have been reloaded by now: the
+        // new bytes are not a readable table (damaged, or truncated for good).
+        let age = stat
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok());
+        if age.is_some_and(|a| a > REWRITE_GRACE) {
+            return Err(StorageError::parquet(
+                &self.path,
+                parquet::errors::ParquetError::General(
+                    "the file changed on disk and is not a readable Parquet file".into(),
+                ),
+            ));
+        }
+        Err(StorageError::FileChanged {
+            path: self.path.clone(),
+        })
     }
 
     /// Row groups in the file.

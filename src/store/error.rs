@@ -1,6 +1,28 @@
 //! The store's error: storage failures plus what only the store can judge.
 
+use crate::registry::RegistryError;
 use crate::storage::StorageError;
+
+/// Which kind of registry name was not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// A feature view.
+    FeatureView,
+    /// A feature of a known view.
+    Feature,
+    /// A feature service.
+    FeatureService,
+}
+
+impl std::fmt::Display for NameKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameKind::FeatureView => "feature view(s) in",
+            NameKind::Feature => "feature(s)",
+            NameKind::FeatureService => "feature service",
+        })
+    }
+}
 
 /// Every failure a store operation reports.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +66,25 @@ pub enum StoreError {
         rows: u64,
         /// The configured limit.
         limit: u64,
+    },
+    /// A registry failure, kept whole.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Names in a request that the registry does not know, all of them.
+    #[error("unknown {kind}: {}", .names.join(", "))]
+    UnknownNames {
+        /// What kind of name.
+        kind: NameKind,
+        /// Every unknown name.
+        names: Vec<String>,
+    },
+    /// A request that is well-formed JSON but cannot be answered as asked.
+    #[error("invalid field {field:?}: {message}")]
+    InvalidRequest {
+        /// The field at fault.
+        field: String,
+        /// Why.
+        message: String,
     },
     /// A background task failed to complete (it panicked or was cancelled).
     #[error("internal task failure: {0}")]

@@ -7,6 +7,7 @@
 
 mod batch;
 mod error;
+mod online;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,15 +15,23 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 
 pub use crate::cache::{CacheStats, TierStats};
+pub use crate::online::{FeatureColumn, FieldStatus};
+pub use crate::registry::{ApplyReport, Invalid, RegistryError};
 pub use crate::storage::{
     ColumnInfo, Declaration, RecordColumns, SaveOutcome, StorageError, TableInfo, dtype_name,
     parse_timestamp_micros,
 };
 pub use batch::EntityId;
-pub use error::{Result, StoreError};
+pub use error::{NameKind, Result, StoreError};
+pub use online::{OnlineAnswer, OnlineQuery};
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::cache::{CacheConfig, CacheKey, Clock, ReadKind, SystemClock, TieredCache};
-use crate::model::{GroupName, TableName};
+use crate::model::{Entity, FeatureView, GroupName, RegistryDocument, TableName, ValueType};
+use crate::online::ViewIndex;
+use crate::registry::Registry;
 use crate::storage::{Storage, StorageConfig, TableHandle};
 
 /// A page of a table, as asked for.
@@ -131,6 +140,9 @@ impl StoreOptions {
 pub struct FeatureStore {
     storage: Arc<Storage>,
     cache: Arc<TieredCache>,
+    registry: Arc<Registry>,
+    indexes: Arc<Mutex<HashMap<String, Arc<ViewIndex>>>>,
+    clock: Arc<dyn Clock>,
     started: Instant,
     max_batch_rows: u64,
 }
@@ -139,10 +151,18 @@ impl FeatureStore {
     /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
     pub fn open(options: StoreOptions) -> Result<Self> {
         let storage = Storage::open(options.storage)?;
-        let cache = TieredCache::open(&options.cache, &storage.layout().cache_dir(), options.clock);
+        let cache = TieredCache::open(
+            &options.cache,
+            &storage.layout().cache_dir(),
+            Arc::clone(&options.clock),
+        );
+        let registry = Registry::open(&storage.layout().registry_dir())?;
         Ok(Self {
             storage: Arc::new(storage),
             cache: Arc::new(cache),
+            registry: Arc::new(registry),
+            indexes: Arc::new(Mutex::new(HashMap::new())),
+            clock: options.clock,
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
         })
@@ -236,10 +256,13 @@ impl FeatureStore {
         records: RecordColumns,
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
+        let registry = Arc::clone(&self.registry);
         self.blocking(move |s, c| {
             let outcome = s.save_records(&group, &name, &records, declaration);
             c.invalidate_table(name.as_str());
-            Ok(outcome?)
+            let outcome = outcome?;
+            register_inferred(s, &registry, &group, &name);
+            Ok(outcome)
         })
         .await
     }
@@ -330,6 +353,54 @@ impl FeatureStore {
         .await
     }
 
+    /// The registry's current definitions.
+    pub fn registry(&self) -> Arc<RegistryDocument> {
+        self.registry.snapshot()
+    }
+
+    /// Validates `doc` against the registry and the tables' schemas and applies it.
+    pub async fn apply(&self, doc: RegistryDocument) -> Result<ApplyReport> {
+        let registry = Arc::clone(&self.registry);
+        self.blocking(move |s, _| {
+            Ok(registry.apply(doc, &|group, name| table_columns(s, group, name))?)
+        })
+        .await
+    }
+
+    /// Feast's online lookup: the latest value of each feature for each entity row, with TTL
+    /// enforced. Probes run on the caller's thread when every index is fresh; missing or stale
+    /// indexes are built on the blocking pool first.
+    pub async fn online_features(&self, query: OnlineQuery) -> Result<OnlineAnswer> {
+        let registry = self.registry.snapshot();
+        let plan = online::plan(&registry, &query)?;
+        let now = self.clock.wall_micros();
+        let mut ready: HashMap<String, Arc<ViewIndex>> = HashMap::new();
+        let mut missing: Vec<(FeatureView, Vec<String>)> = Vec::new();
+        for view in plan.views() {
+            match online::fresh_index(&self.storage, &self.indexes, view) {
+                Some(index) => {
+                    ready.insert(view.name.clone(), index);
+                }
+                None => missing.push((view.clone(), online::join_keys(&plan, &view.name))),
+            }
+        }
+        if !missing.is_empty() {
+            let indexes = Arc::clone(&self.indexes);
+            let built = self
+                .blocking(move |s, _| {
+                    missing
+                        .into_iter()
+                        .map(|(view, keys)| online::build_index(s, &indexes, &view, keys, now))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .await?;
+            for index in built {
+                ready.insert(index.view.name.clone(), index);
+            }
+        }
+        Ok(online::answer(&plan, query, &ready, now))
+    }
+
     /// Both cache tiers' statistics.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
@@ -404,6 +475,98 @@ impl FeatureStore {
     /// Whether the tree has no tables at all (used by `serve --demo`).
     pub async fn is_empty(&self) -> Result<bool> {
         self.blocking(|s, _| Ok(s.list().is_empty())).await
+    }
+}
+
+/// A table's columns and served types, for registry validation; `None` when it does not exist
+/// in that group.
+fn table_columns(
+    storage: &Storage,
+    group: &GroupName,
+    name: &TableName,
+) -> Option<Vec<(String, String)>> {
+    let table = storage.get_in_group(group, name).ok()?;
+    Some(
+        table
+            .file
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), dtype_name(f.data_type())))
+            .collect(),
+    )
+}
+
+/// Registers a table saved through the API as a feature view when it is not registered yet
+/// and has an entity key and a timestamp field: entities for its key columns (typed from the
+/// table), every other column as a feature, no TTL. A failure is logged, never fatal: the
+/// table itself was saved.
+fn register_inferred(storage: &Storage, registry: &Registry, group: &GroupName, name: &TableName) {
+    let existing = registry.snapshot();
+    if existing
+        .feature_views
+        .iter()
+        .any(|v| v.name == name.as_str())
+    {
+        return;
+    }
+    let Ok(table) = storage.get_in_group(group, name) else {
+        return;
+    };
+    let Some(timestamp_field) = table.timestamp_field.clone() else {
+        return;
+    };
+    if table.entity_key.is_empty() {
+        return;
+    }
+    let schema = table.file.schema();
+    let mut entities = Vec::new();
+    for key in &table.entity_key {
+        if existing.entities.iter().any(|e| e.join_key() == key) {
+            continue;
+        }
+        let value_type = match schema.field_with_name(key).map(|f| f.data_type().clone()) {
+            Ok(t) if t.is_integer() => ValueType::Int64,
+            Ok(arrow::datatypes::DataType::Utf8) => ValueType::String,
+            _ => return,
+        };
+        entities.push(Entity {
+            name: key.clone(),
+            join_key: None,
+            value_type,
+            description: String::new(),
+        });
+    }
+    let entity_names: Vec<String> = table
+        .entity_key
+        .iter()
+        .map(|key| {
+            existing
+                .entities
+                .iter()
+                .find(|e| e.join_key() == key)
+                .map_or_else(|| key.clone(), |e| e.name.clone())
+        })
+        .collect();
+    let view = FeatureView {
+        name: name.to_string(),
+        group: group.to_string(),
+        entities: entity_names,
+        timestamp_field,
+        created_timestamp_field: None,
+        ttl_seconds: None,
+        features: Vec::new(),
+        description: "registered when the table was first saved".into(),
+        owner: String::new(),
+        tags: Default::default(),
+    };
+    let doc = RegistryDocument {
+        entities,
+        feature_views: vec![view],
+        feature_services: Vec::new(),
+    };
+    if let Err(e) = registry.apply(doc, &|g, n| table_columns(storage, g, n)) {
+        tracing::warn!(table = %name, error = %e, "could not register the saved table as a feature view");
     }
 }
 

@@ -1,0 +1,297 @@
+//! `POST /get-online-features`: Feast's online request and column-major response.
+//!
+//! Feast clients (including Feast's own SDK with a `remote` online store) send this request
+//! unchanged; fields we do not use (`include_feature_view_version_metadata`, ...) are
+//! accepted. Unlike Feast, a value older than its view's TTL is `OUTSIDE_MAX_AGE` with a null
+//! value, and client errors are 4xx problems, never a 500 with a string body.
+
+use std::fmt;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, SecondsFormat};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::ApiError;
+use super::records::{JsonObject, cell_writer, normalise, write_json_str};
+use crate::store::{FieldStatus, OnlineAnswer, OnlineQuery};
+
+const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+/// Join key → values, in the order the client sent the keys (a JSON object keeps its order
+/// on the wire; `serde_json::Map` would sort it).
+#[derive(Debug, Default, Clone)]
+pub struct OrderedEntities(pub Vec<(String, Vec<Value>)>);
+
+impl<'de> Deserialize<'de> for OrderedEntities {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Columns;
+        impl<'de> Visitor<'de> for Columns {
+            type Value = OrderedEntities;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object mapping each join key to a list of values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedEntities, A::Error> {
+                let mut out = Vec::new();
+                while let Some((key, values)) = map.next_entry::<String, Vec<Value>>()? {
+                    out.push((key, values));
+                }
+                Ok(OrderedEntities(out))
+            }
+        }
+        deserializer.deserialize_map(Columns)
+    }
+}
+
+/// Response layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Feast's column-major `results` (default).
+    #[default]
+    Columns,
+    /// One object per entity row: `{"rows": [{"user_id": 1, "age": 34}]}`.
+    Rows,
+}
+
+/// `POST /get-online-features`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "features": ["user_profile:age", "user_profile:avg_rating", "movie_metadata:genre"],
+    "entities": {"user_id": [1, 2], "movie_id": [10, 11]},
+    "full_feature_names": false
+}))]
+pub struct OnlineFeaturesRequest {
+    /// Feature references `view:feature` (or give `feature_service`).
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// A registered feature service (instead of `features`).
+    #[serde(default)]
+    pub feature_service: Option<String>,
+    /// Columnar entity rows: join key → one value per row; every requested view's join keys
+    /// must be present, all lists of the same length.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<super::dto::EntityIdDto>>)]
+    pub entities: OrderedEntities,
+    /// Name features `view__feature`.
+    #[serde(default)]
+    pub full_feature_names: bool,
+    /// `columns` (Feast's shape, default) or `rows`.
+    #[serde(default)]
+    pub layout: Layout,
+}
+
+/// Feature names of the answer, entity keys first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnlineMetadata {
+    /// Names in the order of `results`.
+    pub feature_names: Vec<String>,
+}
+
+/// One column of the answer: its value, status and event time per entity row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnlineResult {
+    /// One value per entity row (null unless PRESENT).
+    #[schema(value_type = Vec<Object>)]
+    pub values: Vec<Value>,
+    /// `PRESENT`, `NULL_VALUE`, `NOT_FOUND` or `OUTSIDE_MAX_AGE`, per row.
+    pub statuses: Vec<String>,
+    /// RFC 3339 event time of the value, per row (the epoch when not found).
+    pub event_timestamps: Vec<String>,
+}
+
+/// Column-major answer (Feast's shape): `results[i]` belongs to `metadata.feature_names[i]`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "metadata": {"feature_names": ["user_id", "age", "avg_rating"]},
+    "results": [
+        {"values": [1, 999], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"]},
+        {"values": [34, null], "statuses": ["PRESENT", "NOT_FOUND"], "event_timestamps": ["2026-11-20T10:00:00Z", "1970-01-01T00:00:00Z"]},
+        {"values": [4.2, null], "statuses": ["PRESENT", "NOT_FOUND"], "event_timestamps": ["2026-11-20T10:00:00Z", "1970-01-01T00:00:00Z"]}
+    ]
+}))]
+pub struct OnlineFeaturesResponse {
+    /// Names of the result columns.
+    pub metadata: OnlineMetadata,
+    /// One entry per name.
+    pub results: Vec<OnlineResult>,
+}
+
+/// Row-major answer (`"layout": "rows"`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"rows": [{"user_id": 1, "age": 34, "avg_rating": 4.2}, {"user_id": 999, "age": null, "avg_rating": null}]}))]
+pub struct OnlineRowsResponse {
+    /// One object per entity row: join keys, then features (null unless PRESENT).
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<Value>,
+}
+
+/// Latest feature values per entity, with TTL enforced (Feast-compatible).
+///
+/// For each entity row, the latest value of each feature at or before now. A value older than
+/// its view's TTL is `OUTSIDE_MAX_AGE` and null; a missing key is `NOT_FOUND`; a null value is
+/// `NULL_VALUE`. Views keyed by several entities take every join key.
+#[utoipa::path(
+    post, path = "/get-online-features", tag = "serving",
+    request_body = OnlineFeaturesRequest,
+    responses(
+        (status = 200, description = "Column-major answer (or `{rows: [...]}` with `\"layout\": \"rows\"`)", body = OnlineFeaturesResponse),
+        (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown feature views, features or service, all named (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A join key is missing, entity columns differ in length, too many entity rows, or both or neither of features and feature_service (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_online_features(
+    state: web::Data<AppState>,
+    body: web::Json<OnlineFeaturesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let rows = body.entities.0.first().map_or(0, |(_, v)| v.len());
+    if rows > state.config.max_online_entity_rows {
+        return Err(ApiError::invalid_body_field(
+            "entities",
+            format!(
+                "{rows} entity rows is more than api.max_online_entity_rows ({})",
+                state.config.max_online_entity_rows
+            ),
+        ));
+    }
+    let layout = body.layout;
+    let query = OnlineQuery {
+        features: body.features,
+        feature_service: body.feature_service,
+        entities: body.entities.0,
+        full_feature_names: body.full_feature_names,
+    };
+    let answer = state.store.online_features(query).await?;
+    let out = match layout {
+        Layout::Columns => columns_body(&answer),
+        Layout::Rows => rows_body(&answer),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .body(out))
+}
+
+fn write_timestamp(out: &mut Vec<u8>, micros: i64) {
+    match DateTime::from_timestamp_micros(micros) {
+        Some(t) if micros != 0 => {
+            write_json_str(out, &t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        }
+        _ => write_json_str(out, EPOCH),
+    }
+}
+
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
+fn columns_body(answer: &OnlineAnswer) -> Vec<u8> {
+    let names: Vec<&str> = answer
+        .entities
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .chain(answer.features.iter().map(|f| f.name.as_str()))
+        .collect();
+    let mut body = JsonObject::with_capacity(256 + 64 * names.len());
+    body.raw_field("metadata", |out| {
+        let mut meta = JsonObject::with_capacity(64);
+        meta.field("feature_names", &names);
+        out.extend_from_slice(&meta.finish());
+    })
+    .raw_field("results", |out| {
+        out.push(b'[');
+        let mut first = true;
+        for (_, values) in &answer.entities {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            let mut result = JsonObject::with_capacity(64);
+            result
+                .field("values", values)
+                .raw_field("statuses", |o| {
+                    write_list(o, values, |o, _| o.extend_from_slice(b"\"PRESENT\""))
+                })
+                .raw_field("event_timestamps", |o| {
+                    write_list(o, values, |o, _| write_json_str(o, EPOCH))
+                });
+            out.extend_from_slice(&result.finish());
+        }
+        for feature in &answer.features {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            let column = normalise(&feature.column);
+            let write_cell = cell_writer(column.as_ref());
+            let mut result = JsonObject::with_capacity(64);
+            result
+                .raw_field("values", |o| {
+                    write_list(o, &feature.rows, |o, row| match row {
+                        Some(r) => write_cell(o, *r as usize),
+                        None => o.extend_from_slice(b"null"),
+                    })
+                })
+                .raw_field("statuses", |o| {
+                    write_list(o, &feature.statuses, |o, s| write_status(o, *s))
+                })
+                .raw_field("event_timestamps", |o| {
+                    write_list(o, &feature.timestamps, |o, t| write_timestamp(o, *t))
+                });
+            out.extend_from_slice(&result.finish());
+        }
+        out.push(b']');
+    });
+    body.finish()
+}
+
+fn write_status(out: &mut Vec<u8>, status: FieldStatus) {
+    out.push(b'"');
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b'"');
+}
+
+fn rows_body(answer: &OnlineAnswer) -> Vec<u8> {
+    let rows = answer.entities.first().map_or(0, |(_, v)| v.len());
+    let columns: Vec<_> = answer
+        .features
+        .iter()
+        .map(|f| normalise(&f.column))
+        .collect();
+    let writers: Vec<_> = columns.iter().map(|c| cell_writer(c.as_ref())).collect();
+    let mut body = JsonObject::with_capacity(64 + rows * 64);
+    body.raw_field("rows", |out| {
+        out.push(b'[');
+        for row in 0..rows {
+            if row > 0 {
+                out.push(b',');
+            }
+            let mut object = JsonObject::with_capacity(128);
+            for (key, values) in &answer.entities {
+                object.field(key, &values[row]);
+            }
+            for (feature, write) in answer.features.iter().zip(&writers) {
+                object.raw_field(&feature.name, |o| match feature.rows[row] {
+                    Some(r) => write(o, r as usize),
+                    None => o.extend_from_slice(b"null"),
+                });
+            }
+            out.extend_from_slice(&object.finish());
+        }
+        out.push(b']');
+    });
+    body.finish()
+}

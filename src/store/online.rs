@@ -1,0 +1,301 @@
+//! Resolving a Feast-style online request into index lookups.
+//!
+//! Feature references (or a service) → views → the join keys those views need → one lookup
+//! per feature over every entity row. All unknown names are reported together; a missing join
+//! key or entity columns of different lengths are request errors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::error::{NameKind, Result, StoreError};
+use crate::model::{FeatureRef, FeatureView, RegistryDocument, TableName};
+use crate::online::{FeatureColumn, ViewIndex, lookup};
+use crate::storage::Storage;
+
+/// What a client asks `/get-online-features`.
+#[derive(Debug, Clone)]
+pub struct OnlineQuery {
+    /// `view:feature` references (exclusive with `feature_service`).
+    pub features: Option<Vec<String>>,
+    /// A feature service name.
+    pub feature_service: Option<String>,
+    /// Join key → one value per entity row, in the order the client sent them.
+    pub entities: Vec<(String, Vec<Value>)>,
+    /// Name features `view__feature` instead of `feature`.
+    pub full_feature_names: bool,
+}
+
+/// The answer: entity columns (echoed) then one column per feature.
+#[derive(Debug)]
+pub struct OnlineAnswer {
+    /// Join key columns, as sent.
+    pub entities: Vec<(String, Vec<Value>)>,
+    /// One per requested feature, in request order.
+    pub features: Vec<FeatureColumn>,
+}
+
+/// A resolved request: which views, which features, which join keys.
+#[derive(Debug)]
+pub(super) struct Plan {
+    views: Vec<FeatureView>,
+    refs: Vec<FeatureRef>,
+    join_keys: HashMap<String, Vec<String>>,
+}
+
+impl Plan {
+    /// Views to index.
+    pub(super) fn views(&self) -> &[FeatureView] {
+        &self.views
+    }
+}
+
+fn invalid(field: &str, message: String) -> StoreError {
+    StoreError::InvalidRequest {
+        field: field.to_owned(),
+        message,
+    }
+}
+
+/// Resolves references against the registry, checking every name.
+pub(super) fn plan(registry: &RegistryDocument, query: &OnlineQuery) -> Result<Plan> {
+    let raw: Vec<String> = match (&query.features, &query.feature_service) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "features",
+                "give either features or feature_service, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "features",
+                "give features (\"view:feature\" references) or a feature_service".into(),
+            ));
+        }
+        (Some(features), None) => {
+            if features.is_empty() {
+                return Err(invalid("features", "must name at least one feature".into()));
+            }
+            features.clone()
+        }
+        (None, Some(name)) => {
+            let service = registry
+                .feature_services
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| StoreError::UnknownNames {
+                    kind: NameKind::FeatureService,
+                    names: vec![name.clone()],
+                })?;
+            // A service may name a whole view: expand it to the view's features.
+            let mut expanded = Vec::new();
+            for reference in &service.features {
+                if reference.contains(':') {
+                    expanded.push(reference.clone());
+                } else if let Some(view) =
+                    registry.feature_views.iter().find(|v| &v.name == reference)
+                {
+                    expanded.extend(
+                        view.features
+                            .iter()
+                            .map(|f| format!("{}:{}", view.name, f.name)),
+                    );
+                } else {
+                    expanded.push(reference.clone());
+                }
+            }
+            expanded
+        }
+    };
+    let mut refs = Vec::with_capacity(raw.len());
+    for (i, text) in raw.iter().enumerate() {
+        refs.push(
+            text.parse::<FeatureRef>()
+                .map_err(|e| invalid(&format!("features[{i}]"), e.to_string()))?,
+        );
+    }
+    let mut views: Vec<FeatureView> = Vec::new();
+    let mut unknown = Vec::new();
+    let mut any_unknown_view = false;
+    for r in &refs {
+        match registry.feature_views.iter().find(|v| v.name == r.view) {
+            None => {
+                any_unknown_view = true;
+                unknown.push(r.to_string());
+            }
+            Some(view) => {
+                if !view.features.iter().any(|f| f.name == r.feature) {
+                    unknown.push(r.to_string());
+                }
+                if !views.iter().any(|v| v.name == view.name) {
+                    views.push(view.clone());
+                }
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        // Every unknown reference at once; the kind says whether a whole view is missing.
+        let kind = if any_unknown_view {
+            NameKind::FeatureView
+        } else {
+            NameKind::Feature
+        };
+        return Err(StoreError::UnknownNames {
+            kind,
+            names: unknown,
+        });
+    }
+    let mut join_keys = HashMap::new();
+    for view in &views {
+        let mut keys = Vec::with_capacity(view.entities.len());
+        for entity in &view.entities {
+            let join_key = registry
+                .entities
+                .iter()
+                .find(|e| &e.name == entity)
+                .map(|e| e.join_key().to_owned())
+                .unwrap_or_else(|| entity.clone());
+            keys.push(join_key);
+        }
+        join_keys.insert(view.name.clone(), keys);
+    }
+    let rows = query.entities.first().map_or(0, |(_, v)| v.len());
+    for (name, values) in &query.entities {
+        if values.len() != rows {
+            return Err(invalid(
+                &format!("entities.{name}"),
+                format!(
+                    "has {} values but the first entity column has {rows}; every entity column needs one value per row",
+                    values.len()
+                ),
+            ));
+        }
+    }
+    for keys in join_keys.values() {
+        for key in keys {
+            if !query.entities.iter().any(|(name, _)| name == key) {
+                return Err(invalid(
+                    &format!("entities.{key}"),
+                    format!("join key {key:?} is required by the requested features"),
+                ));
+            }
+        }
+    }
+    Ok(Plan {
+        views,
+        refs,
+        join_keys,
+    })
+}
+
+/// The index of `view`, reusing a fresh one; `None` when it must be (re)built.
+pub(super) fn fresh_index(
+    storage: &Storage,
+    indexes: &Mutex<HashMap<String, Arc<ViewIndex>>>,
+    view: &FeatureView,
+) -> Option<Arc<ViewIndex>> {
+    let name: TableName = view.name.parse().ok()?;
+    let table = storage.peek(&name)?;
+    let cached = indexes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&view.name)
+        .cloned()?;
+    (cached.version == table.version
+        && cached.snapshot == table.file.snapshot_id()
+        && cached.view == *view)
+        .then_some(cached)
+}
+
+/// Builds (blocking) the index of `view` and keeps it.
+pub(super) fn build_index(
+    storage: &Storage,
+    indexes: &Mutex<HashMap<String, Arc<ViewIndex>>>,
+    view: &FeatureView,
+    join_keys: Vec<String>,
+    now_micros: i64,
+) -> Result<Arc<ViewIndex>> {
+    let name: TableName = view
+        .name
+        .parse()
+        .map_err(|e: crate::model::NameError| invalid("features", e.to_string()))?;
+    let table = storage.get(&name)?;
+    let started = std::time::Instant::now();
+    let index = Arc::new(ViewIndex::build(
+        view,
+        join_keys,
+        &table.file,
+        table.version,
+        table.file.snapshot_id(),
+        now_micros,
+    )?);
+    tracing::info!(view = %view.name, entities = index.len(), millis = started.elapsed().as_millis() as u64, "online index built");
+    indexes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(view.name.clone(), Arc::clone(&index));
+    Ok(index)
+}
+
+/// Join keys of a planned view.
+pub(super) fn join_keys(plan: &Plan, view: &str) -> Vec<String> {
+    plan.join_keys.get(view).cloned().unwrap_or_default()
+}
+
+/// Runs the lookups of `plan` over fresh indexes.
+pub(super) fn answer(
+    plan: &Plan,
+    query: OnlineQuery,
+    indexes: &HashMap<String, Arc<ViewIndex>>,
+    now_micros: i64,
+) -> OnlineAnswer {
+    let rows = query.entities.first().map_or(0, |(_, v)| v.len());
+    let by_name: HashMap<&str, &Vec<Value>> = query
+        .entities
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    // The key parts of every entity row, once per view (not once per feature).
+    let mut entity_rows: HashMap<&str, Vec<Vec<&Value>>> = HashMap::new();
+    for view in &plan.views {
+        let Some(index) = indexes.get(&view.name) else {
+            continue;
+        };
+        let columns: Vec<&Vec<Value>> = index
+            .join_keys
+            .iter()
+            .filter_map(|k| by_name.get(k.as_str()).copied())
+            .collect();
+        entity_rows.insert(
+            view.name.as_str(),
+            (0..rows)
+                .map(|i| columns.iter().map(|c| &c[i]).collect())
+                .collect(),
+        );
+    }
+    let mut features = Vec::with_capacity(plan.refs.len());
+    for r in &plan.refs {
+        let (Some(index), Some(parts)) = (indexes.get(&r.view), entity_rows.get(r.view.as_str()))
+        else {
+            continue;
+        };
+        let name = if query.full_feature_names {
+            format!("{}__{}", r.view, r.feature)
+        } else {
+            r.feature.clone()
+        };
+        if let Some(column) = lookup(index, &r.feature, name, parts, now_micros) {
+            features.push(column);
+        }
+    }
+    drop(entity_rows);
+    drop(by_name);
+    let used: Vec<&String> = plan.join_keys.values().flatten().collect();
+    let entities = query
+        .entities
+        .into_iter()
+        .filter(|(k, _)| used.contains(&k))
+        .collect();
+    OnlineAnswer { entities, features }
+}
