@@ -207,6 +207,10 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         tracing::warn!(%local, "listening on a non-loopback address without authentication");
     }
     tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "featurestore listening; Swagger UI at http://{local}/docs/");
+    if config.serving.preload {
+        let preload = store.clone();
+        std::thread::spawn(move || preload.preload_indexes());
+    }
     let state = AppState::new(store, config.api.clone());
     crate::server::run(listener, state, &config.server, shutdown_signal()).await?;
     Ok(())

@@ -22,6 +22,14 @@ pub const DEFAULTS_TOML: &str = include_str!("../config/featurestore.toml");
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "FEATURESTORE__";
 
+/// `[serving]`: online serving.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    /// Build every registered view's online index at start-up.
+    pub preload: bool,
+}
+
 /// `[logging]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +48,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[cache]`.
     pub cache: CacheConfig,
+    /// `[serving]`.
+    pub serving: ServingConfig,
     /// `[api]`.
     pub api: ApiConfig,
     /// `[logging]`.

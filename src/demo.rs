@@ -281,7 +281,8 @@ pub fn user_movie_interactions(
 
 /// The demo's registry: entities `user_id` and `movie_id`, the three views with the TTLs of the
 /// seed's Feast example (user profile 7 days, movie metadata 30 days, interactions 1 day), and
-/// the `movie_recommendation_service` feature service.
+/// the `movie_recommendation_service` feature service (whose feature names are distinct, so
+/// clients need not ask for full feature names).
 pub fn registry_document() -> RegistryDocument {
     const DAY: u64 = 86_400;
     let view = |name: &str, group: &str, entities: &[&str], ttl_days: u64, description: &str| {
@@ -340,7 +341,7 @@ pub fn registry_document() -> RegistryDocument {
                 "user_profile:total_movies_watched",
                 "user_profile:favorite_genre",
                 "movie_metadata:genre",
-                "movie_metadata:avg_rating",
+                "movie_metadata:rating_count",
                 "movie_metadata:popularity_score",
                 "user_movie_interactions:rating",
                 "user_movie_interactions:watch_minutes",

@@ -236,6 +236,11 @@ impl ApiError {
                         "Unknown feature service",
                     ),
                 },
+                StoreError::ViewTableMismatch { .. } => (
+                    S::CONFLICT,
+                    "view_table_mismatch",
+                    "Feature view and table disagree",
+                ),
                 StoreError::InvalidRequest { .. } => (
                     S::UNPROCESSABLE_ENTITY,
                     "invalid_body",

@@ -9,7 +9,7 @@ use std::fmt;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, SecondsFormat};
+
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::records::{JsonObject, cell_writer, normalise, write_json_str};
+use super::records::{JsonObject, cell_writer, normalise, write_json_str, write_rfc3339_utc};
 use crate::store::{FieldStatus, OnlineAnswer, OnlineQuery};
 
 const EPOCH: &str = "1970-01-01T00:00:00Z";
@@ -141,9 +141,10 @@ pub struct OnlineRowsResponse {
         (status = 200, description = "Column-major answer (or `{rows: [...]}` with `\"layout\": \"rows\"`)", body = OnlineFeaturesResponse),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown feature views, features or service, all named (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A requested feature is declared by its view but missing from the table (`view_table_mismatch`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A join key is missing, entity columns differ in length, too many entity rows, or both or neither of features and feature_service (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A join key is missing, entity columns differ in length, too many entity rows, both or neither of features and feature_service, or one feature name from two views without full_feature_names (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -180,12 +181,12 @@ pub async fn get_online_features(
         .body(out))
 }
 
+/// Writes an event time, or the epoch for "no value" (Feast's convention).
 fn write_timestamp(out: &mut Vec<u8>, micros: i64) {
-    match DateTime::from_timestamp_micros(micros) {
-        Some(t) if micros != 0 => {
-            write_json_str(out, &t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        }
-        _ => write_json_str(out, EPOCH),
+    if micros == 0 {
+        write_json_str(out, EPOCH);
+    } else {
+        write_rfc3339_utc(out, micros);
     }
 }
 
@@ -294,4 +295,39 @@ fn rows_body(answer: &OnlineAnswer) -> Vec<u8> {
         out.push(b']');
     });
     body.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, SecondsFormat};
+
+    use super::*;
+
+    fn formatted(micros: i64) -> String {
+        let mut out = Vec::new();
+        write_timestamp(&mut out, micros);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn timestamps_match_rfc3339_with_fractions_only_when_present() {
+        for micros in [
+            1_764_000_000_000_000i64,
+            1_764_000_000_123_456,
+            1_764_000_000_120_000,
+            1_764_000_000_000_001,
+            5,
+        ] {
+            let expected = DateTime::from_timestamp_micros(micros)
+                .map(|t| format!("\"{}\"", t.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+                .unwrap_or_default();
+            assert_eq!(formatted(micros), expected);
+        }
+        assert_eq!(formatted(0), "\"1970-01-01T00:00:00Z\"");
+        assert_eq!(formatted(1_764_000_000_000_000), "\"2025-11-24T16:00:00Z\"");
+        assert_eq!(
+            formatted(1_764_000_000_500_000),
+            "\"2025-11-24T16:00:00.500Z\""
+        );
+    }
 }

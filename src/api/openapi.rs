@@ -115,6 +115,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
     ),
     (
         409,
+        "view_table_mismatch",
+        "Feature view and table disagree",
+        "feature view \"user_profile\" declares [\"age\"], but its table has no such column; re-apply the view or restore the column",
+    ),
+    (
+        409,
         "table_name_conflict",
         "Table name used in another group",
         "table \"user_profile\" already exists in group \"user\"; table names are unique across groups",

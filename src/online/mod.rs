@@ -73,6 +73,9 @@ pub struct ViewIndex {
     pub snapshot: u64,
     /// Join key columns, in the view's entity order.
     pub join_keys: Vec<String>,
+    /// The earliest event time (µs) of a row left out because it was in the future when the
+    /// index was built: from then on the index is stale.
+    pub valid_until: i64,
     key_is_int: Vec<bool>,
     latest: RecordBatch,
     timestamps: Vec<i64>,
@@ -120,7 +123,15 @@ impl ViewIndex {
         if let Some(created) = &view.created_timestamp_field {
             names.push(created.clone());
         }
-        names.extend(view.features.iter().map(|f| f.name.clone()));
+        // Features the table no longer has are left out of the index; asking for them is an
+        // error of that request only (see `missing_features`), not of every request.
+        let available: Vec<String> = view
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .filter(|f| file.schema().index_of(f).is_ok())
+            .collect();
+        names.extend(available);
         let projection = file.column_indices(&names)?;
         let batch = file.read_all(&projection)?;
         let n_keys = join_keys.len();
@@ -142,9 +153,12 @@ impl ViewIndex {
         // Winner per key: (event ts, created ts, row).
         let better = |a: (i64, i64, usize), b: (i64, i64, usize)| (b.0, b.1, b.2) > (a.0, a.1, a.2);
         let mut winners: HashMap<Vec<KeyPart>, (i64, i64, usize)> = HashMap::new();
+        let mut valid_until = i64::MAX;
         for row in 0..batch.num_rows() {
             let Some(ts) = event[row] else { continue };
             if ts > now_micros {
+                // Not yet valid: the index must be rebuilt once the clock reaches it.
+                valid_until = valid_until.min(ts);
                 continue;
             }
             let mut key = Vec::with_capacity(n_keys);
@@ -226,11 +240,20 @@ impl ViewIndex {
             version,
             snapshot,
             join_keys,
+            valid_until,
             key_is_int,
             latest,
             timestamps,
             map,
         })
+    }
+
+    /// Requested features of this view that its table does not have (any more).
+    pub fn missing_features<'f>(&self, features: impl Iterator<Item = &'f str>) -> Vec<String> {
+        features
+            .filter(|f| self.latest.column_by_name(f).is_none())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Entities indexed.
@@ -311,13 +334,16 @@ pub struct FeatureColumn {
 }
 
 /// Answers one feature of one view for every entity row.
-pub fn lookup(
+pub fn lookup<'v, 'p>(
     index: &Arc<ViewIndex>,
     feature: &str,
     name: String,
-    entity_rows: &[Vec<&Value>],
+    entity_rows: impl ExactSizeIterator<Item = &'p [&'v Value]>,
     now_micros: i64,
-) -> Option<FeatureColumn> {
+) -> Option<FeatureColumn>
+where
+    'v: 'p,
+{
     let column = Arc::clone(index.feature_column(feature)?);
     let ttl_micros = index.view.ttl_seconds.filter(|t| *t > 0).map(|t| {
         i64::try_from(t)

@@ -86,6 +86,16 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+    /// A view declares features its table does not have (any more).
+    #[error(
+        "feature view {view:?} declares {columns:?}, but its table has no such column; re-apply the view or restore the column"
+    )]
+    ViewTableMismatch {
+        /// The view.
+        view: String,
+        /// The missing columns.
+        columns: Vec<String>,
+    },
     /// A background task failed to complete (it panicked or was cancelled).
     #[error("internal task failure: {0}")]
     Task(String),

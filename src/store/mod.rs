@@ -26,7 +26,6 @@ pub use error::{NameKind, Result, StoreError};
 pub use online::{OnlineAnswer, OnlineQuery};
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use crate::cache::{CacheConfig, CacheKey, Clock, ReadKind, SystemClock, TieredCache};
 use crate::model::{Entity, FeatureView, GroupName, RegistryDocument, TableName, ValueType};
@@ -141,7 +140,7 @@ pub struct FeatureStore {
     storage: Arc<Storage>,
     cache: Arc<TieredCache>,
     registry: Arc<Registry>,
-    indexes: Arc<Mutex<HashMap<String, Arc<ViewIndex>>>>,
+    indexes: Arc<online::IndexCache>,
     clock: Arc<dyn Clock>,
     started: Instant,
     max_batch_rows: u64,
@@ -161,7 +160,7 @@ impl FeatureStore {
             storage: Arc::new(storage),
             cache: Arc::new(cache),
             registry: Arc::new(registry),
-            indexes: Arc::new(Mutex::new(HashMap::new())),
+            indexes: Arc::new(online::IndexCache::default()),
             clock: options.clock,
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
@@ -377,11 +376,11 @@ impl FeatureStore {
         let mut ready: HashMap<String, Arc<ViewIndex>> = HashMap::new();
         let mut missing: Vec<(FeatureView, Vec<String>)> = Vec::new();
         for view in plan.views() {
-            match online::fresh_index(&self.storage, &self.indexes, view) {
+            match online::fresh_index(&self.storage, &self.indexes, view, now) {
                 Some(index) => {
                     ready.insert(view.name.clone(), index);
                 }
-                None => missing.push((view.clone(), online::join_keys(&plan, &view.name))),
+                None => missing.push(((*view).clone(), online::join_keys(&plan, &view.name))),
             }
         }
         if !missing.is_empty() {
@@ -398,7 +397,30 @@ impl FeatureStore {
                 ready.insert(index.view.name.clone(), index);
             }
         }
-        Ok(online::answer(&plan, query, &ready, now))
+        online::answer(&plan, query, &ready, now)
+    }
+
+    /// Builds the online index of every registered view (blocking; start-up preload). Views
+    /// whose table cannot be indexed are logged and skipped.
+    pub fn preload_indexes(&self) {
+        let registry = self.registry.snapshot();
+        let now = self.clock.wall_micros();
+        for view in &registry.feature_views {
+            let keys: Vec<String> = view
+                .entities
+                .iter()
+                .map(|name| {
+                    registry
+                        .entities
+                        .iter()
+                        .find(|e| &e.name == name)
+                        .map_or_else(|| name.clone(), |e| e.join_key().to_owned())
+                })
+                .collect();
+            if let Err(e) = online::build_index(&self.storage, &self.indexes, view, keys, now) {
+                tracing::warn!(view = %view.name, error = %e, "could not preload the online index");
+            }
+        }
     }
 
     /// Both cache tiers' statistics.

@@ -36,17 +36,24 @@ pub struct OnlineAnswer {
     pub features: Vec<FeatureColumn>,
 }
 
-/// A resolved request: which views, which features, which join keys.
-#[derive(Debug)]
-pub(super) struct Plan {
-    views: Vec<FeatureView>,
-    refs: Vec<FeatureRef>,
-    join_keys: HashMap<String, Vec<String>>,
+/// The online indexes, and the per-view locks that make each build single-flight.
+#[derive(Debug, Default)]
+pub(super) struct IndexCache {
+    ready: Mutex<HashMap<String, Arc<ViewIndex>>>,
+    builds: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
-impl Plan {
+/// A resolved request: which views, which features, which join keys.
+#[derive(Debug)]
+pub(super) struct Plan<'r> {
+    views: Vec<&'r FeatureView>,
+    refs: Vec<FeatureRef>,
+    join_keys: HashMap<&'r str, Vec<String>>,
+}
+
+impl<'r> Plan<'r> {
     /// Views to index.
-    pub(super) fn views(&self) -> &[FeatureView] {
+    pub(super) fn views(&self) -> &[&'r FeatureView] {
         &self.views
     }
 }
@@ -59,7 +66,7 @@ fn invalid(field: &str, message: String) -> StoreError {
 }
 
 /// Resolves references against the registry, checking every name.
-pub(super) fn plan(registry: &RegistryDocument, query: &OnlineQuery) -> Result<Plan> {
+pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> Result<Plan<'r>> {
     let raw: Vec<String> = match (&query.features, &query.feature_service) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -115,7 +122,7 @@ pub(super) fn plan(registry: &RegistryDocument, query: &OnlineQuery) -> Result<P
                 .map_err(|e| invalid(&format!("features[{i}]"), e.to_string()))?,
         );
     }
-    let mut views: Vec<FeatureView> = Vec::new();
+    let mut views: Vec<&FeatureView> = Vec::new();
     let mut unknown = Vec::new();
     let mut any_unknown_view = false;
     for r in &refs {
@@ -129,7 +136,7 @@ pub(super) fn plan(registry: &RegistryDocument, query: &OnlineQuery) -> Result<P
                     unknown.push(r.to_string());
                 }
                 if !views.iter().any(|v| v.name == view.name) {
-                    views.push(view.clone());
+                    views.push(view);
                 }
             }
         }
@@ -146,6 +153,22 @@ pub(super) fn plan(registry: &RegistryDocument, query: &OnlineQuery) -> Result<P
             names: unknown,
         });
     }
+    if !query.full_feature_names {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for r in &refs {
+            if let Some(other) = seen.insert(r.feature.as_str(), r.view.as_str())
+                && other != r.view
+            {
+                return Err(invalid(
+                    "full_feature_names",
+                    format!(
+                        "feature {:?} is requested from views {other:?} and {:?}; set full_feature_names to true to tell them apart",
+                        r.feature, r.view
+                    ),
+                ));
+            }
+        }
+    }
     let mut join_keys = HashMap::new();
     for view in &views {
         let mut keys = Vec::with_capacity(view.entities.len());
@@ -158,7 +181,7 @@ pub(super) fn plan(registry: &RegistryDocument, query: &OnlineQuery) -> Result<P
                 .unwrap_or_else(|| entity.clone());
             keys.push(join_key);
         }
-        join_keys.insert(view.name.clone(), keys);
+        join_keys.insert(view.name.as_str(), keys);
     }
     let rows = query.entities.first().map_or(0, |(_, v)| v.len());
     for (name, values) in &query.entities {
@@ -192,18 +215,21 @@ pub(super) fn plan(registry: &RegistryDocument, query: &OnlineQuery) -> Result<P
 /// The index of `view`, reusing a fresh one; `None` when it must be (re)built.
 pub(super) fn fresh_index(
     storage: &Storage,
-    indexes: &Mutex<HashMap<String, Arc<ViewIndex>>>,
+    indexes: &IndexCache,
     view: &FeatureView,
+    now_micros: i64,
 ) -> Option<Arc<ViewIndex>> {
     let name: TableName = view.name.parse().ok()?;
     let table = storage.peek(&name)?;
     let cached = indexes
+        .ready
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(&view.name)
         .cloned()?;
     (cached.version == table.version
         && cached.snapshot == table.file.snapshot_id()
+        && now_micros < cached.valid_until
         && cached.view == *view)
         .then_some(cached)
 }
@@ -211,11 +237,21 @@ pub(super) fn fresh_index(
 /// Builds (blocking) the index of `view` and keeps it.
 pub(super) fn build_index(
     storage: &Storage,
-    indexes: &Mutex<HashMap<String, Arc<ViewIndex>>>,
+    indexes: &IndexCache,
     view: &FeatureView,
     join_keys: Vec<String>,
     now_micros: i64,
 ) -> Result<Arc<ViewIndex>> {
+    // Single flight: concurrent requests for a cold view wait for one build instead of each
+    // starting their own (eight parallel builds of a 1M-row view exhausted memory and CPU).
+    let lock = {
+        let mut builds = indexes.builds.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(builds.entry(view.name.clone()).or_default())
+    };
+    let _building = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(index) = fresh_index(storage, indexes, view, now_micros) {
+        return Ok(index);
+    }
     let name: TableName = view
         .name
         .parse()
@@ -232,6 +268,7 @@ pub(super) fn build_index(
     )?);
     tracing::info!(view = %view.name, entities = index.len(), millis = started.elapsed().as_millis() as u64, "online index built");
     indexes
+        .ready
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(view.name.clone(), Arc::clone(&index));
@@ -239,25 +276,38 @@ pub(super) fn build_index(
 }
 
 /// Join keys of a planned view.
-pub(super) fn join_keys(plan: &Plan, view: &str) -> Vec<String> {
+pub(super) fn join_keys(plan: &Plan<'_>, view: &str) -> Vec<String> {
     plan.join_keys.get(view).cloned().unwrap_or_default()
 }
 
 /// Runs the lookups of `plan` over fresh indexes.
 pub(super) fn answer(
-    plan: &Plan,
+    plan: &Plan<'_>,
     query: OnlineQuery,
     indexes: &HashMap<String, Arc<ViewIndex>>,
     now_micros: i64,
-) -> OnlineAnswer {
+) -> Result<OnlineAnswer> {
+    for view in &plan.views {
+        let Some(index) = indexes.get(&view.name) else {
+            continue;
+        };
+        let requested = plan
+            .refs
+            .iter()
+            .filter(|r| r.view == view.name)
+            .map(|r| r.feature.as_str());
+        let missing = index.missing_features(requested);
+        if !missing.is_empty() {
+            return Err(StoreError::ViewTableMismatch {
+                view: view.name.clone(),
+                columns: missing,
+            });
+        }
+    }
     let rows = query.entities.first().map_or(0, |(_, v)| v.len());
-    let by_name: HashMap<&str, &Vec<Value>> = query
-        .entities
-        .iter()
-        .map(|(k, v)| (k.as_str(), v))
-        .collect();
-    // The key parts of every entity row, once per view (not once per feature).
-    let mut entity_rows: HashMap<&str, Vec<Vec<&Value>>> = HashMap::new();
+    // The key parts of every entity row, flattened (row-major, one slot per join key), built
+    // once per view rather than once per feature.
+    let mut entity_parts: HashMap<&str, (usize, Vec<&Value>)> = HashMap::new();
     for view in &plan.views {
         let Some(index) = indexes.get(&view.name) else {
             continue;
@@ -265,18 +315,24 @@ pub(super) fn answer(
         let columns: Vec<&Vec<Value>> = index
             .join_keys
             .iter()
-            .filter_map(|k| by_name.get(k.as_str()).copied())
+            .filter_map(|k| {
+                query
+                    .entities
+                    .iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v)
+            })
             .collect();
-        entity_rows.insert(
-            view.name.as_str(),
-            (0..rows)
-                .map(|i| columns.iter().map(|c| &c[i]).collect())
-                .collect(),
-        );
+        let mut parts = Vec::with_capacity(rows * columns.len());
+        for row in 0..rows {
+            parts.extend(columns.iter().map(|c| &c[row]));
+        }
+        entity_parts.insert(view.name.as_str(), (columns.len().max(1), parts));
     }
     let mut features = Vec::with_capacity(plan.refs.len());
     for r in &plan.refs {
-        let (Some(index), Some(parts)) = (indexes.get(&r.view), entity_rows.get(r.view.as_str()))
+        let (Some(index), Some((width, parts))) =
+            (indexes.get(&r.view), entity_parts.get(r.view.as_str()))
         else {
             continue;
         };
@@ -285,17 +341,16 @@ pub(super) fn answer(
         } else {
             r.feature.clone()
         };
-        if let Some(column) = lookup(index, &r.feature, name, parts, now_micros) {
+        if let Some(column) = lookup(index, &r.feature, name, parts.chunks(*width), now_micros) {
             features.push(column);
         }
     }
-    drop(entity_rows);
-    drop(by_name);
+    drop(entity_parts);
     let used: Vec<&String> = plan.join_keys.values().flatten().collect();
     let entities = query
         .entities
         .into_iter()
         .filter(|(k, _)| used.contains(&k))
         .collect();
-    OnlineAnswer { entities, features }
+    Ok(OnlineAnswer { entities, features })
 }
