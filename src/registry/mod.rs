@@ -230,6 +230,14 @@ fn merge(
             .iter()
             .map(|(c, t)| (c.as_str(), t.as_str()))
             .collect();
+        for (j, entity) in view.entities.iter().enumerate() {
+            if view.entities[..j].contains(entity) {
+                invalid(
+                    format!("{}[{j}]", at("entities")),
+                    format!("entity {entity:?} is listed twice"),
+                );
+            }
+        }
         if view.entities.is_empty() {
             invalid(
                 at("entities"),
@@ -297,6 +305,27 @@ fn merge(
                     dtype: Some(t.clone()),
                 })
                 .collect();
+        }
+        for (j, feature) in view.features.iter().enumerate() {
+            let field = format!("{}[{j}]", at("features"));
+            if view.features[..j].iter().any(|f| f.name == feature.name) {
+                invalid(
+                    field.clone(),
+                    format!("feature {:?} is listed twice", feature.name),
+                );
+            }
+            if keys.contains(&feature.name)
+                || feature.name == view.timestamp_field
+                || view.created_timestamp_field.as_ref() == Some(&feature.name)
+            {
+                invalid(
+                    field,
+                    format!(
+                        "{:?} is a join key or timestamp of the view, not a feature",
+                        feature.name
+                    ),
+                );
+            }
         }
         for (j, feature) in view.features.iter_mut().enumerate() {
             match (dtype_of.get(feature.name.as_str()), &feature.dtype) {

@@ -153,6 +153,14 @@ pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> R
             names: unknown,
         });
     }
+    for (i, r) in refs.iter().enumerate() {
+        if refs[..i].contains(r) {
+            return Err(invalid(
+                &format!("features[{i}]"),
+                format!("{r} is requested twice"),
+            ));
+        }
+    }
     if !query.full_feature_names {
         let mut seen: HashMap<&str, &str> = HashMap::new();
         for r in &refs {
@@ -184,7 +192,27 @@ pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> R
         join_keys.insert(view.name.as_str(), keys);
     }
     let rows = query.entities.first().map_or(0, |(_, v)| v.len());
-    for (name, values) in &query.entities {
+    for (i, (name, values)) in query.entities.iter().enumerate() {
+        if query.entities[..i].iter().any(|(other, _)| other == name) {
+            return Err(invalid(
+                &format!("entities.{name}"),
+                "is given twice".into(),
+            ));
+        }
+        // Keys are integers or strings; anything else can never match and would be echoed
+        // back as a PRESENT entity value.
+        if let Some(row) = values
+            .iter()
+            .position(|v| !(v.is_i64() || v.is_u64() || v.is_string()))
+        {
+            return Err(invalid(
+                &format!("entities.{name}[{row}]"),
+                format!(
+                    "entity key values must be integers or strings, got {}",
+                    values[row]
+                ),
+            ));
+        }
         if values.len() != rows {
             return Err(invalid(
                 &format!("entities.{name}"),

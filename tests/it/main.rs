@@ -5,6 +5,8 @@ mod cache;
 mod cli;
 mod common;
 mod health;
+mod online;
 mod openapi;
+mod registry;
 mod safety;
 mod tables;

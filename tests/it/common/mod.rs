@@ -166,6 +166,23 @@ impl TestServer {
         Ok(json)
     }
 
+    /// POST `body` as JSON to `path`; returns status and the raw body, for checks on key
+    /// order and on what a JSON parser would lose (repeated keys).
+    pub async fn post_text(&self, path: &str, body: &Value) -> TestResult<(u16, String)> {
+        let response = self.client.post(self.url(path)).json(body).send().await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
+    /// Applies registry definitions through `POST /registry/apply` and checks it succeeded;
+    /// returns the report (`created`, `updated`, `unchanged`).
+    pub async fn apply(&self, doc: &Value) -> TestResult<Value> {
+        let (status, report) = self.post("/registry/apply", doc).await?;
+        if status != 200 {
+            return Err(format!("applying {doc} failed with {status}: {report}").into());
+        }
+        Ok(report)
+    }
+
     /// Every file under the data root, relative, sorted; the disk cache tier's own files
     /// (`cache/`, which sled rewrites on its own schedule) are left out.
     pub fn files(&self) -> Vec<PathBuf> {
@@ -239,4 +256,23 @@ pub fn assert_problem(status: u16, body: &Value, expected_status: u16, expected_
         body["detail"].as_str().is_some_and(|t| !t.is_empty()),
         "body: {body}"
     );
+}
+
+/// Runs the `featurestore` binary with `args`, isolated from any configuration in the
+/// environment.
+pub fn featurestore_command(args: &[&str]) -> TestResult<std::process::Output> {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_featurestore"));
+    command.args(args).env("RUST_LOG", "warn");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FEATURESTORE__") {
+            command.env_remove(name);
+        }
+    }
+    Ok(command.output()?)
+}
+
+/// Microseconds since the epoch of an RFC 3339 instant.
+pub fn micros(rfc3339: &str) -> TestResult<i64> {
+    featurestore::store::parse_timestamp_micros(rfc3339)
+        .ok_or_else(|| format!("{rfc3339:?} is not an RFC 3339 instant").into())
 }
