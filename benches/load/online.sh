@@ -10,26 +10,12 @@
 # cores). Prints requests/s, latency percentiles, errors (non-2xx) and the server's CPU time
 # per request (utime + stime from /proc). Bounded in time; the server is stopped on exit.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 SECONDS_TO_RUN=${1:-10}
 CONNECTIONS=${2:-8}
-
-if ! command -v wrk >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq wrk
-fi
-cargo build --release --quiet
-BIN=target/release/featurestore
-DATA=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait "${PID:-}" 2>/dev/null || true; rm -rf "$DATA"; }
-trap cleanup EXIT
-BASE="http://127.0.0.1:$PORT"
+source "$(dirname "$0")/common.sh"
+need_wrk
 AS_OF=$(python3 -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
-
-"$BIN" demo --data-dir "$DATA" --as-of "$AS_OF" >/dev/null
-RUST_LOG=featurestore=info,warn "$BIN" serve --data-dir "$DATA" --port "$PORT" &
-PID=$!
-for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.1; done
+start_demo_server "$AS_OF" featurestore=info,warn
 
 FEATURES='["user_profile:age","user_profile:avg_rating","user_profile:total_movies_watched","user_profile:favorite_genre","user_profile:account_created_days"]'
 ids() { python3 -c "import sys; print(','.join(str(i * 997 % 100000 + 1) for i in range(int(sys.argv[1]))))" "$1"; }
@@ -49,8 +35,6 @@ write_script "$DATA/one.lua" "{\"features\": $FEATURES, \"entities\": {\"user_id
 write_script "$DATA/hundred.lua" "{\"features\": $FEATURES, \"entities\": {\"user_id\": [$(ids 100)]}}"
 write_script "$DATA/service.lua" "{\"feature_service\": \"movie_recommendation_service\", \"entities\": {\"user_id\": [$(ids 1)], \"movie_id\": [42]}}"
 
-ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
-HZ=$(getconf CLK_TCK)
 for workload in one hundred service; do
   # Warm-up: wait until the indexes the workload needs are built (a 200 answer).
   BODY=$(python3 -c 'import json,sys; src=open(sys.argv[1]).read(); print(json.loads(src.split("wrk.body = ",1)[1].split("\n",1)[0]))' "$DATA/$workload.lua")
@@ -58,12 +42,12 @@ for workload in one hundred service; do
     [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' -d "$BODY" "$BASE/get-online-features")" = 200 ] && break
     sleep 0.1
   done
-  BEFORE=$(ticks)
+  BEFORE=$(cpu_ticks)
   wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_TO_RUN}s" --latency -s "$DATA/$workload.lua" "$BASE/get-online-features" > "$DATA/$workload.txt"
-  AFTER=$(ticks)
+  AFTER=$(cpu_ticks)
   REQUESTS=$(awk '/requests in/ {print $1}' "$DATA/$workload.txt")
   echo "== $workload: $(grep 'Requests/sec' "$DATA/$workload.txt")"
   grep -E '^ +(50|99)%|non-2xx' "$DATA/$workload.txt"
-  echo "   server CPU per request: $(python3 -c "print(f'{($AFTER - $BEFORE) / $HZ / $REQUESTS * 1e6:.1f} us')")"
+  echo "   server CPU per request: $(per_request_us "$BEFORE" "$AFTER" "$REQUESTS")"
 done
 echo "server RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$PID/status")"

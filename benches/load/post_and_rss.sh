@@ -7,19 +7,9 @@
 #
 #   bash benches/load/post_and_rss.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-cargo build --release --quiet
-BIN=target/release/featurestore
-DATA=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait "${PID:-}" 2>/dev/null || true; rm -rf "$DATA"; }
-trap cleanup EXIT
-BASE="http://127.0.0.1:$PORT"
+source "$(dirname "$0")/common.sh"
+start_demo_server 2026-11-01T00:00:00Z
 
-"$BIN" demo --data-dir "$DATA" --as-of 2026-11-01T00:00:00Z >/dev/null
-RUST_LOG=warn "$BIN" serve --data-dir "$DATA" --port "$PORT" &
-PID=$!
-for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 echo "idle RSS after loading the demo: $(( $(rss) / 1024 )) MiB"
 
