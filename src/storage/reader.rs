@@ -30,11 +30,32 @@ use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::reader::{ChunkReader, Length};
 
 use super::error::{Result, StorageError};
-use super::meta::{FOOTER_KEY, TableMeta};
+use super::meta::{FOOTER_KEY, FileFingerprint, TableMeta};
 
 /// How long after an in-place change a file counts as "being rewritten" (a retryable 503)
 /// rather than damaged.
 const REWRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn fingerprint(len: u64, modified: SystemTime) -> FileFingerprint {
+    FileFingerprint {
+        len,
+        modified_nanos: modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    }
+}
+
+/// The first 8 bytes of sha256(size, mtime): a snapshot's identity in cache keys.
+fn digest(fingerprint: FileFingerprint) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(fingerprint.len.to_be_bytes());
+    hasher.update(fingerprint.modified_nanos.to_be_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
 
 /// Largest batch the reader decodes at once.
 const READ_BATCH_ROWS: usize = 64 * 1024;
@@ -92,6 +113,9 @@ pub struct TableFile {
     meta: Option<TableMeta>,
     served_schema: SchemaRef,
     modified: SystemTime,
+    /// Digest of size and mtime, computed once: it is part of every cache key and online
+    /// freshness check, so it must not cost a hash per request.
+    snapshot_id: u64,
 }
 
 impl TableFile {
@@ -100,6 +124,7 @@ impl TableFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
         let stat = file.metadata().map_err(|e| StorageError::io(path, e))?;
+        let modified = stat.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let file = PreadFile {
             file: Arc::new(file),
             len: stat.len(),
@@ -129,7 +154,8 @@ impl TableFile {
             reader_meta,
             meta,
             served_schema,
-            modified: stat.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            modified,
+            snapshot_id: digest(fingerprint(stat.len(), modified)),
         })
     }
 
@@ -169,27 +195,13 @@ impl TableFile {
     }
 
     /// Size and modification time of the file this snapshot was opened from.
-    pub fn fingerprint(&self) -> super::meta::FileFingerprint {
-        super::meta::FileFingerprint {
-            len: self.file.len,
-            modified_nanos: self
-                .modified
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        }
+    pub fn fingerprint(&self) -> FileFingerprint {
+        fingerprint(self.file.len, self.modified)
     }
 
     /// A digest of [`Self::fingerprint`]: identifies this file snapshot in cache keys.
     pub fn snapshot_id(&self) -> u64 {
-        use sha2::{Digest, Sha256};
-        let fingerprint = self.fingerprint();
-        let mut hasher = Sha256::new();
-        hasher.update(fingerprint.len.to_be_bytes());
-        hasher.update(fingerprint.modified_nanos.to_be_bytes());
-        let digest = hasher.finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        u64::from_be_bytes(first)
+        self.snapshot_id
     }
 
     /// Fails when the open file is no longer the one this snapshot was opened as: another
@@ -202,14 +214,10 @@ impl TableFile {
             .file
             .metadata()
             .map_err(|e| StorageError::io(&self.path, e))?;
-        let now = super::meta::FileFingerprint {
-            len: stat.len(),
-            modified_nanos: stat
-                .modified()
-                .ok()
-                .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos()),
-        };
+        let now = fingerprint(
+            stat.len(),
+            stat.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        );
         if now == self.fingerprint() {
             return Ok(());
         }
