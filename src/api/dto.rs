@@ -144,6 +144,30 @@ impl utoipa::PartialSchema for Record {
 
 impl ToSchema for Record {}
 
+/// One feature value: an integer, number, string (timestamps as RFC 3339), boolean or null.
+/// Documentation only, like [`Record`]: values are written straight into the response.
+pub struct Scalar;
+
+impl utoipa::PartialSchema for Scalar {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([
+                Type::Integer,
+                Type::Number,
+                Type::String,
+                Type::Boolean,
+                Type::Null,
+            ]))
+            .description(Some(
+                "A feature value: integer, number, string, boolean or null.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Scalar {}
+
 /// `GET /features/{group}/{name}`: a page of records.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({

@@ -95,7 +95,7 @@ pub struct OnlineMetadata {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OnlineResult {
     /// One value per entity row (null unless PRESENT).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::dto::Scalar>)]
     pub values: Vec<Value>,
     /// `PRESENT`, `NULL_VALUE`, `NOT_FOUND` or `OUTSIDE_MAX_AGE`, per row.
     pub statuses: Vec<String>,
@@ -125,8 +125,19 @@ pub struct OnlineFeaturesResponse {
 #[schema(example = json!({"rows": [{"user_id": 1, "age": 34, "avg_rating": 4.2}, {"user_id": 999, "age": null, "avg_rating": null}]}))]
 pub struct OnlineRowsResponse {
     /// One object per entity row: join keys, then features (null unless PRESENT).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::dto::Record>)]
     pub rows: Vec<Value>,
+}
+
+/// The 200 answer of `/get-online-features`: column-major (default) or rows. Documentation
+/// only: the body is written by `columns_body` / `rows_body`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OnlineAnswerDoc {
+    /// `"layout": "columns"` (Feast's shape).
+    Columns(OnlineFeaturesResponse),
+    /// `"layout": "rows"`.
+    Rows(OnlineRowsResponse),
 }
 
 /// Latest feature values per entity, with TTL enforced (Feast-compatible).
@@ -138,7 +149,7 @@ pub struct OnlineRowsResponse {
     post, path = "/get-online-features", tag = "serving",
     request_body = OnlineFeaturesRequest,
     responses(
-        (status = 200, description = "Column-major answer (or `{rows: [...]}` with `\"layout\": \"rows\"`)", body = OnlineFeaturesResponse),
+        (status = 200, description = "Column-major answer, or `{rows: [...]}` with `\"layout\": \"rows\"`", body = OnlineAnswerDoc),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown feature views, features or service, all named (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A requested feature is declared by its view but missing from the table (`view_table_mismatch`)", body = super::Problem, content_type = "application/problem+json"),

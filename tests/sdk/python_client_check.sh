@@ -42,8 +42,10 @@ PY="$WORK/venv/bin/python"
 "$PY" -m pip install --quiet --disable-pip-version-check "$GENERATOR"
 
 echo "== demo data and server"
+# As of an hour ago, so the views' TTLs have not expired and online values are PRESENT.
+AS_OF="$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) - d.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))')"
 "$BIN" demo --data-dir "$WORK/data" --users 50 --movies 10 --interactions 300 --seed 1 \
-    --as-of 2026-01-01T00:00:00Z >"$WORK/demo.log" 2>&1
+    --as-of "$AS_OF" >"$WORK/demo.log" 2>&1
 PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 BASE="http://127.0.0.1:$PORT"
 "$BIN" serve --data-dir "$WORK/data" --port "$PORT" >"$WORK/server.log" 2>&1 &

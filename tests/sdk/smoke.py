@@ -28,13 +28,31 @@ from featurestore_client.api.features import (
     table_info,
 )
 from featurestore_client.api.health import health
+from featurestore_client.api.registry import (
+    entities,
+    feature_service,
+    feature_view,
+    feature_views,
+)
+from featurestore_client.api.registry import apply as apply_definitions
+from featurestore_client.api.serving import get_online_features
 from featurestore_client.models import (
     BatchRequest,
     BatchResponse,
     DeleteResponse,
     FeaturePageResponse,
     FieldError,
+    EntityList,
+    FeatureService,
+    FeatureView,
+    FeatureViewList,
     HealthResponse,
+    Layout,
+    OnlineFeaturesRequest,
+    OnlineFeaturesRequestEntities,
+    OnlineFeaturesResponse,
+    OnlineRowsResponse,
+    RegistryDocument,
     PageMetadata,
     Problem,
     Record,
@@ -51,7 +69,10 @@ SUFFIX = str(os.getpid())
 USERS = f"sdk_users_{SUFFIX}"
 ITEMS = f"sdk_items_{SUFFIX}"
 CHECKS = 0
-EXERCISED = {"health", "list_tables", "get_page", "save_table", "table_info", "batch", "delete_table"}
+EXERCISED = {
+    "health", "list_tables", "get_page", "save_table", "table_info", "batch", "delete_table",
+    "entities", "feature_views", "feature_view", "feature_service", "apply", "get_online_features",
+}
 
 
 def check(condition: bool, what: str) -> None:
@@ -267,12 +288,72 @@ def main(base_url: str, data_dir: str | None) -> None:
     problem(delete_table.sync_detailed(GROUP, USERS, client=client), 404, "table_not_found", "delete again")
     problem(get_page.sync_detailed(GROUP, USERS, client=client), 404, "table_not_found", "page after delete")
 
+    registry_and_online(client)
+
     if data_dir:
         broken_storage(client, data_dir)
 
     # The convenience `sync` functions return the same parsed models.
     check(isinstance(health.sync(client=client), HealthResponse), "health.sync")
     check(isinstance(table_info.sync("user", "nope", client=client), Problem), "table_info.sync on 404")
+
+
+def online_request(features: list[str], users: list[int | str], layout: Layout | None = None) -> OnlineFeaturesRequest:
+    ids = OnlineFeaturesRequestEntities()
+    ids.additional_properties = {"user_id": users}
+    request = OnlineFeaturesRequest(entities=ids, features=features)
+    if layout is not None:
+        request.layout = layout
+    return request
+
+
+def registry_and_online(client: Client) -> None:
+    """The registry the demo applied, and Feast-style online lookups, through typed models."""
+    listed = ok(entities.sync_detailed(client=client), 200, EntityList, "entities")
+    check({e.name for e in listed.entities} >= {"user_id", "movie_id"}, "demo entities listed")
+    views = ok(feature_views.sync_detailed(client=client), 200, FeatureViewList, "feature views")
+    check(any(v.name == "user_profile" for v in views.feature_views), "user_profile listed")
+    view = ok(feature_view.sync_detailed("user_profile", client=client), 200, FeatureView, "feature view")
+    check(view.ttl_seconds == 7 * 86400, f"user_profile ttl {view.ttl_seconds}")
+    check(any(f.name == "age" for f in view.features), "user_profile serves age")
+    service = ok(
+        feature_service.sync_detailed("movie_recommendation_service", client=client), 200, FeatureService, "service"
+    )
+    check("user_profile:age" in service.features, "service lists user_profile:age")
+    problem(feature_view.sync_detailed("nope", client=client), 404, "registry_object_not_found", "unknown view")
+
+    answer = ok(
+        get_online_features.sync_detailed(
+            client=client, body=online_request(["user_profile:age", "user_profile:avg_rating"], [1, "2", 99_999_999])
+        ),
+        200,
+        OnlineFeaturesResponse,
+        "online columns",
+    )
+    check(answer.metadata.feature_names == ["user_id", "age", "avg_rating"], f"names {answer.metadata.feature_names}")
+    age = answer.results[1]
+    check(age.statuses == ["PRESENT", "PRESENT", "NOT_FOUND"], f"age statuses {age.statuses}")
+    check(isinstance(age.values[0], int) and age.values[2] is None, f"age values {age.values}")
+    check(all(t.endswith("Z") for t in age.event_timestamps), "RFC 3339 UTC timestamps")
+
+    rows = ok(
+        get_online_features.sync_detailed(client=client, body=online_request(["user_profile:age"], [1], Layout.ROWS)),
+        200,
+        OnlineRowsResponse,
+        "online rows",
+    )
+    check(rows.rows[0]["user_id"] == 1 and isinstance(rows.rows[0]["age"], int), f"rows {rows.rows[0].to_dict()}")
+    problem(
+        get_online_features.sync_detailed(client=client, body=online_request(["nope:x"], [1])),
+        404,
+        "unknown_feature_views",
+        "online unknown view",
+    )
+    invalid = RegistryDocument.from_dict(
+        {"feature_views": [{"name": "user_profile", "group": "user", "entities": ["ghost"], "timestamp_field": "age"}]}
+    )
+    bad = problem(apply_definitions.sync_detailed(client=client, body=invalid), 422, "invalid_definitions", "apply")
+    check(isinstance(bad.errors, list) and len(bad.errors) >= 2, "apply lists every invalid field")
 
 
 def broken_storage(client: Client, data_dir: str) -> None:
