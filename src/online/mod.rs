@@ -59,6 +59,8 @@ enum KeyPart {
 enum KeyMap {
     Int(HashMap<i64, u32>),
     Str(HashMap<String, u32>),
+    /// Two integer join keys (user × movie): packed, a third of the general map's memory.
+    IntPair(HashMap<(i64, i64), u32>),
     Composite(HashMap<Vec<KeyPart>, u32>),
 }
 
@@ -78,7 +80,7 @@ pub struct ViewIndex {
     pub valid_until: i64,
     key_is_int: Vec<bool>,
     latest: RecordBatch,
-    timestamps: Vec<i64>,
+    event_micros: arrow::array::PrimitiveArray<TimestampMicrosecondType>,
     map: KeyMap,
 }
 
@@ -201,10 +203,18 @@ impl ViewIndex {
             .map(|c| take(c.as_ref(), &indices, None))
             .collect::<Result<_, _>>()?;
         let latest = RecordBatch::try_new(batch.schema(), latest_columns)?;
-        let timestamps: Vec<i64> = chosen
-            .iter()
-            .map(|(_, row)| event[*row].unwrap_or_default())
-            .collect();
+        // Event times are read from the latest rows' own column (sharing its buffer), not
+        // copied beside it; only a file with another time unit needs a converted copy.
+        let event_column = latest.column(n_keys);
+        let event_micros = match event_column.as_primitive_opt::<TimestampMicrosecondType>() {
+            Some(micros) => micros.clone(),
+            None => cast(
+                event_column,
+                &DataType::Timestamp(TimeUnit::Microsecond, None),
+            )?
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone(),
+        };
         let key_is_int: Vec<bool> = keys.iter().map(|(_, is_int)| *is_int).collect();
         let map = match (n_keys, key_is_int.first()) {
             (1, Some(true)) => KeyMap::Int(
@@ -227,6 +237,16 @@ impl ViewIndex {
                     })
                     .collect(),
             ),
+            (2, _) if key_is_int.iter().all(|i| *i) => KeyMap::IntPair(
+                chosen
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (k, _))| match k.as_slice() {
+                        [KeyPart::Int(a), KeyPart::Int(b)] => Some(((*a, *b), i as u32)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
             _ => KeyMap::Composite(
                 chosen
                     .into_iter()
@@ -243,7 +263,7 @@ impl ViewIndex {
             valid_until,
             key_is_int,
             latest,
-            timestamps,
+            event_micros,
             map,
         })
     }
@@ -258,12 +278,12 @@ impl ViewIndex {
 
     /// Entities indexed.
     pub fn len(&self) -> usize {
-        self.timestamps.len()
+        self.event_micros.len()
     }
 
     /// Whether no entity is indexed.
     pub fn is_empty(&self) -> bool {
-        self.timestamps.is_empty()
+        self.event_micros.is_empty()
     }
 
     /// The latest row of the key formed by `parts` (one JSON value per join key), if any.
@@ -277,6 +297,12 @@ impl ViewIndex {
                 .first()
                 .and_then(|v| str_part(v))
                 .and_then(|k| map.get(k.as_ref()).copied()),
+            KeyMap::IntPair(map) => match parts {
+                [a, b] => int_part(a)
+                    .zip(int_part(b))
+                    .and_then(|k| map.get(&k).copied()),
+                _ => None,
+            },
             KeyMap::Composite(map) => {
                 let key: Option<Vec<KeyPart>> = parts
                     .iter()
@@ -296,10 +322,12 @@ impl ViewIndex {
 
     /// The event timestamp (µs) of an indexed row.
     pub fn timestamp(&self, row: u32) -> i64 {
-        self.timestamps
-            .get(row as usize)
-            .copied()
-            .unwrap_or_default()
+        let row = row as usize;
+        if row < self.event_micros.len() {
+            self.event_micros.value(row)
+        } else {
+            0
+        }
     }
 
     /// The column of feature `name`, if the view serves it.
@@ -310,6 +338,36 @@ impl ViewIndex {
             .any(|f| f.name == name)
             .then(|| self.latest.column_by_name(name))
             .flatten()
+    }
+
+    /// Estimated memory of the whole index: the key map (by capacity, with the heap of string
+    /// keys) and the latest rows (whose event-time column the index reads in place).
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // hashbrown keeps one control byte per bucket beside each (key, value) slot.
+        let map = match &self.map {
+            KeyMap::Int(m) => m.capacity() * (size_of::<(i64, u32)>() + 1),
+            KeyMap::Str(m) => {
+                m.capacity() * (size_of::<(String, u32)>() + 1)
+                    + m.keys().map(String::capacity).sum::<usize>()
+            }
+            KeyMap::IntPair(m) => m.capacity() * (size_of::<((i64, i64), u32)>() + 1),
+            KeyMap::Composite(m) => {
+                m.capacity() * (size_of::<(Vec<KeyPart>, u32)>() + 1)
+                    + m.keys()
+                        .map(|k| {
+                            k.capacity() * size_of::<KeyPart>()
+                                + k.iter()
+                                    .map(|p| match p {
+                                        KeyPart::Str(s) => s.capacity(),
+                                        KeyPart::Int(_) => 0,
+                                    })
+                                    .sum::<usize>()
+                        })
+                        .sum::<usize>()
+            }
+        };
+        map + self.latest.get_array_memory_size()
     }
 
     /// Arrow memory of the index's latest rows.
