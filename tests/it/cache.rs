@@ -1050,12 +1050,7 @@ async fn performance_and_metrics_count_requests_errors_cache_and_tables() -> Tes
 
     let response = server.client.get(server.url("/metrics")).send().await?;
     assert_eq!(response.status().as_u16(), 200);
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = crate::common::content_type(&response);
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let text = response.text().await?;
     let table_route = r#"route="/features/{group}/{name}""#;

@@ -1,11 +1,12 @@
 //! The `featurestore` binary: `demo`, `info` and `openapi`, and serving what `demo` wrote.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::common::{TestResult, TestServer, assert_problem};
+use crate::common::{
+    TestResult, TestServer, assert_problem, featurestore_command, featurestore_ok,
+};
 
 const COMMITTED_OPENAPI: &str = include_str!("../../openapi/openapi.json");
 
@@ -14,32 +15,6 @@ const DEMO_TABLES: [&str; 3] = [
     "features/interaction/user_movie_interactions.parquet",
     "features/user/user_profile.parquet",
 ];
-
-/// Runs the binary with `args`, isolated from any configuration in the environment.
-fn featurestore(args: &[&str]) -> TestResult<Output> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_featurestore"));
-    command.args(args).env("RUST_LOG", "warn");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("FEATURESTORE__") {
-            command.env_remove(name);
-        }
-    }
-    Ok(command.output()?)
-}
-
-/// Runs the binary and checks that it succeeded; returns its stdout.
-fn featurestore_ok(args: &[&str]) -> TestResult<String> {
-    let output = featurestore(args)?;
-    if !output.status.success() {
-        return Err(format!(
-            "featurestore {args:?} failed with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(output.stdout)?)
-}
 
 /// `featurestore demo` with small tables into `dir`; returns its stdout.
 fn demo(dir: &Path, seed: u64) -> TestResult<String> {
@@ -201,11 +176,11 @@ fn openapi_prints_the_committed_document() -> TestResult {
 
 #[test]
 fn bad_arguments_fail_with_a_message() -> TestResult {
-    let output = featurestore(&["demo", "--as-of", "yesterday"])?;
+    let output = featurestore_command(&["demo", "--as-of", "yesterday"])?;
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr)?;
     assert!(stderr.contains("--as-of"), "stderr: {stderr}");
-    let output = featurestore(&["no-such-command"])?;
+    let output = featurestore_command(&["no-such-command"])?;
     assert!(!output.status.success());
     Ok(())
 }

@@ -202,12 +202,7 @@ impl Drop for TestServer {
 /// Status and JSON body of a response; error bodies must be problem+json.
 pub async fn read(response: reqwest::Response) -> TestResult<(u16, Value)> {
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = content_type(&response);
     let bytes = response.bytes().await?;
     if status >= 400 && content_type != "application/problem+json" {
         return Err(format!("error {status} has content type {content_type:?}").into());
@@ -269,6 +264,30 @@ pub fn featurestore_command(args: &[&str]) -> TestResult<std::process::Output> {
         }
     }
     Ok(command.output()?)
+}
+
+/// Runs the binary and checks that it succeeded; returns its stdout.
+pub fn featurestore_ok(args: &[&str]) -> TestResult<String> {
+    let output = featurestore_command(args)?;
+    if !output.status.success() {
+        return Err(format!(
+            "featurestore {args:?} failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// The `content-type` of a response, or "" when it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Microseconds since the epoch of an RFC 3339 instant.
