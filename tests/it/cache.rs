@@ -3,7 +3,6 @@
 //! picked up by the watcher, a damaged or locked disk tier, the clearing routes, and the
 //! `/performance` and `/metrics` reports.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +13,9 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use featurestore::cache::ManualClock;
 use featurestore::store::PageRequest;
-use parquet::arrow::ArrowWriter;
 use serde_json::{Value, json};
 
-use crate::common::{TestResult, TestServer, assert_problem};
+use crate::common::{TestResult, TestServer, assert_problem, parquet_bytes, replace_externally};
 
 /// How often the watcher tests look again.
 const POLL_EVERY: Duration = Duration::from_millis(20);
@@ -127,25 +125,6 @@ fn int_batch(columns: &[(&str, Vec<i64>)]) -> TestResult<RecordBatch> {
         .map(|(_, values)| Arc::new(Int64Array::from(values.clone())) as ArrayRef)
         .collect();
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
-}
-
-/// The bytes of a complete Parquet file holding `batch` (the writer is closed: that writes
-/// the footer).
-fn parquet_bytes(batch: &RecordBatch) -> TestResult<Vec<u8>> {
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), None)?;
-    writer.write(batch)?;
-    Ok(writer.into_inner()?)
-}
-
-/// Replaces `target` the way pandas or Spark jobs do: a complete file under a temporary name
-/// in the same folder, then a rename over the table.
-fn replace_externally(target: &Path, batch: &RecordBatch) -> TestResult {
-    let temp = target.with_extension("incoming");
-    let mut writer = ArrowWriter::try_new(File::create(&temp)?, batch.schema(), None)?;
-    writer.write(batch)?;
-    writer.close()?;
-    std::fs::rename(&temp, target)?;
-    Ok(())
 }
 
 /// Stops `server`, lets `offline` change its data root as other tools would while it is down,

@@ -6,7 +6,6 @@
 //! column included), the `rows` layout, read-after-write, the entity-row limit, Feast's own
 //! client body, and the demo data.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +15,11 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use featurestore::cache::ManualClock;
 use featurestore::config::Config;
-use parquet::arrow::ArrowWriter;
 use serde_json::{Value, json};
 
-use crate::common::{TestResult, TestServer, assert_problem, featurestore_ok, micros, read};
+use crate::common::{
+    TestResult, TestServer, assert_problem, featurestore_ok, micros, read, replace_externally,
+};
 
 const ONLINE: &str = "/get-online-features";
 /// The timestamp of entity columns and of values that were not found.
@@ -812,17 +812,6 @@ fn profile_batch(age: i64) -> TestResult<RecordBatch> {
         Arc::new(Schema::new(fields)),
         columns.into_iter().map(|(_, array)| array).collect(),
     )?)
-}
-
-/// Replaces `target` as pandas or Spark jobs do: a complete file under another name in the
-/// same folder, then a rename over the table.
-fn replace_externally(target: &Path, batch: &RecordBatch) -> TestResult {
-    let temp = target.with_extension("incoming");
-    let mut writer = ArrowWriter::try_new(File::create(&temp)?, batch.schema(), None)?;
-    writer.write(batch)?;
-    writer.close()?;
-    std::fs::rename(&temp, target)?;
-    Ok(())
 }
 
 #[tokio::test]

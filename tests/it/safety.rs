@@ -1,10 +1,8 @@
 //! What must never happen: escaping the data tree, half-applied writes, a 500 on a table
 //! another tool wrote, a half-written file taking the server down, data lost on restart.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +11,11 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use serde_json::{Value, json};
 
-use crate::common::{TestResult, TestServer, assert_problem, list_files};
+use crate::common::{
+    TestResult, TestServer, assert_problem, list_files, parquet_bytes, write_parquet,
+};
 
 /// A raw HTTP/1.1 exchange, so that the request target reaches the server exactly as written
 /// (reqwest would normalise `..`). Returns status, content type and body.
@@ -57,21 +56,6 @@ fn raw_http(
         .map(|(_, value)| value.trim().to_owned())
         .unwrap_or_default();
     Ok((status, content_type, body.to_owned()))
-}
-
-/// Writes `batch` as a complete Parquet file with the parquet crate, as another tool would.
-fn write_parquet(path: &Path, batch: &RecordBatch) -> TestResult {
-    let file = File::create(path)?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), None)?;
-    writer.write(batch)?;
-    writer.close()?;
-    Ok(())
-}
-
-fn parquet_bytes(batch: &RecordBatch) -> TestResult<Vec<u8>> {
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), None)?;
-    writer.write(batch)?;
-    Ok(writer.into_inner()?)
 }
 
 fn batch_of(columns: Vec<(&str, ArrayRef)>) -> TestResult<RecordBatch> {

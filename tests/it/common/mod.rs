@@ -290,6 +290,28 @@ pub fn content_type(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// The bytes of a complete Parquet file holding `batch` (closing the writer writes the footer).
+pub fn parquet_bytes(batch: &arrow::record_batch::RecordBatch) -> TestResult<Vec<u8>> {
+    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), None)?;
+    writer.write(batch)?;
+    Ok(writer.into_inner()?)
+}
+
+/// Writes `batch` as a complete Parquet file with the parquet crate, as another tool would.
+pub fn write_parquet(path: &Path, batch: &arrow::record_batch::RecordBatch) -> TestResult {
+    std::fs::write(path, parquet_bytes(batch)?)?;
+    Ok(())
+}
+
+/// Replaces `target` the way pandas or Spark jobs do: a complete file under another name in
+/// the same folder, then a rename over the table.
+pub fn replace_externally(target: &Path, batch: &arrow::record_batch::RecordBatch) -> TestResult {
+    let temp = target.with_extension("incoming");
+    write_parquet(&temp, batch)?;
+    std::fs::rename(&temp, target)?;
+    Ok(())
+}
+
 /// Microseconds since the epoch of an RFC 3339 instant.
 pub fn micros(rfc3339: &str) -> TestResult<i64> {
     featurestore::store::parse_timestamp_micros(rfc3339)
