@@ -297,6 +297,7 @@ pub fn registry_document() -> RegistryDocument {
             description: description.into(),
             owner: "recsys@example.com".into(),
             tags: [("example".to_owned(), "movie-recommendation".to_owned())].into(),
+            push_source: Some(format!("{name}_push")),
         }
     };
     let entity = |name: &str, description: &str| Entity {

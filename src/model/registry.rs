@@ -61,7 +61,8 @@ pub struct FeatureDef {
     "name": "user_profile", "group": "user", "entities": ["user_id"],
     "timestamp_field": "event_timestamp", "ttl_seconds": 604800,
     "features": [{"name": "age", "dtype": "int64"}, {"name": "avg_rating", "dtype": "float64"}],
-    "description": "Profile snapshots of users", "owner": "ml-team@example.com", "tags": {"team": "recsys"}
+    "description": "Profile snapshots of users", "owner": "ml-team@example.com", "tags": {"team": "recsys"},
+    "push_source": "user_profile_push"
 }))]
 pub struct FeatureView {
     /// View name = table name.
@@ -90,6 +91,11 @@ pub struct FeatureView {
     /// Free-form labels.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Name under which producers push rows to this view (`POST /push` with
+    /// `push_source_name`), as Feast's push sources are named; the view's own name is always
+    /// accepted too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_source: Option<String>,
 }
 
 /// A named list of features, one per model.

@@ -340,6 +340,23 @@ fn merge(
                 (Some(actual), _) => feature.dtype = Some((*actual).to_owned()),
             }
         }
+        if let Some(source) = &view.push_source {
+            if let Err(e) = source.parse::<TableName>() {
+                invalid(
+                    at("push_source"),
+                    e.to_string().replace("table name", "push source name"),
+                );
+            }
+            if let Some(other) = views
+                .values()
+                .find(|v| v.name != view.name && v.push_source.as_ref() == Some(source))
+            {
+                invalid(
+                    at("push_source"),
+                    format!("push source {source:?} already feeds view {:?}", other.name),
+                );
+            }
+        }
         record(
             &mut report,
             "feature view",

@@ -1,10 +1,13 @@
 //! The only code that knows where things live under the data root.
 //!
 //! ```text
-//! <root>/features/<group>/<name>.parquet   one table
+//! <root>/features/<group>/<name>.parquet   one table (its base file)
+//! <root>/features/<group>/_appends/<name>/<base>/part-<n>.parquet
+//!                                          rows pushed to it since the base was written
 //! <root>/metadata/<group>/<name>.json      its sidecar (a readable copy of the footer metadata,
 //!                                          and the version counter that survives a delete)
 //! <root>/cache/                            the disk cache
+//! <root>/online/                           the durable online store (sled)
 //! <root>/registry/                         registry definitions
 //! ```
 //! Temporary files are written beside their target as `.<file>.tmp-<pid>-<n>`: a leading dot
@@ -21,6 +24,8 @@ pub const DEFAULT_GROUPS: [&str; 4] = ["content", "user", "interaction", "misc"]
 
 const TABLE_EXT: &str = "parquet";
 const TEMP_MARKER: &str = ".tmp-";
+/// Folder, inside a group folder, of the parts appended to its tables.
+pub const APPENDS_DIR: &str = "_appends";
 
 /// Paths of the data root.
 #[derive(Debug, Clone)]
@@ -54,6 +59,37 @@ impl Layout {
         self.group_dir(group).join(format!("{name}.{TABLE_EXT}"))
     }
 
+    /// `<root>/features/<group>/_appends/<name>`: every appended part of a table. The leading
+    /// underscore makes Spark, pyarrow and DuckDB dataset readers skip it when they read a
+    /// whole group folder, and it can never be a table file name.
+    pub fn appends_dir(&self, group: &GroupName, name: &TableName) -> PathBuf {
+        self.group_dir(group).join(APPENDS_DIR).join(name.as_str())
+    }
+
+    /// The folder of the parts appended to the base file identified by `base_id`.
+    pub fn parts_dir(&self, group: &GroupName, name: &TableName, base_id: &str) -> PathBuf {
+        self.appends_dir(group, name).join(base_id)
+    }
+
+    /// Part number `seq` of the base file `base_id`; zero-padded so names sort in append order.
+    pub fn part_path(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        base_id: &str,
+        seq: usize,
+    ) -> PathBuf {
+        self.parts_dir(group, name, base_id)
+            .join(format!("part-{seq:06}.{TABLE_EXT}"))
+    }
+
+    /// Whether `file_name` is a part file (as opposed to a temporary file or anything else).
+    pub fn is_part_file(file_name: &str) -> bool {
+        !Self::is_temp_file(file_name)
+            && file_name.starts_with("part-")
+            && file_name.ends_with(TABLE_EXT)
+    }
+
     /// The table path relative to the data root, as shown to API users.
     pub fn relative_table_path(&self, group: &GroupName, name: &TableName) -> String {
         format!("features/{group}/{name}.{TABLE_EXT}")
@@ -67,6 +103,11 @@ impl Layout {
     /// `<root>/cache`: the disk cache tier's folder.
     pub fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
+    }
+
+    /// `<root>/online`: the durable online store (materialized and pushed rows).
+    pub fn online_dir(&self) -> PathBuf {
+        self.root.join("online")
     }
 
     /// `<root>/metadata/<group>/<name>.json`.

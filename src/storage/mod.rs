@@ -16,6 +16,8 @@ mod layout;
 mod meta;
 mod reader;
 mod records;
+mod table;
+mod typed;
 mod writer;
 
 use std::collections::HashMap;
@@ -34,11 +36,13 @@ pub use downcast::{DowncastPolicy, FloatDowncast, downcast};
 pub use error::{Result, StorageError};
 pub use layout::{DEFAULT_GROUPS, Layout};
 pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, timestamp_type};
-pub use reader::TableFile;
 pub use records::{JsonScalar, RecordColumns};
+pub use table::TableFile;
+pub use typed::json_columns_to_batch;
 
 use crate::model::{GroupName, TableName, infer_group};
 use meta::Sidecar;
+use reader::ParquetFile;
 use writer::{WriteSettings, sync_dir, write_json, write_table};
 
 /// Writes a JSON document atomically (temp file, fsync, rename), for metadata kept beside the
@@ -66,6 +70,9 @@ pub struct StorageConfig {
     pub row_group_rows: usize,
     /// Rows per Parquet data page.
     pub page_rows: usize,
+    /// Appended parts a table may have before the next append compacts them into its base
+    /// file (one rewrite per this many pushes).
+    pub compact_after_parts: usize,
 }
 
 impl StorageConfig {
@@ -79,6 +86,9 @@ impl StorageConfig {
         }
         if self.page_rows == 0 {
             return Err("storage.page_rows must be at least 1".into());
+        }
+        if self.compact_after_parts == 0 {
+            return Err("storage.compact_after_parts must be at least 1".into());
         }
         Ok(())
     }
@@ -139,6 +149,23 @@ pub struct SaveOutcome {
     pub entity_key: Vec<String>,
     /// Timestamp field in effect.
     pub timestamp_field: Option<String>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    /// The table's new version.
+    pub version: u64,
+    /// Rows appended.
+    pub rows: u64,
+    /// Rows in the table now.
+    pub total_rows: u64,
+    /// Parts not yet compacted into the base file (0 right after a compaction).
+    pub parts: usize,
+    /// Whether this append folded the parts into a new base file.
+    pub compacted: bool,
+    /// True when the table did not exist and the append created it.
+    pub created: bool,
 }
 
 /// Storage facts of one column.
@@ -207,6 +234,7 @@ impl Storage {
         };
         storage.sweep_temp_files();
         let _ = storage.rescan();
+        storage.sweep_orphan_parts();
         Ok(storage)
     }
 
@@ -313,6 +341,7 @@ impl Storage {
         let path = self.layout.table_path(group, name);
         fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
         sync_dir(&self.layout.group_dir(group))?;
+        self.remove_parts(group, name, None);
         let tombstone = Sidecar {
             version: handle.version,
             deleted: true,
@@ -369,6 +398,215 @@ impl Storage {
         let ok = fs::File::create(&probe).is_ok();
         let _ = fs::remove_file(&probe);
         ok
+    }
+
+    /// Appends rows to `group/name` as a new part file: the cost of a push is the size of the
+    /// push, not of the table. `batch` must have the table's columns (in any order) with
+    /// types that fit the table's. Every `storage.compact_after_parts` appends, the parts are
+    /// folded into a new base file (an atomic replace, like any save). A table that does not
+    /// exist yet is created from the batch, with `declaration`.
+    pub fn append_batch(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+    ) -> Result<AppendOutcome> {
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(current) = self.existing_for_write(group, name)? else {
+            let saved = self.save_locked(group, name, batch, declaration, None)?;
+            return Ok(AppendOutcome {
+                version: saved.version,
+                rows: saved.rows,
+                total_rows: saved.rows,
+                parts: 0,
+                compacted: false,
+                created: true,
+            });
+        };
+        let schema = current.file.schema();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                StorageError::invalid(
+                    field.name(),
+                    None,
+                    format!(
+                        "column {:?} is missing; every column of the table is required",
+                        field.name()
+                    ),
+                )
+            })?;
+            columns.push((field.name().clone(), Arc::clone(column)));
+        }
+        if batch.num_columns() != columns.len() {
+            return Err(StorageError::invalid(
+                "",
+                None,
+                "the rows have columns the table does not have".into(),
+            ));
+        }
+        let ordered = RecordBatch::try_from_iter(columns)?;
+        let (stored, logical_columns) =
+            downcast(&typed::to_logical(&ordered)?, self.config.policy())?;
+        let version = current.version.max(self.latest_version(name)) + 1;
+        let base_id = current.file.base().base_id();
+        let parts_dir = self.layout.parts_dir(group, name, &base_id);
+        self.create_dirs_durably(&parts_dir)?;
+        let path = self
+            .layout
+            .part_path(group, name, &base_id, current.file.part_count() + 1);
+        let meta = TableMeta {
+            version,
+            entity_key: current.entity_key.clone(),
+            timestamp_field: current.timestamp_field.clone(),
+            columns: logical_columns,
+            arrow_bytes: ordered.get_array_memory_size() as u64,
+            written_at: rfc3339(SystemTime::now()),
+        };
+        write_table(&path, &stored, &meta, self.config.write_settings())?;
+        let file = current.file.with_part(ParquetFile::open(&path)?);
+        let sidecar = Sidecar {
+            version,
+            deleted: false,
+            row_count: file.row_count(),
+            file_size_bytes: file.file_size(),
+            table: file.meta().cloned(),
+            fingerprint: Some(file.fingerprint()),
+        };
+        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &sidecar) {
+            tracing::warn!(table = %name, error = %e, "could not write the table's sidecar");
+        }
+        let handle = Arc::new(TableHandle {
+            group: group.clone(),
+            name: name.clone(),
+            file,
+            version,
+            entity_key: current.entity_key.clone(),
+            timestamp_field: current.timestamp_field.clone(),
+        });
+        write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
+        let mut outcome = AppendOutcome {
+            version,
+            rows: ordered.num_rows() as u64,
+            total_rows: handle.file.row_count(),
+            parts: handle.file.part_count(),
+            compacted: false,
+            created: false,
+        };
+        if handle.file.part_count() >= self.config.compact_after_parts {
+            // The parts are durable already: a failed compaction leaves a correct (if
+            // fragmented) table, so it is logged rather than failing the append.
+            match self.compact_locked(&handle) {
+                Ok(saved) => {
+                    outcome.version = saved.version;
+                    outcome.parts = 0;
+                    outcome.compacted = true;
+                }
+                Err(e) => {
+                    tracing::warn!(table = %name, error = %e, "could not compact appended parts")
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Rewrites a table's base file and parts as one new base file.
+    fn compact_locked(&self, handle: &TableHandle) -> Result<SaveOutcome> {
+        let started = std::time::Instant::now();
+        let rows = handle.file.read_all(&handle.file.all_columns())?;
+        let rows = typed::to_logical(&rows)?;
+        let declaration = Declaration {
+            entity_key: (!handle.entity_key.is_empty()).then(|| handle.entity_key.clone()),
+            timestamp_field: handle.timestamp_field.clone(),
+        };
+        let existing = self.peek(&handle.name);
+        let saved = self.save_locked(&handle.group, &handle.name, &rows, declaration, existing)?;
+        tracing::info!(table = %handle.name, rows = saved.rows, millis = started.elapsed().as_millis() as u64, "compacted appended parts into the table file");
+        Ok(saved)
+    }
+
+    /// Creates `dir` and its missing parents, syncing each parent so the new entries survive
+    /// a crash along with the files later written into them.
+    fn create_dirs_durably(&self, dir: &Path) -> Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.create_dirs_durably(parent)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StorageError::io(dir, e)),
+        }
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    /// Opens a base file with the parts appended to it, in append order.
+    fn open_with_parts(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        path: &Path,
+    ) -> Result<TableFile> {
+        let base = ParquetFile::open(path)?;
+        let dir = self.layout.parts_dir(group, name, &base.base_id());
+        let mut part_paths: Vec<PathBuf> = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(Layout::is_part_file))
+            .map(|e| e.path())
+            .collect();
+        part_paths.sort();
+        let parts = part_paths
+            .iter()
+            .map(|p| ParquetFile::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TableFile::from_segments(base, parts))
+    }
+
+    /// Removes the appended parts of `group/name`, except those of the base file `keep`.
+    /// Best effort: leftovers are invisible (they belong to no current base file) and are
+    /// swept at the next start.
+    fn remove_parts(&self, group: &GroupName, name: &TableName, keep: Option<&str>) {
+        let dir = self.layout.appends_dir(group, name);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if keep.is_some_and(|k| entry.file_name().to_str() == Some(k)) {
+                continue;
+            }
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                tracing::warn!(path = %entry.path().display(), error = %e, "could not remove parts of a replaced table file");
+            }
+        }
+        if keep.is_none() {
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+
+    /// At start-up: drops parts that belong to no current base file (a crash between a
+    /// replace and the removal of the old parts) and temporary files of interrupted appends.
+    /// Parts of tables that did not load are kept: their base file may only be unreadable
+    /// for now.
+    fn sweep_orphan_parts(&self) {
+        for table in self.list() {
+            let base_id = table.file.base().base_id();
+            self.remove_parts(&table.group, &table.name, Some(&base_id));
+            let dir = self.layout.parts_dir(&table.group, &table.name, &base_id);
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_str().is_some_and(Layout::is_temp_file) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     fn write_lock(&self, name: &TableName) -> Arc<Mutex<()>> {
@@ -470,6 +708,9 @@ impl Storage {
             timestamp_field: declaration.timestamp_field,
         };
         write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+        // The new base file owns no parts: those of the replaced one became invisible in the
+        // rename and are garbage now.
+        self.remove_parts(group, name, None);
         Ok(outcome)
     }
 
@@ -508,7 +749,7 @@ impl Storage {
         path: &Path,
         previous: Option<u64>,
     ) -> Result<TableHandle> {
-        let file = TableFile::open(path)?;
+        let file = self.open_with_parts(group, name, path)?;
         let columns: Vec<String> = file
             .schema()
             .fields()
@@ -633,8 +874,11 @@ impl Storage {
         let current = read_lock(&self.tables).get(name).cloned();
         if let Some(h) = &current
             && h.group == *group
-            && h.file.file_size() == stat.len()
-            && stat.modified().ok() == Some(h.file.modified())
+            && h.file.fingerprint().len == stat.len()
+            && stat.modified().ok().map(|m| {
+                m.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            }) == Some(h.file.fingerprint().modified_nanos)
         {
             return false;
         }

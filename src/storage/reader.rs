@@ -2,7 +2,7 @@
 //! pushed down to row groups and pages, and filters evaluated on one column before the others
 //! are decoded.
 //!
-//! A [`TableFile`] holds its file descriptor open and reads it with positional reads. That
+//! A [`ParquetFile`] holds its file descriptor open and reads it with positional reads. That
 //! matters twice: parquet's own `File` reader clones the descriptor and seeks, and clones share
 //! one offset, so concurrent readers would race; and an open descriptor keeps reading the inode
 //! it was opened on, so a reader that started before an atomic replace finishes on the version
@@ -104,9 +104,9 @@ impl ChunkReader for PreadFile {
     }
 }
 
-/// One version of a table file, open for reading.
+/// One Parquet file (a table's base file or one of its appended parts), open for reading.
 #[derive(Debug, Clone)]
-pub struct TableFile {
+pub struct ParquetFile {
     path: PathBuf,
     file: PreadFile,
     reader_meta: ArrowReaderMetadata,
@@ -118,7 +118,7 @@ pub struct TableFile {
     snapshot_id: u64,
 }
 
-impl TableFile {
+impl ParquetFile {
     /// Opens `path` and reads its footer and page index. Fails on anything that is not a
     /// complete Parquet file, which is how half-copied files are kept out.
     pub fn open(path: &Path) -> Result<Self> {
@@ -157,6 +157,17 @@ impl TableFile {
             modified,
             snapshot_id: digest(fingerprint(stat.len(), modified)),
         })
+    }
+
+    /// Identifies this base file for its appended parts: the footer's version for files
+    /// featurestore wrote (versions never repeat, and touching the file keeps it), else the
+    /// digest of size and mtime (a file replaced by another tool gets a new one, which leaves
+    /// the previous file's parts behind, as a replace must).
+    pub fn base_id(&self) -> String {
+        match &self.meta {
+            Some(meta) => format!("v{}", meta.version),
+            None => format!("f{:016x}", self.snapshot_id),
+        }
     }
 
     /// The file this snapshot was opened from.
@@ -389,7 +400,8 @@ impl TableFile {
         )?)
     }
 
-    fn empty(&self, projection: &[usize]) -> Result<RecordBatch> {
+    /// No rows of the projected columns, with their served types.
+    pub(super) fn empty(&self, projection: &[usize]) -> Result<RecordBatch> {
         let schema = Arc::new(self.served_schema.project(projection)?);
         let columns = schema
             .fields()
@@ -404,7 +416,10 @@ impl TableFile {
 }
 
 /// Casts a stored column back to the type it is served as (a no-op when they agree).
-fn to_served(column: &ArrayRef, served: &arrow::datatypes::DataType) -> Result<ArrayRef> {
+pub(super) fn to_served(
+    column: &ArrayRef,
+    served: &arrow::datatypes::DataType,
+) -> Result<ArrayRef> {
     if column.data_type() == served {
         Ok(Arc::clone(column))
     } else {
@@ -412,7 +427,7 @@ fn to_served(column: &ArrayRef, served: &arrow::datatypes::DataType) -> Result<A
     }
 }
 
-impl TableFile {
+impl ParquetFile {
     /// Uncompressed size of the data from the footer: the in-memory estimate for files
     /// written by other tools.
     pub fn uncompressed_size(&self) -> u64 {
