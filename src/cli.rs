@@ -1,4 +1,5 @@
-//! The command line: `serve`, `demo`, `info` and `openapi`.
+//! The command line: `serve`, `demo`, `info`, `apply`, `materialize`,
+//! `materialize-incremental` and `openapi`.
 //!
 //! It parses arguments, loads the layered configuration, starts tracing and calls into the
 //! library; the work itself lives in `store`, `server` and `demo`.
@@ -16,7 +17,7 @@ use crate::api::{AppState, openapi::openapi_json};
 use crate::config::{Config, LoggingConfig};
 use crate::demo::{self, DemoSpec, DemoTable};
 use crate::model::{GroupName, TableName};
-use crate::store::{Declaration, FeatureStore};
+use crate::store::{Declaration, FeatureStore, MaterializeRequest};
 
 /// featurestore: a lightweight, file-system feature store with a REST API.
 #[derive(Debug, Parser)]
@@ -37,8 +38,40 @@ enum Command {
     /// Validate registry definitions (a JSON document of entities, feature_views and
     /// feature_services) against the tables and apply them.
     Apply(ApplyArgs),
+    /// Persist the online state of feature views into the durable online store (so a
+    /// restart serves them without reading Parquet) and set their watermark to --end.
+    Materialize(MaterializeArgs),
+    /// Like materialize, each view's window starting where its previous run ended.
+    MaterializeIncremental(MaterializeIncrementalArgs),
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Args)]
+struct MaterializeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Start of the window (RFC 3339); default the beginning.
+    #[arg(long)]
+    start: Option<DateTime<Utc>>,
+    /// End of the window (RFC 3339); default now.
+    #[arg(long)]
+    end: Option<DateTime<Utc>>,
+    /// Views to materialize (default: every registered view).
+    #[arg(long, num_args = 1..)]
+    views: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+struct MaterializeIncrementalArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// End of the window (RFC 3339).
+    #[arg(long)]
+    end: DateTime<Utc>,
+    /// Views to materialize (default: every registered view).
+    #[arg(long, num_args = 1..)]
+    views: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +180,28 @@ pub fn main() -> Result<()> {
                 print_report(&report);
                 Ok(())
             })
+        }
+        Command::Materialize(args) => {
+            let config = load_config(&args.common)?;
+            init_tracing(&config.logging);
+            let request = MaterializeRequest {
+                feature_views: args.views,
+                start_micros: args.start.map(|t| t.timestamp_micros()),
+                end_micros: args.end.unwrap_or_else(Utc::now).timestamp_micros(),
+                incremental: false,
+            };
+            actix_web::rt::System::new().block_on(materialize(config, request))
+        }
+        Command::MaterializeIncremental(args) => {
+            let config = load_config(&args.common)?;
+            init_tracing(&config.logging);
+            let request = MaterializeRequest {
+                feature_views: args.views,
+                start_micros: None,
+                end_micros: args.end.timestamp_micros(),
+                incremental: true,
+            };
+            actix_web::rt::System::new().block_on(materialize(config, request))
         }
         Command::Info(args) => {
             let config = load_config(&args)?;
@@ -316,6 +371,50 @@ fn print_report(report: &crate::store::ApplyReport) {
             println!("  {verb:<9} {item}");
         }
     }
+}
+
+async fn materialize(config: Config, request: MaterializeRequest) -> Result<()> {
+    let started = Instant::now();
+    let store = open_store(&config)?;
+    let registry = store.registry();
+    let count = request
+        .feature_views
+        .as_ref()
+        .map_or(registry.feature_views.len(), Vec::len);
+    let bar = progress_bar(count as u64, "materializing views");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let progress = bar.clone();
+    let done = store
+        .materialize(request, move |view| {
+            progress.set_message(view.feature_view.clone());
+            progress.inc(1);
+        })
+        .await
+        .context("materialization failed (is a server running on this data root? then use POST /materialize)")?;
+    bar.finish_and_clear();
+    let time = |micros: i64| {
+        DateTime::from_timestamp_micros(micros)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| "the beginning".into())
+    };
+    for view in &done {
+        println!(
+            "  {:<28} {} .. {}: {} rows in the window, {} entities online ({} ms)",
+            view.feature_view,
+            view.start_micros
+                .map_or_else(|| "the beginning".into(), time),
+            time(view.end_micros),
+            view.rows_in_window,
+            view.entities,
+            view.millis
+        );
+    }
+    println!(
+        "{} view(s) materialized in {:.1} s",
+        done.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn info(config: Config) -> Result<()> {

@@ -235,6 +235,9 @@ impl ApiError {
                         "unknown_feature_service",
                         "Unknown feature service",
                     ),
+                    NameKind::PushSource => {
+                        (S::NOT_FOUND, "unknown_push_source", "Unknown push source")
+                    }
                 },
                 StoreError::ViewTableMismatch { .. } => (
                     S::CONFLICT,
@@ -249,6 +252,11 @@ impl ApiError {
                 StoreError::Task(_) => {
                     (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                 }
+                StoreError::OnlineStoreUnavailable(_) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "online_store_unavailable",
+                    "Online store unavailable",
+                ),
             },
             ApiError::InvalidName { .. } => (S::BAD_REQUEST, "invalid_name", "Invalid name"),
             ApiError::InvalidParameter { .. } => (
@@ -319,6 +327,7 @@ impl ApiError {
                 .map(|n| FieldError {
                     field: match kind {
                         NameKind::FeatureService => "feature_service".into(),
+                        NameKind::PushSource => "push_source_name".into(),
                         NameKind::FeatureView | NameKind::Feature => "features".into(),
                     },
                     message: format!("unknown {kind} {n:?}"),

@@ -9,10 +9,12 @@ pub mod dto;
 pub mod error;
 mod features;
 mod health;
+pub mod materialize;
 pub mod metrics;
 pub mod online;
 pub mod openapi;
 mod ops;
+pub mod push;
 pub mod records;
 mod registry;
 
@@ -112,6 +114,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         )
         .service(
             resource("/get-online-features").route(web::post().to(online::get_online_features)),
+        )
+        .service(resource("/push").route(web::post().to(push::push)))
+        .service(resource("/materialize").route(web::post().to(materialize::materialize)))
+        .service(
+            resource("/materialize-incremental")
+                .route(web::post().to(materialize::materialize_incremental)),
         )
         .service(resource("/registry/entities").route(web::get().to(registry::entities)))
         .service(resource("/registry/feature-views").route(web::get().to(registry::feature_views)))

@@ -11,8 +11,10 @@ use super::dto;
 use super::error::{FieldError, PROBLEM_JSON, Problem};
 use super::features;
 use super::health;
+use super::materialize;
 use super::online;
 use super::ops;
+use super::push;
 use super::registry;
 
 /// The API document.
@@ -28,6 +30,9 @@ use super::registry;
         features::delete_table,
         features::batch,
         online::get_online_features,
+        push::push,
+        materialize::materialize,
+        materialize::materialize_incremental,
         registry::entities,
         registry::feature_views,
         registry::feature_view,
@@ -44,7 +49,7 @@ use super::registry;
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
-        (name = "serving", description = "Feast-compatible online serving"),
+        (name = "serving", description = "Feast-compatible online serving, push and materialization"),
         (name = "registry", description = "Entities, feature views and feature services"),
         (name = "operations", description = "Cache statistics and control, the performance report, Prometheus metrics"),
     ),
@@ -100,6 +105,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "unknown_feature_tables",
         "Unknown feature tables",
         "unknown feature table(s): nope, missing",
+    ),
+    (
+        404,
+        "unknown_push_source",
+        "Unknown push source",
+        "unknown push source: clicks_push",
     ),
     (
         404,
@@ -202,6 +213,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "table_file_changing",
         "Table file being rewritten",
         "the file feature_store/features/misc/shared.parquet is being rewritten by another tool; retry shortly",
+    ),
+    (
+        503,
+        "online_store_unavailable",
+        "Online store unavailable",
+        "the online store is unavailable: could not acquire lock on \"feature_store/online/db\"",
     ),
     (
         503,

@@ -12,6 +12,8 @@ pub enum NameKind {
     Feature,
     /// A feature service.
     FeatureService,
+    /// A push source (or view) named by a push.
+    PushSource,
 }
 
 impl std::fmt::Display for NameKind {
@@ -20,6 +22,7 @@ impl std::fmt::Display for NameKind {
             NameKind::FeatureView => "feature view(s) in",
             NameKind::Feature => "feature(s)",
             NameKind::FeatureService => "feature service",
+            NameKind::PushSource => "push source",
         })
     }
 }
@@ -96,6 +99,10 @@ pub enum StoreError {
         /// The missing columns.
         columns: Vec<String>,
     },
+    /// The durable online store could not be opened or written (another process holds it,
+    /// the disk failed).
+    #[error("the online store is unavailable: {0}")]
+    OnlineStoreUnavailable(String),
     /// A background task failed to complete (it panicked or was cancelled).
     #[error("internal task failure: {0}")]
     Task(String),

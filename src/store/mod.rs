@@ -7,7 +7,9 @@
 
 mod batch;
 mod error;
+mod materialize;
 mod online;
+mod push;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,19 +19,23 @@ use arrow::record_batch::RecordBatch;
 pub use crate::cache::{CacheStats, TierStats};
 pub use crate::online::{FeatureColumn, FieldStatus};
 pub use crate::registry::{ApplyReport, Invalid, RegistryError};
+pub use crate::storage::AppendOutcome;
 pub use crate::storage::{
     ColumnInfo, Declaration, RecordColumns, SaveOutcome, StorageError, TableInfo, dtype_name,
     parse_timestamp_micros,
 };
 pub use batch::EntityId;
 pub use error::{NameKind, Result, StoreError};
+pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
+pub use push::{PushOutcome, PushRequest, PushTarget};
 
 use std::collections::HashMap;
 
 use crate::cache::{CacheConfig, CacheKey, Clock, ReadKind, SystemClock, TieredCache};
 use crate::model::{Entity, FeatureView, GroupName, RegistryDocument, TableName, ValueType};
 use crate::online::ViewIndex;
+use crate::online::durable::OnlineDb;
 use crate::registry::Registry;
 use crate::storage::{Storage, StorageConfig, TableHandle};
 
@@ -141,6 +147,11 @@ pub struct FeatureStore {
     cache: Arc<TieredCache>,
     registry: Arc<Registry>,
     indexes: Arc<online::IndexCache>,
+    /// The durable online store; `None` when it could not be opened (then lookups are served
+    /// from the tables, and pushes online and materialization fail with a clear error).
+    durable: Option<Arc<OnlineDb>>,
+    /// Why the durable online store is unavailable.
+    durable_error: Option<String>,
     clock: Arc<dyn Clock>,
     started: Instant,
     max_batch_rows: u64,
@@ -156,11 +167,21 @@ impl FeatureStore {
             Arc::clone(&options.clock),
         );
         let registry = Registry::open(&storage.layout().registry_dir())?;
+        let online_dir = storage.layout().online_dir();
+        let (durable, durable_error) = match OnlineDb::open(&online_dir) {
+            Ok(db) => (Some(Arc::new(db)), None),
+            Err(e) => {
+                tracing::warn!(path = %online_dir.display(), error = %e, "the durable online store is unavailable; online lookups are served from the tables");
+                (None, Some(e.to_string()))
+            }
+        };
         Ok(Self {
             storage: Arc::new(storage),
             cache: Arc::new(cache),
             registry: Arc::new(registry),
             indexes: Arc::new(online::IndexCache::default()),
+            durable,
+            durable_error,
             clock: options.clock,
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
@@ -290,10 +311,21 @@ impl FeatureStore {
 
     /// Deletes `group/name`; returns the version it had.
     pub async fn delete(&self, group: GroupName, name: TableName) -> Result<u64> {
+        let durable = self.durable.clone();
+        let indexes = Arc::clone(&self.indexes);
         self.blocking(move |s, c| {
             let deleted = s.delete(&group, &name);
             c.invalidate_table(name.as_str());
-            Ok(deleted?)
+            let deleted = deleted?;
+            // Rows pushed online to the deleted table must not resurface if a table of the
+            // same name is created later.
+            online::forget_index(&indexes, name.as_str());
+            if let Some(db) = durable
+                && let Err(e) = db.forget(name.as_str())
+            {
+                tracing::warn!(table = %name, error = %e, "could not drop the deleted table's online rows");
+            }
+            Ok(deleted)
         })
         .await
     }
@@ -385,11 +417,14 @@ impl FeatureStore {
         }
         if !missing.is_empty() {
             let indexes = Arc::clone(&self.indexes);
+            let durable = self.durable.clone();
             let built = self
                 .blocking(move |s, _| {
                     missing
                         .into_iter()
-                        .map(|(view, keys)| online::build_index(s, &indexes, &view, keys, now))
+                        .map(|(view, keys)| {
+                            online::build_index(s, &indexes, durable.as_deref(), &view, keys, now)
+                        })
                         .collect::<Result<Vec<_>>>()
                 })
                 .await?;
@@ -406,21 +441,111 @@ impl FeatureStore {
         let registry = self.registry.snapshot();
         let now = self.clock.wall_micros();
         for view in &registry.feature_views {
-            let keys: Vec<String> = view
-                .entities
-                .iter()
-                .map(|name| {
-                    registry
-                        .entities
-                        .iter()
-                        .find(|e| &e.name == name)
-                        .map_or_else(|| name.clone(), |e| e.join_key().to_owned())
-                })
-                .collect();
-            if let Err(e) = online::build_index(&self.storage, &self.indexes, view, keys, now) {
+            let keys = online::view_join_keys(&registry, view);
+            if let Err(e) = online::build_index(
+                &self.storage,
+                &self.indexes,
+                self.durable.as_deref(),
+                view,
+                keys,
+                now,
+            ) {
                 tracing::warn!(view = %view.name, error = %e, "could not preload the online index");
             }
         }
+    }
+
+    /// Feast's push: validates the rows against the view's table, writes them online, offline
+    /// or both, and lets the next lookup see them.
+    pub async fn push(&self, request: PushRequest) -> Result<PushOutcome> {
+        let registry = self.registry.snapshot();
+        let view = push::resolve(&registry, &request)?.clone();
+        let keys = online::view_join_keys(&registry, &view);
+        let now = self.clock.wall_micros();
+        let indexes = Arc::clone(&self.indexes);
+        let durable = self.durable.clone();
+        let durable_error = self.durable_error.clone();
+        self.blocking(move |s, c| {
+            let outcome = push::push(
+                s,
+                &indexes,
+                durable.as_deref(),
+                durable_error.as_deref(),
+                &view,
+                &keys,
+                &request,
+                now,
+            );
+            if request.to != PushTarget::Online {
+                c.invalidate_table(&view.name);
+            }
+            outcome
+        })
+        .await
+    }
+
+    /// Persists the online state of `request.feature_views` (all views when `None`) into the
+    /// durable online store and advances their watermarks; `progress` is called after each
+    /// view.
+    pub async fn materialize(
+        &self,
+        request: MaterializeRequest,
+        progress: impl Fn(&MaterializedView) + Send + 'static,
+    ) -> Result<Vec<MaterializedView>> {
+        if let Some(start) = request.start_micros
+            && !request.incremental
+            && start > request.end_micros
+        {
+            return Err(StoreError::InvalidRequest {
+                field: "start_ts".into(),
+                message: "start_ts is after end_ts".into(),
+            });
+        }
+        let registry = self.registry.snapshot();
+        let views: Vec<FeatureView> = match &request.feature_views {
+            None => registry.feature_views.clone(),
+            Some(names) => {
+                let unknown: Vec<String> = names
+                    .iter()
+                    .filter(|n| !registry.feature_views.iter().any(|v| &v.name == *n))
+                    .cloned()
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(StoreError::UnknownNames {
+                        kind: NameKind::FeatureView,
+                        names: unknown,
+                    });
+                }
+                registry
+                    .feature_views
+                    .iter()
+                    .filter(|v| names.contains(&v.name))
+                    .cloned()
+                    .collect()
+            }
+        };
+        let db = self.durable.clone().ok_or_else(|| {
+            StoreError::OnlineStoreUnavailable(
+                self.durable_error
+                    .clone()
+                    .unwrap_or_else(|| "not open".into()),
+            )
+        })?;
+        let now = self.clock.wall_micros();
+        let indexes = Arc::clone(&self.indexes);
+        self.blocking(move |s, _| {
+            views
+                .iter()
+                .map(|view| {
+                    let keys = online::view_join_keys(&registry, view);
+                    let done =
+                        materialize::materialize_view(s, &indexes, &db, view, keys, &request, now)?;
+                    progress(&done);
+                    Ok(done)
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Both cache tiers' statistics.
@@ -456,9 +581,15 @@ impl FeatureStore {
         self.storage.layout().features_dir()
     }
 
-    /// Flushes what must survive a restart (the disk cache); called at shutdown.
+    /// Flushes what must survive a restart (the disk cache, the online store); called at
+    /// shutdown.
     pub fn flush(&self) {
         self.cache.flush();
+        if let Some(db) = &self.durable
+            && let Err(e) = db.flush()
+        {
+            tracing::warn!(error = %e, "could not flush the online store");
+        }
     }
 
     /// The cache key a page read of `name` would use now; for tests of corruption handling.
@@ -581,6 +712,7 @@ fn register_inferred(storage: &Storage, registry: &Registry, group: &GroupName, 
         description: "registered when the table was first saved".into(),
         owner: String::new(),
         tags: Default::default(),
+        push_source: None,
     };
     let doc = RegistryDocument {
         entities,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::error::{NameKind, Result, StoreError};
 use crate::model::{FeatureRef, FeatureView, RegistryDocument, TableName};
+use crate::online::durable::OnlineDb;
 use crate::online::{FeatureColumn, ViewIndex, lookup};
 use crate::storage::Storage;
 
@@ -41,6 +42,16 @@ pub struct OnlineAnswer {
 pub(super) struct IndexCache {
     ready: Mutex<HashMap<String, Arc<ViewIndex>>>,
     builds: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl IndexCache {
+    /// The lock serialising builds and updates of one view's index. Single flight: concurrent
+    /// requests for a cold view wait for one build instead of each starting their own (eight
+    /// parallel builds of a 1M-row view exhausted memory and CPU).
+    fn view_lock(&self, view: &str) -> Arc<Mutex<()>> {
+        let mut builds = self.builds.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(builds.entry(view.to_owned()).or_default())
+    }
 }
 
 /// A resolved request: which views, which features, which join keys.
@@ -262,20 +273,18 @@ pub(super) fn fresh_index(
         .then_some(cached)
 }
 
-/// Builds (blocking) the index of `view` and keeps it.
+/// Builds (blocking) the index of `view` and keeps it: from the durable online store when it
+/// holds a materialization of this very table snapshot and view definition (no Parquet is
+/// read then), else from the table; rows pushed online are merged on top either way.
 pub(super) fn build_index(
     storage: &Storage,
     indexes: &IndexCache,
+    durable: Option<&OnlineDb>,
     view: &FeatureView,
     join_keys: Vec<String>,
     now_micros: i64,
 ) -> Result<Arc<ViewIndex>> {
-    // Single flight: concurrent requests for a cold view wait for one build instead of each
-    // starting their own (eight parallel builds of a 1M-row view exhausted memory and CPU).
-    let lock = {
-        let mut builds = indexes.builds.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(builds.entry(view.name.clone()).or_default())
-    };
+    let lock = indexes.view_lock(&view.name);
     let _building = lock.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(index) = fresh_index(storage, indexes, view, now_micros) {
         return Ok(index);
@@ -286,21 +295,122 @@ pub(super) fn build_index(
         .map_err(|e: crate::model::NameError| invalid("features", e.to_string()))?;
     let table = storage.get(&name)?;
     let started = std::time::Instant::now();
-    let index = Arc::new(ViewIndex::build(
-        view,
-        join_keys,
-        &table.file,
-        table.version,
-        table.file.snapshot_id(),
-        now_micros,
-    )?);
-    tracing::info!(view = %view.name, entities = index.len(), millis = started.elapsed().as_millis() as u64, "online index built");
+    let snapshot = table.file.snapshot_id();
+    let materialized = durable.and_then(|db| match db.load(&view.name) {
+        Ok(found) => found.filter(|(record, _)| {
+            record.view == *view
+                && record.join_keys == join_keys
+                && record.table_version == table.version
+                && record.table_snapshot == snapshot
+                && now_micros < record.valid_until
+        }),
+        Err(e) => {
+            tracing::warn!(view = %view.name, error = %e, "could not read the materialized online rows; rebuilding from the table");
+            None
+        }
+    });
+    let (mut index, source) = match materialized {
+        Some((record, rows)) => {
+            let mut index =
+                ViewIndex::from_rows(view, join_keys, &rows, table.version, snapshot, now_micros)?;
+            index.valid_until = index.valid_until.min(record.valid_until);
+            (index, "materialized")
+        }
+        None => (
+            ViewIndex::build(
+                view,
+                join_keys,
+                &table.file,
+                table.version,
+                snapshot,
+                now_micros,
+            )?,
+            "table",
+        ),
+    };
+    if let Some(db) = durable {
+        match db.pushed(&view.name) {
+            Ok(batches) => {
+                for rows in batches {
+                    match index.with_rows(&rows, table.version, snapshot, now_micros) {
+                        Ok(merged) => index = merged,
+                        Err(e) => {
+                            tracing::warn!(view = %view.name, error = %e, "rows pushed online no longer fit the view; skipped")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(view = %view.name, error = %e, "could not read the rows pushed online")
+            }
+        }
+    }
+    let index = Arc::new(index);
+    tracing::info!(view = %view.name, entities = index.len(), source, millis = started.elapsed().as_millis() as u64, "online index built");
     indexes
         .ready
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(view.name.clone(), Arc::clone(&index));
     Ok(index)
+}
+
+/// Merges pushed `rows` into the kept index of `view`, if there is one. `previous` is the
+/// table snapshot (version, id) the rows were appended to, and `current` the one the append
+/// produced (both the same for an online-only push): an index of `previous` plus the rows is
+/// exactly an index of `current`. An index of any other snapshot is dropped instead, so the
+/// next lookup rebuilds it.
+pub(super) fn merge_pushed(
+    indexes: &IndexCache,
+    view: &str,
+    rows: &arrow::record_batch::RecordBatch,
+    previous: (u64, u64),
+    current: (u64, u64),
+    now_micros: i64,
+) {
+    let lock = indexes.view_lock(view);
+    let _updating = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut ready = indexes.ready.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(index) = ready.get(view).cloned() else {
+        return;
+    };
+    let merged = ((index.version, index.snapshot) == previous)
+        .then(|| index.with_rows(rows, current.0, current.1, now_micros))
+        .and_then(|r| {
+            r.map_err(|e| tracing::warn!(view, error = %e, "could not merge pushed rows into the online index; it will be rebuilt"))
+                .ok()
+        });
+    match merged {
+        Some(index) => {
+            ready.insert(view.to_owned(), Arc::new(index));
+        }
+        None => {
+            ready.remove(view);
+        }
+    }
+}
+
+/// Drops the kept index of `view`, so the next lookup rebuilds it.
+pub(super) fn forget_index(indexes: &IndexCache, view: &str) {
+    indexes
+        .ready
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(view);
+}
+
+/// The join keys of `view`: each entity's join key, in the view's entity order.
+pub(super) fn view_join_keys(registry: &RegistryDocument, view: &FeatureView) -> Vec<String> {
+    view.entities
+        .iter()
+        .map(|name| {
+            registry
+                .entities
+                .iter()
+                .find(|e| &e.name == name)
+                .map_or_else(|| name.clone(), |e| e.join_key().to_owned())
+        })
+        .collect()
 }
 
 /// Join keys of a planned view.

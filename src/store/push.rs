@@ -1,0 +1,175 @@
+//! `push`: rows written straight into a view, online, offline or both (Feast's push API).
+//!
+//! The rows are checked against the view's table schema before anything is written: every
+//! column of the table, values of its types, and non-null join keys and event timestamps (a
+//! row without them could never be looked up). Then:
+//! - offline: appended to the table as a new part file (see `storage`), durable on return;
+//! - online: recorded in the durable online store, durable on return.
+//!
+//! Either way the kept online index absorbs the rows in place (an overlay, not a rebuild), so
+//! the next lookup sees them. Because featurestore keeps online serving in step with the
+//! tables, rows pushed offline are served online as well: the latest row per key is the same
+//! whichever store it reached.
+
+use arrow::array::Array;
+use serde_json::Value;
+
+use super::error::{NameKind, Result, StoreError};
+use super::online::{self, IndexCache};
+use crate::model::{FeatureView, GroupName, RegistryDocument, TableName};
+use crate::online::durable::OnlineDb;
+use crate::storage::{AppendOutcome, Declaration, Storage, json_columns_to_batch};
+
+/// Where pushed rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushTarget {
+    /// The online store only.
+    Online,
+    /// The table only.
+    Offline,
+    /// Both.
+    OnlineAndOffline,
+}
+
+/// A push, as the client sent it.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    /// A push source name (a view's `push_source`, or a view name).
+    pub push_source_name: Option<String>,
+    /// A view name (instead of a push source).
+    pub feature_view: Option<String>,
+    /// Column name → one value per row.
+    pub df: Vec<(String, Vec<Value>)>,
+    /// Where the rows go.
+    pub to: PushTarget,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    /// The view written.
+    pub feature_view: String,
+    /// Rows pushed.
+    pub rows: u64,
+    /// The append to the table, when the push went offline.
+    pub offline: Option<AppendOutcome>,
+}
+
+fn invalid(field: &str, message: String) -> StoreError {
+    StoreError::InvalidRequest {
+        field: field.to_owned(),
+        message,
+    }
+}
+
+/// The view a push names.
+pub(super) fn resolve<'r>(
+    registry: &'r RegistryDocument,
+    request: &PushRequest,
+) -> Result<&'r FeatureView> {
+    match (&request.push_source_name, &request.feature_view) {
+        (Some(_), Some(_)) => Err(invalid(
+            "push_source_name",
+            "give either push_source_name or feature_view, not both".into(),
+        )),
+        (None, None) => Err(invalid(
+            "push_source_name",
+            "give push_source_name (or feature_view) to say where the rows go".into(),
+        )),
+        (Some(source), None) => registry
+            .feature_views
+            .iter()
+            .find(|v| v.push_source.as_ref() == Some(source))
+            .or_else(|| registry.feature_views.iter().find(|v| &v.name == source))
+            .ok_or_else(|| StoreError::UnknownNames {
+                kind: NameKind::PushSource,
+                names: vec![source.clone()],
+            }),
+        (None, Some(name)) => registry
+            .feature_views
+            .iter()
+            .find(|v| &v.name == name)
+            .ok_or_else(|| StoreError::UnknownNames {
+                kind: NameKind::FeatureView,
+                names: vec![name.clone()],
+            }),
+    }
+}
+
+/// Runs a push (blocking).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn push(
+    storage: &Storage,
+    indexes: &IndexCache,
+    durable: Option<&OnlineDb>,
+    durable_error: Option<&str>,
+    view: &FeatureView,
+    join_keys: &[String],
+    request: &PushRequest,
+    now_micros: i64,
+) -> Result<PushOutcome> {
+    let name: TableName = view
+        .name
+        .parse()
+        .map_err(|e: crate::model::NameError| invalid("feature_view", e.to_string()))?;
+    let group: GroupName = view
+        .group
+        .parse()
+        .map_err(|e: crate::model::NameError| invalid("feature_view", e.to_string()))?;
+    let table = storage.get_in_group(&group, &name)?;
+    let rows = json_columns_to_batch(&request.df, table.file.schema()).map_err(|e| match e {
+        crate::storage::StorageError::InvalidRecords {
+            column: Some(column),
+            message,
+            ..
+        } => invalid(&format!("df.{column}"), message),
+        other => other.into(),
+    })?;
+    for required in join_keys.iter().chain([&view.timestamp_field]) {
+        if let Some(column) = rows.column_by_name(required)
+            && let Some(row) = (0..column.len()).find(|&i| column.is_null(i))
+        {
+            return Err(invalid(
+                &format!("df.{required}"),
+                format!(
+                    "row {row} has no {required}; join keys and the event timestamp are required in every row"
+                ),
+            ));
+        }
+    }
+    let pushed = rows.num_rows() as u64;
+    let online_only = request.to == PushTarget::Online;
+    if online_only {
+        let db = durable.ok_or_else(|| {
+            StoreError::OnlineStoreUnavailable(durable_error.unwrap_or("not open").to_owned())
+        })?;
+        db.push(&view.name, &rows)
+            .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?;
+        let same = (table.version, table.file.snapshot_id());
+        online::merge_pushed(indexes, &view.name, &rows, same, same, now_micros);
+        return Ok(PushOutcome {
+            feature_view: view.name.clone(),
+            rows: pushed,
+            offline: None,
+        });
+    }
+    let previous = (table.version, table.file.snapshot_id());
+    let appended = storage.append_batch(&group, &name, &rows, Declaration::default())?;
+    match storage.peek(&name) {
+        // Nobody wrote in between: the new snapshot is the old one plus these rows.
+        Some(now) if now.version == appended.version => online::merge_pushed(
+            indexes,
+            &view.name,
+            &rows,
+            previous,
+            (now.version, now.file.snapshot_id()),
+            now_micros,
+        ),
+        _ => online::forget_index(indexes, &view.name),
+    }
+    Ok(PushOutcome {
+        feature_view: view.name.clone(),
+        rows: pushed,
+        offline: Some(appended),
+    })
+}
