@@ -322,14 +322,10 @@ impl ApiError {
                     message: e.message.clone(),
                 })
                 .collect(),
-            ApiError::Store(StoreError::UnknownNames { kind, names }) => names
+            ApiError::Store(StoreError::UnknownNames { kind, field, names }) => names
                 .iter()
                 .map(|n| FieldError {
-                    field: match kind {
-                        NameKind::FeatureService => "feature_service".into(),
-                        NameKind::PushSource => "push_source_name".into(),
-                        NameKind::FeatureView | NameKind::Feature => "features".into(),
-                    },
+                    field: (*field).to_owned(),
                     message: format!("unknown {kind} {n:?}"),
                 })
                 .collect(),

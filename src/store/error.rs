@@ -78,6 +78,8 @@ pub enum StoreError {
     UnknownNames {
         /// What kind of name.
         kind: NameKind,
+        /// The request field that named them.
+        field: &'static str,
         /// Every unknown name.
         names: Vec<String>,
     },

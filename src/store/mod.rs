@@ -513,6 +513,7 @@ impl FeatureStore {
                 if !unknown.is_empty() {
                     return Err(StoreError::UnknownNames {
                         kind: NameKind::FeatureView,
+                        field: "feature_views",
                         names: unknown,
                     });
                 }

@@ -104,6 +104,7 @@ pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> R
                 .find(|s| &s.name == name)
                 .ok_or_else(|| StoreError::UnknownNames {
                     kind: NameKind::FeatureService,
+                    field: "feature_service",
                     names: vec![name.clone()],
                 })?;
             // A service may name a whole view: expand it to the view's features.
@@ -161,6 +162,7 @@ pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> R
         };
         return Err(StoreError::UnknownNames {
             kind,
+            field: "features",
             names: unknown,
         });
     }

@@ -83,6 +83,7 @@ pub(super) fn resolve<'r>(
             .or_else(|| registry.feature_views.iter().find(|v| &v.name == source))
             .ok_or_else(|| StoreError::UnknownNames {
                 kind: NameKind::PushSource,
+                field: "push_source_name",
                 names: vec![source.clone()],
             }),
         (None, Some(name)) => registry
@@ -91,6 +92,7 @@ pub(super) fn resolve<'r>(
             .find(|v| &v.name == name)
             .ok_or_else(|| StoreError::UnknownNames {
                 kind: NameKind::FeatureView,
+                field: "feature_view",
                 names: vec![name.clone()],
             }),
     }
@@ -138,6 +140,14 @@ pub(super) fn push(
         }
     }
     let pushed = rows.num_rows() as u64;
+    if pushed == 0 {
+        // Nothing to write: no empty part file, no new version.
+        return Ok(PushOutcome {
+            feature_view: view.name.clone(),
+            rows: 0,
+            offline: None,
+        });
+    }
     let online_only = request.to == PushTarget::Online;
     if online_only {
         let db = durable.ok_or_else(|| {
