@@ -8,6 +8,7 @@
 //! - [`model`]: validated names and other pure types; no I/O.
 //! - [`cache`]: the memory (LRU + TTL) and disk (sled) tiers in front of Parquet.
 //! - [`online`]: the per-view index of latest values behind `/get-online-features`.
+//! - [`offline`]: the point-in-time (ASOF) join behind historical retrieval; pure, no I/O.
 //! - [`registry`]: entities, feature views and feature services.
 //! - [`storage`]: the Parquet tree: atomic writes with type narrowing, projected and paged
 //!   reads, the catalog of open tables. The only module that touches table files.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod model;
+pub mod offline;
 pub mod online;
 pub mod registry;
 pub mod server;
