@@ -99,6 +99,20 @@ pub enum ApiError {
         /// The limit in bytes.
         limit_bytes: usize,
     },
+    /// An upload is neither JSON, Parquet nor an Arrow stream.
+    #[error(
+        "unsupported content type {0}; send application/json, application/vnd.apache.parquet or application/vnd.apache.arrow.stream"
+    )]
+    UnsupportedUpload(String),
+    /// An answer would exceed a configured row limit in the format asked for.
+    #[error("{detail}")]
+    ResultTooLarge {
+        /// What the limit is and what to do instead.
+        detail: String,
+    },
+    /// The answer could not be encoded (a fault of the server, not of the request).
+    #[error("the answer could not be encoded: {0}")]
+    Encoding(String),
     /// No route matches the path.
     #[error("no route matches {method} {path}")]
     RouteNotFound {
@@ -270,6 +284,15 @@ impl ApiError {
                 "invalid_body",
                 "Invalid request body",
             ),
+            ApiError::UnsupportedUpload(_) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            ApiError::ResultTooLarge { .. } => {
+                (S::PAYLOAD_TOO_LARGE, "result_too_large", "Result too large")
+            }
+            ApiError::Encoding(_) => (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
             ApiError::UnsupportedMediaType(_) => (
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

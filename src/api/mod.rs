@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 mod features;
 mod health;
+pub mod historical;
 pub mod materialize;
 pub mod metrics;
 pub mod online;
@@ -44,6 +45,9 @@ pub struct ApiConfig {
     pub max_body_mb: usize,
     /// Most entity rows in one `/get-online-features` request.
     pub max_online_entity_rows: usize,
+    /// Most rows `/get-historical-features` answers as JSON (Arrow and Parquet have no
+    /// limit).
+    pub max_historical_json_rows: usize,
 }
 
 impl ApiConfig {
@@ -116,6 +120,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             resource("/get-online-features").route(web::post().to(online::get_online_features)),
         )
         .service(resource("/push").route(web::post().to(push::push)))
+        .service(
+            resource("/get-historical-features")
+                .route(web::post().to(historical::get_historical_features)),
+        )
         .service(resource("/materialize").route(web::post().to(materialize::materialize)))
         .service(
             resource("/materialize-incremental")

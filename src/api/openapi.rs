@@ -11,6 +11,7 @@ use super::dto;
 use super::error::{FieldError, PROBLEM_JSON, Problem};
 use super::features;
 use super::health;
+use super::historical;
 use super::materialize;
 use super::online;
 use super::ops;
@@ -31,6 +32,7 @@ use super::registry;
         features::batch,
         online::get_online_features,
         push::push,
+        historical::get_historical_features,
         materialize::materialize,
         materialize::materialize_incremental,
         registry::entities,
@@ -50,6 +52,7 @@ use super::registry;
         (name = "health", description = "Liveness and readiness"),
         (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
         (name = "serving", description = "Feast-compatible online serving, push and materialization"),
+        (name = "training", description = "Point-in-time correct training data"),
         (name = "registry", description = "Entities, feature views and feature services"),
         (name = "operations", description = "Cache statistics and control, the performance report, Prometheus metrics"),
     ),

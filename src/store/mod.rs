@@ -7,6 +7,7 @@
 
 mod batch;
 mod error;
+mod historical;
 mod materialize;
 mod online;
 mod push;
@@ -26,6 +27,9 @@ pub use crate::storage::{
 };
 pub use batch::EntityId;
 pub use error::{NameKind, Result, StoreError};
+pub use historical::{
+    ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, to_parquet_bytes,
+};
 pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
 pub use push::{PushOutcome, PushRequest, PushTarget};
@@ -482,6 +486,14 @@ impl FeatureStore {
             outcome
         })
         .await
+    }
+
+    /// Training data: each entity row joined, per requested view, with the latest feature
+    /// row at or before its timestamp (within the view's TTL); see `offline` for the rule.
+    pub async fn historical(&self, query: HistoricalQuery) -> Result<HistoricalAnswer> {
+        let registry = self.registry.snapshot();
+        self.blocking(move |s, _| historical::historical(s, &registry, query))
+            .await
     }
 
     /// Persists the online state of `request.feature_views` (all views when `None`) into the

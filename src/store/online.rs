@@ -76,9 +76,16 @@ fn invalid(field: &str, message: String) -> StoreError {
     }
 }
 
-/// Resolves references against the registry, checking every name.
-pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> Result<Plan<'r>> {
-    let raw: Vec<String> = match (&query.features, &query.feature_service) {
+/// Views and references a request names: `features` or a `feature_service` (whose whole-view
+/// entries expand to the view's features). Every unknown name is reported at once; a feature
+/// name found in two views is an error unless `full_feature_names` tells them apart.
+pub(super) fn resolve<'r>(
+    registry: &'r RegistryDocument,
+    features: &Option<Vec<String>>,
+    feature_service: &Option<String>,
+    full_feature_names: bool,
+) -> Result<(Vec<&'r FeatureView>, Vec<FeatureRef>)> {
+    let raw: Vec<String> = match (features, feature_service) {
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "features",
@@ -174,7 +181,7 @@ pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> R
             ));
         }
     }
-    if !query.full_feature_names {
+    if !full_feature_names {
         let mut seen: HashMap<&str, &str> = HashMap::new();
         for r in &refs {
             if let Some(other) = seen.insert(r.feature.as_str(), r.view.as_str())
@@ -190,6 +197,17 @@ pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> R
             }
         }
     }
+    Ok((views, refs))
+}
+
+/// Resolves references against the registry, checking every name.
+pub(super) fn plan<'r>(registry: &'r RegistryDocument, query: &OnlineQuery) -> Result<Plan<'r>> {
+    let (views, refs) = resolve(
+        registry,
+        &query.features,
+        &query.feature_service,
+        query.full_feature_names,
+    )?;
     let mut join_keys = HashMap::new();
     for view in &views {
         let mut keys = Vec::with_capacity(view.entities.len());
