@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod common;
 mod health;
+mod historical;
 mod materialize;
 mod online;
 mod openapi;
