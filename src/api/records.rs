@@ -135,8 +135,10 @@ pub(crate) fn cell_writer(array: &dyn Array) -> CellWriter<'_> {
         }
         DataType::Null => Box::new(|out, _| out.extend_from_slice(b"null")),
         DataType::Timestamp(unit, tz) => {
-            let micros =
-                arrow::compute::cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None));
+            let micros = arrow::compute::cast(
+                array,
+                &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            );
             let utc = tz.is_some();
             match micros {
                 Ok(micros) => Box::new(move |out, row| {

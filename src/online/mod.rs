@@ -18,12 +18,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
 use crate::model::FeatureView;
-use crate::storage::{StorageError, TableFile};
+use crate::storage::{StorageError, TableFile, micros_type};
 
 /// The status of one value, as Feast names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ fn key_column(column: &ArrayRef) -> Result<(ArrayRef, bool), StorageError> {
 const MIN_FOLD_ROWS: usize = 4096;
 
 fn micros_of(array: &ArrayRef) -> Result<Vec<Option<i64>>, StorageError> {
-    let cast = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+    let cast = cast(array, &micros_type(array.data_type()))?;
     Ok(cast
         .as_primitive::<TimestampMicrosecondType>()
         .iter()
@@ -241,12 +241,9 @@ impl IndexPart {
         let event_column = latest.column(n_keys);
         let event_micros = match event_column.as_primitive_opt::<TimestampMicrosecondType>() {
             Some(micros) => micros.clone(),
-            None => cast(
-                event_column,
-                &DataType::Timestamp(TimeUnit::Microsecond, None),
-            )?
-            .as_primitive::<TimestampMicrosecondType>()
-            .clone(),
+            None => cast(event_column, &micros_type(event_column.data_type()))?
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone(),
         };
         Ok((
             Self {

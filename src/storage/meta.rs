@@ -65,6 +65,17 @@ impl LogicalType {
     }
 }
 
+/// Microseconds in the time zone of `data_type` (a timestamp type). Keeping the zone makes
+/// the cast a pure unit change, so the values stay microseconds since the epoch in UTC; a cast
+/// from a zone to a naive type is allowed by Arrow to mean local wall-clock time instead.
+pub fn micros_type(data_type: &DataType) -> DataType {
+    let zone = match data_type {
+        DataType::Timestamp(_, zone) => zone.clone(),
+        _ => None,
+    };
+    DataType::Timestamp(TimeUnit::Microsecond, zone)
+}
+
 /// The Arrow type of timestamp columns: microseconds, UTC.
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

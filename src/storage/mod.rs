@@ -35,7 +35,7 @@ pub use convert::{parse_timestamp_micros, records_to_batch};
 pub use downcast::{DowncastPolicy, FloatDowncast, downcast};
 pub use error::{Result, StorageError};
 pub use layout::{DEFAULT_GROUPS, Layout};
-pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, timestamp_type};
+pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, micros_type, timestamp_type};
 pub use records::{JsonScalar, RecordColumns};
 pub use table::TableFile;
 pub use typed::json_columns_to_batch;

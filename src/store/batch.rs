@@ -145,11 +145,7 @@ fn latest_as_of(table: &TableHandle, batch: &RecordBatch, at: i64) -> Result<Rec
         });
     }
     let ts = batch.column_by_name(ts_name).ok_or_else(no_ts)?;
-    let ts = cast(
-        ts,
-        &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
-    )
-    .map_err(StorageError::from)?;
+    let ts = cast(ts, &crate::storage::micros_type(ts.data_type())).map_err(StorageError::from)?;
     let ts = ts
         .as_any()
         .downcast_ref::<arrow::array::PrimitiveArray<TimestampMicrosecondType>>();

@@ -122,8 +122,8 @@ pub(super) fn materialize_view(
 
 fn count_in_window(column: &arrow::array::ArrayRef, start: Option<i64>, end: i64) -> Result<u64> {
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-    let micros = arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))
+    use arrow::datatypes::TimestampMicrosecondType;
+    let micros = arrow::compute::cast(column, &crate::storage::micros_type(column.data_type()))
         .map_err(crate::storage::StorageError::from)?;
     let micros = micros.as_primitive::<TimestampMicrosecondType>();
     let start = start.unwrap_or(i64::MIN);

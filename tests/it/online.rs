@@ -1049,3 +1049,46 @@ async fn a_join_key_given_twice_is_422() -> TestResult {
     assert_eq!(error_fields(&body), ["entities.user_id"]);
     Ok(())
 }
+
+/// A table another tool wrote with event times in a non-UTC zone (nanoseconds, `+02:00`): the
+/// instants must be served as they are, never shifted by the zone's offset, both online and in
+/// pages.
+#[tokio::test]
+async fn event_times_stored_in_another_time_zone_are_served_as_the_same_instants() -> TestResult {
+    use arrow::array::TimestampNanosecondArray;
+    let data = tempfile::tempdir()?;
+    std::fs::create_dir_all(data.path().join("features/user"))?;
+    let nanos = micros("2025-06-01T09:00:00Z")? * 1000;
+    let times = TimestampNanosecondArray::from(vec![nanos]).with_timezone("+02:00");
+    let batch = RecordBatch::try_from_iter(vec![
+        ("user_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ("event_timestamp", Arc::new(times) as ArrayRef),
+        ("score", Arc::new(Float64Array::from(vec![0.5])) as ArrayRef),
+    ])?;
+    crate::common::write_parquet(&data.path().join("features/user/zoned.parquet"), &batch)?;
+    let server = TestServer::start_on(data, |_| {})?;
+    server
+        .apply(&json!({
+            "entities": [{"name": "user_id", "value_type": "int64"}],
+            "feature_views": [{"name": "zoned", "group": "user", "entities": ["user_id"],
+                               "timestamp_field": "event_timestamp"}],
+        }))
+        .await?;
+    let answer = online_ok(
+        &server,
+        json!({"features": ["zoned:score"], "entities": {"user_id": [1]}}),
+    )
+    .await?;
+    assert_eq!(answer["results"][1]["values"], json!([0.5]));
+    assert_eq!(
+        answer["results"][1]["event_timestamps"],
+        json!(["2025-06-01T09:00:00Z"])
+    );
+    let (status, page) = server.get("/features/user/zoned").await?;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        page["data"][0]["event_timestamp"],
+        json!("2025-06-01T09:00:00Z")
+    );
+    Ok(())
+}
