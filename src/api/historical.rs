@@ -187,7 +187,6 @@ pub async fn get_historical_features(
         return Err(ApiError::UnsupportedUpload(format!("{content_type:?}")));
     };
     let accept = header(&req, ACCEPT);
-    let json_answer = !(accept.contains(ARROW_STREAM) || accept.contains(PARQUET));
     let answer = state.store.historical(query).await?;
     let batch = answer.batch;
     if accept.contains(ARROW_STREAM) {
@@ -196,7 +195,6 @@ pub async fn get_historical_features(
     if accept.contains(PARQUET) {
         return parquet_file(&batch);
     }
-    debug_assert!(json_answer);
     let max = state.config.max_historical_json_rows;
     if batch.num_rows() > max {
         return Err(ApiError::ResultTooLarge {
@@ -236,16 +234,8 @@ fn header(req: &HttpRequest, name: actix_web::http::header::HeaderName) -> Strin
 }
 
 fn json_query(body: &[u8]) -> Result<HistoricalQuery, ApiError> {
-    let request: HistoricalRequest = serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::InvalidBody {
-                detail: e.to_string(),
-                errors: Vec::new(),
-            }
-        } else {
-            ApiError::MalformedJson(e.to_string())
-        }
-    })?;
+    let request: HistoricalRequest =
+        serde_json::from_slice(body).map_err(super::deserialize_error)?;
     let instant = |field: &str, text: &Option<String>| -> Result<Option<i64>, ApiError> {
         text.as_deref()
             .map(|t| {

@@ -175,12 +175,20 @@ fn json_error(err: JsonPayloadError, limit_bytes: usize) -> ApiError {
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("(missing or not JSON)".into())
         }
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidBody {
+        JsonPayloadError::Deserialize(e) => deserialize_error(e),
+        other => ApiError::MalformedJson(other.to_string()),
+    }
+}
+
+/// A body that is JSON but of the wrong shape is a 422; one that is not JSON at all a 400.
+pub(crate) fn deserialize_error(e: serde_json::Error) -> ApiError {
+    if e.is_data() {
+        ApiError::InvalidBody {
             detail: e.to_string(),
             errors: Vec::new(),
-        },
-        JsonPayloadError::Deserialize(e) => ApiError::MalformedJson(e.to_string()),
-        other => ApiError::MalformedJson(other.to_string()),
+        }
+    } else {
+        ApiError::MalformedJson(e.to_string())
     }
 }
 

@@ -125,9 +125,15 @@ impl OnlineDb {
         }
     }
 
-    /// The materialized rows of `view` with their record.
-    pub fn load(&self, view: &str) -> Result<Option<(Materialized, RecordBatch)>, DurableError> {
-        let Some(record) = self.record(view)? else {
+    /// The materialized rows of `view` with their record, when `usable` accepts the record.
+    /// The record is checked before any row is read: a rebuild after every table write must
+    /// not decode a stale materialization only to throw it away.
+    pub fn load(
+        &self,
+        view: &str,
+        usable: impl FnOnce(&Materialized) -> bool,
+    ) -> Result<Option<(Materialized, RecordBatch)>, DurableError> {
+        let Some(record) = self.record(view)?.filter(|r| usable(r)) else {
             return Ok(None);
         };
         let chunks = self

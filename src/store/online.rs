@@ -316,14 +316,15 @@ pub(super) fn build_index(
     let table = storage.get(&name)?;
     let started = std::time::Instant::now();
     let snapshot = table.file.snapshot_id();
-    let materialized = durable.and_then(|db| match db.load(&view.name) {
-        Ok(found) => found.filter(|(record, _)| {
-            record.view == *view
-                && record.join_keys == join_keys
-                && record.table_version == table.version
-                && record.table_snapshot == snapshot
-                && now_micros < record.valid_until
-        }),
+    let usable = |record: &crate::online::durable::Materialized| {
+        record.view == *view
+            && record.join_keys == join_keys
+            && record.table_version == table.version
+            && record.table_snapshot == snapshot
+            && now_micros < record.valid_until
+    };
+    let materialized = durable.and_then(|db| match db.load(&view.name, usable) {
+        Ok(found) => found,
         Err(e) => {
             tracing::warn!(view = %view.name, error = %e, "could not read the materialized online rows; rebuilding from the table");
             None
