@@ -27,6 +27,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
+use crate::common::instants::*;
 use crate::common::{
     TestResult, TestServer, assert_problem, featurestore_command, featurestore_ok, micros,
     parquet_bytes, read, write_parquet,
@@ -36,19 +37,10 @@ const HISTORICAL: &str = "/get-historical-features";
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 const PARQUET: &str = "application/vnd.apache.parquet";
 
-const T0: &str = "2025-06-01T10:00:00Z";
 const T0_PLUS_1US: &str = "2025-06-01T10:00:00.000001Z";
 const T0_MINUS_1US: &str = "2025-06-01T09:59:59.999999Z";
-const T0_MINUS_10M: &str = "2025-06-01T09:50:00Z";
-const T0_MINUS_30M: &str = "2025-06-01T09:30:00Z";
-const T0_MINUS_1H: &str = "2025-06-01T09:00:00Z";
 const T0_MINUS_1H_MINUS_1US: &str = "2025-06-01T08:59:59.999999Z";
-const T0_MINUS_2H: &str = "2025-06-01T08:00:00Z";
-const T0_MINUS_3H: &str = "2025-06-01T07:00:00Z";
-const T0_MINUS_1D: &str = "2025-05-31T10:00:00Z";
-const T0_MINUS_2D: &str = "2025-05-30T10:00:00Z";
 const T0_MINUS_2D_MINUS_1US: &str = "2025-05-30T09:59:59.999999Z";
-const T0_MINUS_5D: &str = "2025-05-27T10:00:00Z";
 
 /// `user_profile`'s TTL: three days, so user 1's row of two days ago is still valid at T0 and
 /// user 4's row of five days ago is not.

@@ -14,6 +14,7 @@ use arrow::record_batch::RecordBatch;
 use featurestore::cache::ManualClock;
 use serde_json::{Value, json};
 
+use crate::common::instants::*;
 use crate::common::{
     TestResult, TestServer, assert_problem, featurestore_command, featurestore_ok, micros,
     online_slots, restart, slot, write_parquet,
@@ -22,19 +23,6 @@ use crate::common::{
 const MATERIALIZE: &str = "/materialize";
 const INCREMENTAL: &str = "/materialize-incremental";
 const ONLINE: &str = "/get-online-features";
-const EPOCH: &str = "1970-01-01T00:00:00Z";
-/// "Now" on the manual clock.
-const T0: &str = "2025-06-01T10:00:00Z";
-const T0_PLUS_1H: &str = "2025-06-01T11:00:00Z";
-const T0_PLUS_2H: &str = "2025-06-01T12:00:00Z";
-const T0_MINUS_1M: &str = "2025-06-01T09:59:00Z";
-const T0_MINUS_30M: &str = "2025-06-01T09:30:00Z";
-const T0_MINUS_1H: &str = "2025-06-01T09:00:00Z";
-const T0_MINUS_2H: &str = "2025-06-01T08:00:00Z";
-const T0_MINUS_1D: &str = "2025-05-31T10:00:00Z";
-const T0_MINUS_2D: &str = "2025-05-30T10:00:00Z";
-const T0_MINUS_3D: &str = "2025-05-29T10:00:00Z";
-const T0_MINUS_10D: &str = "2025-05-22T10:00:00Z";
 /// `user_profile`'s TTL; `movie_metadata` has none.
 const DAY_SECS: u64 = 86_400;
 

@@ -17,24 +17,12 @@ use featurestore::cache::ManualClock;
 use featurestore::config::Config;
 use serde_json::{Value, json};
 
+use crate::common::instants::*;
 use crate::common::{
     TestResult, TestServer, assert_problem, featurestore_ok, micros, read, replace_externally,
 };
 
 const ONLINE: &str = "/get-online-features";
-/// The timestamp of entity columns and of values that were not found.
-const EPOCH: &str = "1970-01-01T00:00:00Z";
-/// "Now" on the manual clock of most tests, and the time of user 1's latest snapshot.
-const T0: &str = "2025-06-01T10:00:00Z";
-const T0_MINUS_5M: &str = "2025-06-01T09:55:00Z";
-const T0_MINUS_10M: &str = "2025-06-01T09:50:00Z";
-const T0_MINUS_30M: &str = "2025-06-01T09:30:00Z";
-const T0_MINUS_1H: &str = "2025-06-01T09:00:00Z";
-const T0_MINUS_2H: &str = "2025-06-01T08:00:00Z";
-const T0_MINUS_3H: &str = "2025-06-01T07:00:00Z";
-const T0_MINUS_1D: &str = "2025-05-31T10:00:00Z";
-const T0_MINUS_2D: &str = "2025-05-30T10:00:00Z";
-const T0_PLUS_1H: &str = "2025-06-01T11:00:00Z";
 /// `user_profile`'s TTL: user 3's latest row (two hours old) is outside it.
 const PROFILE_TTL_SECS: u64 = 3600;
 

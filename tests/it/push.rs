@@ -17,6 +17,7 @@ use featurestore::config::Config;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
+use crate::common::instants::*;
 use crate::common::{
     TestResult, TestServer, assert_problem, featurestore_ok, micros, online_slots, restart,
     restart_with, slot,
@@ -24,16 +25,6 @@ use crate::common::{
 
 const PUSH: &str = "/push";
 const ONLINE: &str = "/get-online-features";
-const EPOCH: &str = "1970-01-01T00:00:00Z";
-/// "Now" on the manual clock.
-const T0: &str = "2025-06-01T10:00:00Z";
-const T0_MINUS_1M: &str = "2025-06-01T09:59:00Z";
-const T0_MINUS_30M: &str = "2025-06-01T09:30:00Z";
-const T0_MINUS_1H: &str = "2025-06-01T09:00:00Z";
-const T0_MINUS_2H: &str = "2025-06-01T08:00:00Z";
-const T0_MINUS_3H: &str = "2025-06-01T07:00:00Z";
-const T0_MINUS_2D: &str = "2025-05-30T10:00:00Z";
-const T0_PLUS_1H: &str = "2025-06-01T11:00:00Z";
 const PROFILE_PAGE: &str = "/features/user/user_profile?limit=1000";
 const PROFILE_INFO: &str = "/features/user/user_profile/info";
 /// `user_profile`'s TTL.

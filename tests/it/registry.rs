@@ -7,9 +7,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::common::instants::*;
 use crate::common::{TestResult, TestServer, assert_problem, featurestore_command};
-
-const T0: &str = "2025-06-01T10:00:00Z";
 
 /// Saves `user/user_profile` without declaring an entity key, so that it is not registered
 /// on its own and `apply` starts from an empty registry.
