@@ -212,62 +212,80 @@ fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<
     out.push(b']');
 }
 
+/// Writes the column-major answer into one buffer. Every piece is appended in place (no
+/// per-result buffers): on a 1-entity lookup, the answer's allocations and copies were the
+/// largest cost of the handler.
 fn columns_body(answer: &OnlineAnswer) -> Vec<u8> {
-    let names: Vec<&str> = answer
-        .entities
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .chain(answer.features.iter().map(|f| f.name.as_str()))
-        .collect();
-    let mut body = JsonObject::with_capacity(256 + 64 * names.len());
-    body.raw_field("metadata", |out| {
-        let mut meta = JsonObject::with_capacity(64);
-        meta.field("feature_names", &names);
-        out.extend_from_slice(&meta.finish());
-    })
-    .raw_field("results", |out| {
-        out.push(b'[');
-        let mut first = true;
-        for (_, values) in &answer.entities {
-            if !std::mem::take(&mut first) {
-                out.push(b',');
-            }
-            let mut result = JsonObject::with_capacity(64);
-            result
-                .field("values", values)
-                .raw_field("statuses", |o| {
-                    write_list(o, values, |o, _| o.extend_from_slice(b"\"PRESENT\""))
-                })
-                .raw_field("event_timestamps", |o| {
-                    write_list(o, values, |o, _| write_json_str(o, EPOCH))
-                });
-            out.extend_from_slice(&result.finish());
+    let rows = answer.entities.first().map_or(0, |(_, v)| v.len());
+    let results = answer.entities.len() + answer.features.len();
+    let mut out = Vec::with_capacity(64 + results * (96 + rows * 48));
+    let mut timestamps = TimestampMemo::default();
+    out.extend_from_slice(b"{\"metadata\":{\"feature_names\":[");
+    let names = (answer.entities.iter().map(|(k, _)| k.as_str()))
+        .chain(answer.features.iter().map(|f| f.name.as_str()));
+    for (i, name) in names.enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        for feature in &answer.features {
-            if !std::mem::take(&mut first) {
-                out.push(b',');
-            }
-            let column = normalise(&feature.column);
-            let write_cell = cell_writer(column.as_ref());
-            let mut result = JsonObject::with_capacity(64);
-            result
-                .raw_field("values", |o| {
-                    write_list(o, &feature.rows, |o, row| match row {
-                        Some(r) => write_cell(o, *r as usize),
-                        None => o.extend_from_slice(b"null"),
-                    })
-                })
-                .raw_field("statuses", |o| {
-                    write_list(o, &feature.statuses, |o, s| write_status(o, *s))
-                })
-                .raw_field("event_timestamps", |o| {
-                    write_list(o, &feature.timestamps, |o, t| write_timestamp(o, *t))
-                });
-            out.extend_from_slice(&result.finish());
+        write_json_str(&mut out, name);
+    }
+    out.extend_from_slice(b"]},\"results\":[");
+    let mut first = true;
+    for (_, values) in &answer.entities {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
         }
-        out.push(b']');
-    });
-    body.finish()
+        out.extend_from_slice(b"{\"values\":");
+        if serde_json::to_writer(&mut out, values).is_err() {
+            out.extend_from_slice(b"null");
+        }
+        out.extend_from_slice(b",\"statuses\":");
+        write_list(&mut out, values, |o, _| o.extend_from_slice(b"\"PRESENT\""));
+        out.extend_from_slice(b",\"event_timestamps\":");
+        write_list(&mut out, values, |o, _| write_json_str(o, EPOCH));
+        out.push(b'}');
+    }
+    for feature in &answer.features {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        let column = normalise(&feature.column);
+        let write_cell = cell_writer(column.as_ref());
+        out.extend_from_slice(b"{\"values\":");
+        write_list(&mut out, &feature.rows, |o, row| match row {
+            Some(r) => write_cell(o, *r as usize),
+            None => o.extend_from_slice(b"null"),
+        });
+        out.extend_from_slice(b",\"statuses\":");
+        write_list(&mut out, &feature.statuses, |o, s| write_status(o, *s));
+        out.extend_from_slice(b",\"event_timestamps\":");
+        write_list(&mut out, &feature.timestamps, |o, t| {
+            timestamps.write(o, *t)
+        });
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// Remembers the last event time written: the features of one view share each entity row's
+/// event time, so most timestamps of an answer repeat the previous one and are copied, not
+/// formatted again.
+#[derive(Default)]
+struct TimestampMemo {
+    micros: Option<i64>,
+    text: Vec<u8>,
+}
+
+impl TimestampMemo {
+    fn write(&mut self, out: &mut Vec<u8>, micros: i64) {
+        if self.micros != Some(micros) {
+            self.text.clear();
+            write_timestamp(&mut self.text, micros);
+            self.micros = Some(micros);
+        }
+        out.extend_from_slice(&self.text);
+    }
 }
 
 fn write_status(out: &mut Vec<u8>, status: FieldStatus) {
