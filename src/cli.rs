@@ -132,6 +132,10 @@ struct ServeArgs {
     /// Create the demo tables first if the data root has no tables.
     #[arg(long)]
     demo: bool,
+    /// Benchmarking only: also answer `/_bench/floor` with this many bytes of fixed JSON,
+    /// the HTTP floor `benches/load/run.sh` compares every workload with.
+    #[arg(long, hide = true)]
+    bench_floor_bytes: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -192,7 +196,7 @@ pub fn main() -> Result<()> {
                 config.server.port = port;
             }
             init_tracing(&config.logging);
-            actix_web::rt::System::new().block_on(serve(config, args.demo))
+            actix_web::rt::System::new().block_on(serve(config, args.demo, args.bench_floor_bytes))
         }
         Command::Demo(args) => {
             let config = load_config(&args.common)?;
@@ -278,7 +282,7 @@ fn open_store(config: &Config) -> Result<FeatureStore> {
     })
 }
 
-async fn serve(config: Config, demo: bool) -> Result<()> {
+async fn serve(config: Config, demo: bool, bench_floor_bytes: Option<usize>) -> Result<()> {
     let store = open_store(&config)?;
     if demo && store.is_empty().await? {
         tracing::info!("the data root has no tables: creating the demo tables");
@@ -306,7 +310,15 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         let preload = store.clone();
         std::thread::spawn(move || preload.preload_indexes());
     }
-    let state = AppState::new(store, config.api.clone());
+    let mut state = AppState::new(store, config.api.clone());
+    if let Some(bytes) = bench_floor_bytes {
+        tracing::warn!(
+            bytes,
+            path = crate::api::floor::FLOOR_PATH,
+            "benchmark floor route enabled"
+        );
+        state = state.with_bench_floor(bytes);
+    }
     crate::server::run(listener, state, &config.server, shutdown_signal()).await?;
     Ok(())
 }

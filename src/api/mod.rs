@@ -8,6 +8,7 @@
 pub mod dto;
 pub mod error;
 mod features;
+pub mod floor;
 mod health;
 pub mod historical;
 pub mod materialize;
@@ -82,6 +83,9 @@ pub struct AppState {
     pub metrics: std::sync::Arc<metrics::RequestMetrics>,
     /// When the server started.
     pub started: std::time::Instant,
+    /// The fixed answer of the load harness's floor route, when `serve --bench-floor-bytes`
+    /// asked for it; `None` (the default) leaves the route out.
+    pub floor: Option<floor::FloorBody>,
 }
 
 impl AppState {
@@ -92,13 +96,24 @@ impl AppState {
             config,
             metrics: Default::default(),
             started: std::time::Instant::now(),
+            floor: None,
         }
+    }
+
+    /// Adds the benchmark-only floor route answering `bytes` bytes of JSON (see [`floor`]).
+    pub fn with_bench_floor(mut self, bytes: usize) -> Self {
+        self.floor = Some(floor::FloorBody(floor::floor_body(bytes)));
+        self
     }
 }
 
 /// Registers every API route, the extractor error handlers and the fallbacks.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let body_limit = state.config.max_body_bytes();
+    if let Some(body) = state.floor.clone() {
+        cfg.app_data(web::Data::new(body))
+            .service(web::resource(floor::FLOOR_PATH).to(floor::floor));
+    }
     cfg.app_data(state)
         .app_data(
             web::JsonConfig::default()
