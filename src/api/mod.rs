@@ -5,6 +5,7 @@
 //! oversized bodies, unknown routes and wrong methods, leaves through [`error::ApiError`] as
 //! problem+json.
 
+pub mod auth;
 pub mod dto;
 pub mod error;
 mod features;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<metrics::RequestMetrics>,
     /// When the server started.
     pub started: std::time::Instant,
+    /// The token check, when `[auth]` is enabled.
+    pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
 }
 
 impl AppState {
@@ -92,7 +95,14 @@ impl AppState {
             config,
             metrics: Default::default(),
             started: std::time::Instant::now(),
+            auth: None,
         }
+    }
+
+    /// The same state requiring tokens when `auth` is given (`AuthConfig::authenticator`).
+    pub fn with_auth(mut self, auth: Option<crate::auth::Authenticator>) -> Self {
+        self.auth = auth.map(std::sync::Arc::new);
+        self
     }
 }
 
