@@ -325,7 +325,12 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
     let auth = config.auth.authenticator().map_err(anyhow::Error::msg)?;
     let listener = TcpListener::bind(&address).with_context(|| format!("cannot bind {address}"))?;
     let local = listener.local_addr()?;
-    if auth.is_none() && !config.server.is_loopback() {
+    if auth.is_some() {
+        tracing::info!(
+            tokens = config.auth.tokens.len(),
+            "bearer tokens required on every route but /health, /docs/ and /openapi.json"
+        );
+    } else if !config.server.is_loopback() {
         tracing::warn!(%local, "listening on a non-loopback address without authentication: anyone who can reach it can read and change every table; set [auth] enabled = true");
     }
     tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "featurestore listening; Swagger UI at http://{local}/docs/");

@@ -640,6 +640,11 @@ fn a_non_loopback_bind_warns_only_without_auth() -> TestResult {
         file,
     ])?;
     assert!(!secured.log.contains("WARN"), "{}", secured.log);
+    assert!(
+        secured.log.contains("bearer tokens required"),
+        "{}",
+        secured.log
+    );
     let loopback = ServeProcess::start(&["--host", "127.0.0.1", "--data-dir", &data("loopback")])?;
     assert!(!loopback.log.contains("WARN"), "{}", loopback.log);
     Ok(())
