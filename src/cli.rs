@@ -1,5 +1,5 @@
 //! The command line: `serve`, `demo`, `info`, `apply`, `materialize`,
-//! `materialize-incremental` and `openapi`.
+//! `materialize-incremental`, `historical`, `token` and `openapi`.
 //!
 //! It parses arguments, loads the layered configuration, starts tracing and calls into the
 //! library; the work itself lives in `store`, `server` and `demo`.
@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::api::{AppState, openapi::openapi_json};
+use crate::auth::{Scope, generate_token, sha256_hex};
 use crate::config::{Config, LoggingConfig};
 use crate::demo::{self, DemoSpec, DemoTable};
 use crate::model::{GroupName, TableName};
@@ -51,6 +52,27 @@ enum Command {
     Historical(HistoricalArgs),
     /// Print the OpenAPI document.
     Openapi,
+    /// Bearer tokens for `[auth]`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new random token once, and the `[[auth.tokens]]` lines (its sha256) to add to
+    /// the config file. The token itself is stored nowhere.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenCreateArgs {
+    /// What the token may do: `read`, or `write` (which implies read).
+    #[arg(long, value_enum)]
+    scope: Scope,
+    /// Who holds it, for logs and 403 messages (default: the scope and the hash's first 8
+    /// hex digits).
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +209,10 @@ pub fn main() -> Result<()> {
             print!("{}", openapi_json());
             Ok(())
         }
+        Command::Token(TokenCommand::Create(args)) => {
+            print!("{}", create_token(&args)?);
+            Ok(())
+        }
         Command::Serve(args) => {
             let mut config = load_config(&args.common)?;
             if let Some(host) = args.host {
@@ -300,17 +326,23 @@ async fn serve(config: Config, demo: bool, bench_floor_bytes: Option<usize>) -> 
         write_demo(&store, &args.spec()).await?;
     }
     let address = format!("{}:{}", config.server.host, config.server.port);
+    let auth = config.auth.authenticator().map_err(anyhow::Error::msg)?;
     let listener = TcpListener::bind(&address).with_context(|| format!("cannot bind {address}"))?;
     let local = listener.local_addr()?;
-    if !config.server.is_loopback() {
-        tracing::warn!(%local, "listening on a non-loopback address without authentication");
+    if auth.is_some() {
+        tracing::info!(
+            tokens = config.auth.tokens.len(),
+            "bearer tokens required on every route but /health, /docs/ and /openapi.json"
+        );
+    } else if !config.server.is_loopback() {
+        tracing::warn!(%local, "listening on a non-loopback address without authentication: anyone who can reach it can read and change every table; set [auth] enabled = true");
     }
     tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "featurestore listening; Swagger UI at http://{local}/docs/");
     if config.serving.preload {
         let preload = store.clone();
         std::thread::spawn(move || preload.preload_indexes());
     }
-    let mut state = AppState::new(store, config.api.clone());
+    let mut state = AppState::new(store, config.api.clone()).with_auth(auth);
     if let Some(bytes) = bench_floor_bytes {
         tracing::warn!(
             bytes,
@@ -321,6 +353,32 @@ async fn serve(config: Config, demo: bool, bench_floor_bytes: Option<usize>) -> 
     }
     crate::server::run(listener, state, &config.server, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The output of `token create`: the token alone on the first line (so `head -n 1` gets it),
+/// then TOML ready to append to the config file.
+fn create_token(args: &TokenCreateArgs) -> Result<String> {
+    let token =
+        generate_token().map_err(|e| anyhow::anyhow!("no random bytes from the OS: {e}"))?;
+    let hash = sha256_hex(&token);
+    let name = match &args.name {
+        Some(name) if name.trim().is_empty() => anyhow::bail!("--name must not be empty"),
+        Some(name) => name.clone(),
+        None => format!("{}-{}", args.scope, &hash[..8]),
+    };
+    // A TOML string literal, escaped as TOML wants whatever the name holds.
+    let name = toml::Value::String(name).to_string();
+    Ok(format!(
+        "{token}\n\
+         \n\
+         # Add to the config file (the token above is shown only once; only its sha256 is kept),\n\
+         # with `[auth] enabled = true`:\n\
+         [[auth.tokens]]\n\
+         name = {name}\n\
+         sha256 = \"{hash}\"\n\
+         scope = \"{}\"\n",
+        args.scope
+    ))
 }
 
 /// Completes on SIGINT or SIGTERM.

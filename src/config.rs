@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::api::ApiConfig;
+use crate::auth::AuthConfig;
 use crate::cache::CacheConfig;
 use crate::server::ServerConfig;
 use crate::storage::StorageConfig;
@@ -52,6 +53,8 @@ pub struct Config {
     pub serving: ServingConfig,
     /// `[api]`.
     pub api: ApiConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
     /// `[logging]`.
     pub logging: LoggingConfig,
 }
@@ -139,7 +142,8 @@ impl Config {
         self.server.validate().map_err(ConfigError::Invalid)?;
         self.storage.validate().map_err(ConfigError::Invalid)?;
         self.cache.validate().map_err(ConfigError::Invalid)?;
-        self.api.validate().map_err(ConfigError::Invalid)
+        self.api.validate().map_err(ConfigError::Invalid)?;
+        self.auth.validate().map_err(ConfigError::Invalid)
     }
 }
 

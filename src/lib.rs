@@ -16,12 +16,14 @@
 //! - [`api`]: actix-web handlers, problem+json errors and the OpenAPI document.
 //! - [`server`]: binds the API, Swagger UI and `/openapi.json` to a listener.
 //! - [`watch`]: notices tables other tools add, replace or remove.
+//! - [`auth`]: the optional bearer tokens: `[auth]`, scopes, token generation and checks.
 //! - [`config`]: the layered configuration; each layer owns its own section's struct.
 //! - [`demo`]: the deterministic movie-recommendation demo data.
 //! - [`cli`]: the `featurestore` command.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;

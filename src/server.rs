@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use serde::Deserialize;
 use utoipa::OpenApi;
@@ -40,9 +40,18 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// Whether the configured host is a loopback address.
+    /// Whether the configured host is a loopback address (`localhost`, `127.x.y.z`, `::1`,
+    /// also bracketed); `0.0.0.0`, `::` and every other name or address are not.
     pub fn is_loopback(&self) -> bool {
-        matches!(self.host.as_str(), "localhost" | "::1") || self.host.starts_with("127.")
+        let host = self.host.trim();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -71,6 +80,7 @@ pub async fn run(
             None
         }
     };
+    let requires_tokens = state.auth.is_some();
     let data = web::Data::new(state);
     let openapi = ApiDoc::openapi();
     let workers = if config.workers == 0 {
@@ -81,6 +91,11 @@ pub async fn run(
     let server = HttpServer::new(move || {
         let data = data.clone();
         App::new()
+            // Inside the metrics, so refused requests are counted too.
+            .wrap(Condition::new(
+                requires_tokens,
+                from_fn(api::auth::authenticate),
+            ))
             .wrap(from_fn(observe_request))
             .configure(|cfg| api::configure(cfg, data))
             .service(web::redirect("/docs", "/docs/"))
@@ -127,4 +142,39 @@ async fn observe_request(
     }
     tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "request");
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_count_as_loopback() {
+        let config = |host: &str| ServerConfig {
+            host: host.into(),
+            port: 0,
+            workers: 1,
+            shutdown_timeout_secs: 1,
+        };
+        for host in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "localhost",
+            "LocalHost",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(config(host).is_loopback(), "{host}");
+        }
+        for host in [
+            "0.0.0.0",
+            "::",
+            "[::]",
+            "10.0.0.1",
+            "example.com",
+            "127.example.com",
+        ] {
+            assert!(!config(host).is_loopback(), "{host}");
+        }
+    }
 }

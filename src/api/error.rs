@@ -8,11 +8,13 @@
 use std::io::ErrorKind;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::auth::AuthFailure;
+use crate::auth::Scope;
 use crate::model::NameError;
 use crate::store::{NameKind, RegistryError, StorageError, StoreError};
 
@@ -124,6 +126,23 @@ pub enum ApiError {
     /// The path exists but not with this method.
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed {
+        /// The method.
+        method: String,
+        /// The path.
+        path: String,
+    },
+    /// Auth is on and the request carries no token this server accepts.
+    #[error("{0}")]
+    Unauthorized(AuthFailure),
+    /// Auth is on and the token's scope does not cover the request.
+    #[error("token {token:?} has scope {scope}; {method} {path} needs scope {needed}")]
+    Forbidden {
+        /// The token's configured name (never the token).
+        token: String,
+        /// What it may do.
+        scope: Scope,
+        /// What the request needs.
+        needed: Scope,
         /// The method.
         method: String,
         /// The path.
@@ -309,6 +328,25 @@ impl ApiError {
                 "method_not_allowed",
                 "Method not allowed",
             ),
+            ApiError::Unauthorized(_) => {
+                (S::UNAUTHORIZED, "unauthorized", "Authentication required")
+            }
+            ApiError::Forbidden { .. } => (S::FORBIDDEN, "forbidden", "Insufficient scope"),
+        }
+    }
+
+    /// The RFC 6750 `WWW-Authenticate` challenge of the auth failures.
+    fn challenge(&self) -> Option<String> {
+        const REALM: &str = "Bearer realm=\"featurestore\"";
+        match self {
+            ApiError::Unauthorized(failure) => Some(match failure.challenge_error() {
+                Some(error) => format!("{REALM}, error=\"{error}\""),
+                None => REALM.to_owned(),
+            }),
+            ApiError::Forbidden { needed, .. } => Some(format!(
+                "{REALM}, error=\"insufficient_scope\", scope=\"{needed}\""
+            )),
+            _ => None,
         }
     }
 
@@ -391,8 +429,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        HttpResponse::build(self.status_code())
-            .insert_header((CONTENT_TYPE, PROBLEM_JSON))
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((CONTENT_TYPE, PROBLEM_JSON));
+        if let Some(challenge) = self.challenge() {
+            response.insert_header((WWW_AUTHENTICATE, challenge));
+        }
+        response.body(body)
     }
 }

@@ -5,6 +5,7 @@
 //! oversized bodies, unknown routes and wrong methods, leaves through [`error::ApiError`] as
 //! problem+json.
 
+pub mod auth;
 pub mod dto;
 pub mod error;
 mod features;
@@ -86,6 +87,8 @@ pub struct AppState {
     /// The fixed answer of the load harness's floor route, when `serve --bench-floor-bytes`
     /// asked for it; `None` (the default) leaves the route out.
     pub floor: Option<floor::FloorBody>,
+    /// The token check, when `[auth]` is enabled.
+    pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
 }
 
 impl AppState {
@@ -97,12 +100,19 @@ impl AppState {
             metrics: Default::default(),
             started: std::time::Instant::now(),
             floor: None,
+            auth: None,
         }
     }
 
     /// Adds the benchmark-only floor route answering `bytes` bytes of JSON (see [`floor`]).
     pub fn with_bench_floor(mut self, bytes: usize) -> Self {
         self.floor = Some(floor::FloorBody(floor::floor_body(bytes)));
+        self
+    }
+
+    /// The same state requiring tokens when `auth` is given (`AuthConfig::authenticator`).
+    pub fn with_auth(mut self, auth: Option<crate::auth::Authenticator>) -> Self {
+        self.auth = auth.map(std::sync::Arc::new);
         self
     }
 }

@@ -7,6 +7,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::{RefOr, Response};
 
+use super::auth::docs::SecurityDocs;
 use super::dto;
 use super::error::{FieldError, PROBLEM_JSON, Problem};
 use super::features;
@@ -56,7 +57,7 @@ use super::registry;
         (name = "registry", description = "Entities, feature views and feature services"),
         (name = "operations", description = "Cache statistics and control, the performance report, Prometheus metrics"),
     ),
-    modifiers(&ProblemExamples),
+    modifiers(&SecurityDocs, &ProblemExamples),
 )]
 pub struct ApiDoc;
 
@@ -96,6 +97,18 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "malformed_json",
         "Malformed JSON",
         "the request body is not valid JSON: EOF while parsing an object at line 1 column 12",
+    ),
+    (
+        401,
+        "unauthorized",
+        "Authentication required",
+        "this route needs a bearer token: send the header `Authorization: Bearer <token>`",
+    ),
+    (
+        403,
+        "forbidden",
+        "Insufficient scope",
+        "token \"ci-reader\" has scope read; POST /push needs scope write",
     ),
     (
         404,

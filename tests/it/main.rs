@@ -1,5 +1,6 @@
 //! Integration tests: the public interface (HTTP and the CLI) exercised as users do.
 
+mod auth;
 mod batch;
 mod cache;
 mod cli;

@@ -73,6 +73,7 @@ impl TestServer {
         config.server.shutdown_timeout_secs = 5;
         tweak(&mut config);
         config.storage.data_dir = data.path().to_path_buf();
+        let auth = config.auth.authenticator()?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -91,7 +92,7 @@ impl TestServer {
                     }
                 };
                 let _ = ready_tx.send(Ok(store.clone()));
-                let state = AppState::new(store, config.api.clone());
+                let state = AppState::new(store, config.api.clone()).with_auth(auth);
                 let shutdown = async move {
                     let _ = shutdown_rx.await;
                 };
