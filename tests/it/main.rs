@@ -7,6 +7,7 @@ mod common;
 mod fuzz;
 mod health;
 mod historical;
+mod limits;
 mod materialize;
 mod online;
 mod openapi;
