@@ -4,6 +4,7 @@ mod batch;
 mod cache;
 mod cli;
 mod common;
+mod faults;
 mod fuzz;
 mod health;
 mod historical;
