@@ -13,11 +13,11 @@
 //!   sled files of the disk cache and the online store, which change on their own schedule)
 //!   has the same bytes before and after it.
 //!
-//! Cases per property: [`DEFAULT_CASES`], a few seconds in a debug build.
+//! Cases per property: [`DEFAULT_CASES`], about a second each in a debug build.
 //! `FEATURESTORE_FUZZ_CASES=N` sets the count of every property, for long runs:
-//! `FEATURESTORE_FUZZ_CASES=250000 cargo test --release --test it fuzz::` (five properties,
-//! 1.25 M inputs; see the README for the recorded run). A failing input is shrunk by proptest
-//! and printed with the failure; nothing is persisted.
+//! `FEATURESTORE_FUZZ_CASES=200000 cargo test --release --test it fuzz:: -- --nocapture`
+//! (five properties, 1 M inputs; the README records the run). A failing input is shrunk by
+//! proptest and printed with the failure; nothing is persisted.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
