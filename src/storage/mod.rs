@@ -275,9 +275,22 @@ impl Storage {
 
     /// Table files that could not be opened when last loaded, by group then name. Their
     /// reads fail with an error naming the file (or, when an earlier version was open,
-    /// keep serving that snapshot); every other table is unaffected.
+    /// keep serving that snapshot); every other table is unaffected. A file changed within
+    /// the last few seconds is left out: another tool may still be copying it in, and a
+    /// half-copied file is expected to be unreadable until the copy completes.
     pub fn unreadable(&self) -> Vec<UnreadableTable> {
-        let mut all: Vec<UnreadableTable> = guard(&self.unreadable).values().cloned().collect();
+        let settled = |t: &UnreadableTable| {
+            fs::metadata(self.layout.root().join(&t.file))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_none_or(|age| age > reader::REWRITE_GRACE)
+        };
+        let mut all: Vec<UnreadableTable> = guard(&self.unreadable)
+            .values()
+            .filter(|t| settled(t))
+            .cloned()
+            .collect();
         all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
         all
     }

@@ -292,7 +292,13 @@ async fn only_the_damaged_table_fails(server: &TestServer) -> TestResult {
 async fn a_table_file_damaged_before_start_up_fails_only_its_own_reads() -> TestResult {
     let server = two_tables().await?;
     let data = server.stop();
+    // Damaged a while ago: a file changed in the last few seconds may still be being copied
+    // in, and /health leaves it out until it settles.
     std::fs::write(data.path().join(DAMAGED), b"not a parquet file at all")?;
+    std::fs::File::options()
+        .write(true)
+        .open(data.path().join(DAMAGED))?
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))?;
     let server = TestServer::start_on(data, |_| {})?;
     only_the_damaged_table_fails(&server).await?;
     // With no earlier snapshot open, the storage facts are unreadable too. (A file damaged
