@@ -222,11 +222,18 @@ pub fn main() -> Result<()> {
                 config.server.port = port;
             }
             init_tracing(&config.logging);
+            let missing = if args.demo {
+                MissingRoot::Create
+            } else {
+                MissingRoot::Refuse
+            };
+            check_data_root(&config, missing)?;
             actix_web::rt::System::new().block_on(serve(config, args.demo, args.bench_floor_bytes))
         }
         Command::Demo(args) => {
             let config = load_config(&args.common)?;
             init_tracing(&config.logging);
+            check_data_root(&config, MissingRoot::Create)?;
             actix_web::rt::System::new().block_on(async {
                 let store = open_store(&config)?;
                 write_demo(&store, &args.spec()).await
@@ -235,6 +242,7 @@ pub fn main() -> Result<()> {
         Command::Apply(args) => {
             let config = load_config(&args.common)?;
             init_tracing(&config.logging);
+            check_data_root(&config, MissingRoot::Refuse)?;
             let text = std::fs::read_to_string(&args.file)
                 .with_context(|| format!("cannot read {}", args.file.display()))?;
             let doc: crate::model::RegistryDocument = serde_json::from_str(&text)
@@ -249,6 +257,7 @@ pub fn main() -> Result<()> {
         Command::Materialize(args) => {
             let config = load_config(&args.common)?;
             init_tracing(&config.logging);
+            check_data_root(&config, MissingRoot::Refuse)?;
             let request = MaterializeRequest {
                 feature_views: args.views,
                 start_micros: args.start.map(|t| t.timestamp_micros()),
@@ -260,6 +269,7 @@ pub fn main() -> Result<()> {
         Command::MaterializeIncremental(args) => {
             let config = load_config(&args.common)?;
             init_tracing(&config.logging);
+            check_data_root(&config, MissingRoot::Refuse)?;
             let request = MaterializeRequest {
                 feature_views: args.views,
                 start_micros: None,
@@ -271,11 +281,13 @@ pub fn main() -> Result<()> {
         Command::Historical(args) => {
             let config = load_config(&args.common)?;
             init_tracing(&config.logging);
+            check_data_root(&config, MissingRoot::Refuse)?;
             actix_web::rt::System::new().block_on(historical(config, args))
         }
         Command::Info(args) => {
             let config = load_config(&args)?;
             init_tracing(&config.logging);
+            check_data_root(&config, MissingRoot::Refuse)?;
             actix_web::rt::System::new().block_on(info(config))
         }
     }
@@ -297,6 +309,37 @@ fn init_tracing(logging: &LoggingConfig) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Whether a missing data root is created (`demo`, `serve --demo`) or is an error (every
+/// other command: a mistyped `--data-dir` must not silently start an empty store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissingRoot {
+    Create,
+    Refuse,
+}
+
+/// Checks the data root before anything is opened, so a wrong path is one clear line rather
+/// than an I/O error from deep inside.
+fn check_data_root(config: &Config, missing: MissingRoot) -> Result<()> {
+    let dir = &config.storage.data_dir;
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => anyhow::bail!(
+            "the data root {} is not a directory; point --data-dir (or storage.data_dir) at a directory",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match missing {
+            MissingRoot::Create => Ok(()),
+            MissingRoot::Refuse => anyhow::bail!(
+                "the data root {} does not exist; create it (mkdir -p {}) or run `featurestore serve --demo --data-dir {}` to create it with the demo tables",
+                dir.display(),
+                dir.display(),
+                dir.display()
+            ),
+        },
+        Err(e) => anyhow::bail!("cannot read the data root {}: {e}", dir.display()),
+    }
 }
 
 fn open_store(config: &Config) -> Result<FeatureStore> {

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use serde::Deserialize;
@@ -80,33 +80,18 @@ pub async fn run(
             None
         }
     };
-    let requires_tokens = state.auth.is_some();
     let data = web::Data::new(state);
-    let openapi = ApiDoc::openapi();
     let workers = if config.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
         config.workers
     };
-    let server = HttpServer::new(move || {
-        let data = data.clone();
-        App::new()
-            // Inside the metrics, so refused requests are counted too.
-            .wrap(Condition::new(
-                requires_tokens,
-                from_fn(api::auth::authenticate),
-            ))
-            .wrap(from_fn(observe_request))
-            .configure(|cfg| api::configure(cfg, data))
-            .service(web::redirect("/docs", "/docs/"))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-            .default_service(web::to(api::route_not_found))
-    })
-    .listen(listener)?
-    .workers(workers)
-    .shutdown_timeout(config.shutdown_timeout_secs)
-    .disable_signals()
-    .run();
+    let server = HttpServer::new(move || app(data.clone()))
+        .listen(listener)?
+        .workers(workers)
+        .shutdown_timeout(config.shutdown_timeout_secs)
+        .disable_signals()
+        .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;
@@ -116,6 +101,35 @@ pub async fn run(
     let served = server.await;
     store.flush();
     served
+}
+
+/// The whole application over `data`: the API, Swagger UI at `/docs/`, `/openapi.json`, the
+/// request metrics and the problem+json answer for unknown routes. [`run`] builds one per
+/// worker; tests drive it in-process (`actix_web::test::init_service`), without a socket, when
+/// they need many thousands of requests.
+pub fn app(
+    data: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let requires_tokens = data.auth.is_some();
+    App::new()
+        // Inside the metrics, so refused requests are counted too.
+        .wrap(Condition::new(
+            requires_tokens,
+            from_fn(api::auth::authenticate),
+        ))
+        .wrap(from_fn(observe_request))
+        .configure(|cfg| api::configure(cfg, data))
+        .service(web::redirect("/docs", "/docs/"))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .default_service(web::to(api::route_not_found))
 }
 
 /// Quiet time the watcher waits for before rescanning.

@@ -13,7 +13,8 @@ use crate::store::RecordColumns;
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// `healthy`, or `degraded` when the data root is not writable.
+    /// `healthy`, or `degraded` when the data root is not writable or a table file is
+    /// unreadable (the answer is still a 200: every other table is served).
     #[schema(example = "healthy")]
     pub status: String,
     /// Server version.
@@ -35,6 +36,25 @@ pub struct HealthResponse {
     /// Time of this answer (RFC 3339, UTC).
     #[schema(example = "2026-11-21T10:00:00Z")]
     pub timestamp: String,
+    /// Table files that cannot be opened (damaged, truncated, not Parquet); empty when all
+    /// are readable. Reads of these tables answer 500 `table_unreadable` naming the file.
+    pub tables_unreadable: Vec<UnreadableTableDto>,
+}
+
+/// A table file `/health` reports as unreadable.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"group": "user", "name": "user_profile",
+    "file": "features/user/user_profile.parquet",
+    "error": "Parquet error on feature_store/features/user/user_profile.parquet: Parquet error: Invalid Parquet file. Corrupt footer"}))]
+pub struct UnreadableTableDto {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub name: String,
+    /// The file, relative to the data root.
+    pub file: String,
+    /// Why it cannot be opened.
+    pub error: String,
 }
 
 /// One table in the listing.

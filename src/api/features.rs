@@ -232,7 +232,7 @@ fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page:
         (status = 200, description = "Table replaced", body = SaveFeaturesResponse),
         (status = 400, description = "Invalid name or malformed JSON (`invalid_name`, `malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is used in another group (`table_name_conflict`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over `server.max_body_mb` (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over `api.max_body_mb` (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty or invalid records, or too many (`invalid_body`, `invalid_records`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The previous table is unreadable, the write failed, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
@@ -252,6 +252,12 @@ pub async fn save_table(
         return Err(ApiError::invalid_body_field(
             "records",
             "must contain at least one record",
+        ));
+    }
+    if records.column_count() == 0 {
+        return Err(ApiError::invalid_body_field(
+            "records",
+            "the records have no fields; a table needs at least one column",
         ));
     }
     if records.row_count() > state.config.max_records_per_write {

@@ -4,26 +4,25 @@ use actix_web::{HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
 
 use super::AppState;
-use super::dto::HealthResponse;
+use super::dto::{HealthResponse, UnreadableTableDto};
 use super::error::ApiError;
 
-/// Liveness and readiness: version, uptime, whether the data root is writable, table count.
+/// Liveness and readiness: version, uptime, whether the data root is writable, table count,
+/// and the table files that cannot be opened.
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
-        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable", body = HealthResponse),
+        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable or a table file is unreadable (listed in `tables_unreadable`; every other table is still served)", body = HealthResponse),
         (status = 500, description = "Internal error", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.store.health().await?;
+    // Degraded, not down: a 200 keeps load balancers sending traffic to a server that still
+    // serves every other table.
+    let healthy = report.data_root_writable && report.unreadable_tables.is_empty();
     Ok(HttpResponse::Ok().json(HealthResponse {
-        status: if report.data_root_writable {
-            "healthy"
-        } else {
-            "degraded"
-        }
-        .into(),
+        status: if healthy { "healthy" } else { "degraded" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: (report.uptime.as_secs_f64() * 1000.0).round() / 1000.0,
         data_root_writable: report.data_root_writable,
@@ -31,5 +30,15 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         disk_cache_enabled: report.disk_cache_disabled.is_none(),
         disk_cache_disabled_reason: report.disk_cache_disabled,
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        tables_unreadable: report
+            .unreadable_tables
+            .into_iter()
+            .map(|t| UnreadableTableDto {
+                group: t.group,
+                name: t.name,
+                file: t.file,
+                error: t.error,
+            })
+            .collect(),
     }))
 }

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::ApiError;
 use super::online::OrderedEntities;
+use super::{ApiConfig, AppState};
 use crate::store::{PushOutcome, PushRequest, PushTarget};
 
 /// Where pushed rows go.
@@ -63,6 +63,31 @@ fn target(to: Option<Value>) -> Result<PushTo, ApiError> {
     }
 }
 
+/// A push writes records like a save does, so the same limits apply to it.
+fn check_limits(df: &[(String, Vec<Value>)], config: &ApiConfig) -> Result<(), ApiError> {
+    let rows = df.iter().map(|(_, values)| values.len()).max().unwrap_or(0);
+    if rows > config.max_records_per_write {
+        return Err(ApiError::invalid_body_field(
+            "df",
+            format!(
+                "{rows} rows is more than api.max_records_per_write ({})",
+                config.max_records_per_write
+            ),
+        ));
+    }
+    if df.len() > config.max_columns {
+        return Err(ApiError::invalid_body_field(
+            "df",
+            format!(
+                "{} columns is more than api.max_columns ({})",
+                df.len(),
+                config.max_columns
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What the push did to the table, when it went offline.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OfflineWrite {
@@ -105,7 +130,7 @@ pub struct PushResponse {
         (status = 404, description = "Unknown push source or feature view, or its table is missing (`unknown_push_source`, `unknown_feature_views`, `table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A column is missing or unknown, a value does not fit its column's type, columns differ in length, a join key or event timestamp is null, or `to` is not one of the three targets (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A column is missing or unknown, a value does not fit its column's type, columns differ in length, a join key or event timestamp is null, more rows than `api.max_records_per_write` or columns than `api.max_columns`, or `to` is not one of the three targets (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The online store is unavailable, or the table file is being rewritten by another tool (`online_store_unavailable`, `table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -115,6 +140,7 @@ pub async fn push(
     body: web::Json<PushBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    check_limits(&body.df.0, &state.config)?;
     let to = target(body.to)?;
     let request = PushRequest {
         push_source_name: body.push_source_name,

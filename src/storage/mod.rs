@@ -208,6 +208,20 @@ pub struct TableInfo {
     pub timestamp_field: Option<String>,
 }
 
+/// A table file on disk that cannot be opened (damaged, truncated, not Parquet), as `/health`
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableTable {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub name: String,
+    /// The file, relative to the data root.
+    pub file: String,
+    /// Why it cannot be opened.
+    pub error: String,
+}
+
 /// The Parquet tree and its catalog of open tables.
 #[derive(Debug)]
 pub struct Storage {
@@ -215,6 +229,9 @@ pub struct Storage {
     config: StorageConfig,
     tables: RwLock<HashMap<TableName, Arc<TableHandle>>>,
     write_locks: Mutex<HashMap<TableName, Arc<Mutex<()>>>>,
+    /// Table files that failed to open at their last load, by name; kept until the file
+    /// loads, is replaced by a save, or disappears.
+    unreadable: Mutex<HashMap<TableName, UnreadableTable>>,
 }
 
 impl Storage {
@@ -231,6 +248,7 @@ impl Storage {
             config,
             tables: RwLock::new(HashMap::new()),
             write_locks: Mutex::new(HashMap::new()),
+            unreadable: Mutex::new(HashMap::new()),
         };
         storage.sweep_temp_files();
         let _ = storage.rescan();
@@ -253,6 +271,44 @@ impl Storage {
     /// Number of tables in the catalog.
     pub fn table_count(&self) -> usize {
         read_lock(&self.tables).len()
+    }
+
+    /// Table files that could not be opened when last loaded, by group then name. Their
+    /// reads fail with an error naming the file (or, when an earlier version was open,
+    /// keep serving that snapshot); every other table is unaffected. A file changed within
+    /// the last few seconds is left out: another tool may still be copying it in, and a
+    /// half-copied file is expected to be unreadable until the copy completes.
+    pub fn unreadable(&self) -> Vec<UnreadableTable> {
+        let settled = |t: &UnreadableTable| {
+            fs::metadata(self.layout.root().join(&t.file))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_none_or(|age| age > reader::REWRITE_GRACE)
+        };
+        let mut all: Vec<UnreadableTable> = guard(&self.unreadable)
+            .values()
+            .filter(|t| settled(t))
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
+        all
+    }
+
+    fn mark_unreadable(&self, group: &GroupName, name: &TableName, error: &StorageError) {
+        guard(&self.unreadable).insert(
+            name.clone(),
+            UnreadableTable {
+                group: group.to_string(),
+                name: name.to_string(),
+                file: self.layout.relative_table_path(group, name),
+                error: error.to_string(),
+            },
+        );
+    }
+
+    fn mark_readable(&self, name: &TableName) {
+        guard(&self.unreadable).remove(name);
     }
 
     /// The table named `name` if the catalog already holds it; never touches the disk, so it
@@ -354,6 +410,7 @@ impl Storage {
             tracing::warn!(table = %name, error = %e, "could not record the deleted table's version");
         }
         write_lock(&self.tables).remove(name);
+        self.mark_readable(name);
         Ok(handle.version)
     }
 
@@ -708,6 +765,7 @@ impl Storage {
             timestamp_field: declaration.timestamp_field,
         };
         write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+        self.mark_readable(name);
         // The new base file owns no parts: those of the replaced one became invisible in the
         // rename and are garbage now.
         self.remove_parts(group, name, None);
@@ -729,8 +787,15 @@ impl Storage {
         for group in groups {
             let path = self.layout.table_path(&group, name);
             if path.is_file() {
-                let handle = Arc::new(self.load(&group, name, &path, None)?);
+                let handle = match self.load(&group, name, &path, None) {
+                    Ok(handle) => Arc::new(handle),
+                    Err(e) => {
+                        self.mark_unreadable(&group, name, &e);
+                        return Err(e);
+                    }
+                };
                 write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
+                self.mark_readable(name);
                 return Ok(Some(handle));
             }
         }
@@ -861,6 +926,7 @@ impl Storage {
             }
             keep
         });
+        guard(&self.unreadable).retain(|name, _| seen.contains_key(name));
         changed
     }
 
@@ -887,10 +953,15 @@ impl Storage {
         match self.load(group, name, &path, current.map(|h| h.version)) {
             Ok(handle) => {
                 write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+                self.mark_readable(name);
                 true
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "skipping unreadable table file");
+                // Log once per damage, not on every rescan that finds it again.
+                if !guard(&self.unreadable).contains_key(name) {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping unreadable table file");
+                }
+                self.mark_unreadable(group, name, &e);
                 false
             }
         }
@@ -935,6 +1006,11 @@ fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each update of the guarded map is one insert or remove: a poisoned one is consistent.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn default_if_present(columns: &[String], default: &str) -> Option<String> {

@@ -34,7 +34,7 @@ use super::meta::{FOOTER_KEY, FileFingerprint, TableMeta};
 
 /// How long after an in-place change a file counts as "being rewritten" (a retryable 503)
 /// rather than damaged.
-const REWRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+pub(super) const REWRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn fingerprint(len: u64, modified: SystemTime) -> FileFingerprint {
     FileFingerprint {

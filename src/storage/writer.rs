@@ -11,6 +11,7 @@ use std::path::Path;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
+use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
@@ -72,7 +73,7 @@ pub fn write_table(
         .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_owned(), meta_json)]))
         .build();
     write_atomic(path, |file| {
-        let parquet_err = |e| StorageError::parquet(path, e);
+        let parquet_err = |e| write_error(path, e);
         let mut writer = ArrowWriter::try_new(BufWriter::new(file), batch.schema(), Some(props))
             .map_err(parquet_err)?;
         writer.write(batch).map_err(parquet_err)?;
@@ -80,6 +81,19 @@ pub fn write_table(
         let mut buffered = writer.into_inner().map_err(parquet_err)?;
         buffered.flush().map_err(|e| StorageError::io(path, e))
     })
+}
+
+/// A failure of the Parquet writer: the I/O error underneath when there is one, so that a
+/// full disk or a read-only data root is reported as what it is (507, 503) rather than as an
+/// unreadable table.
+fn write_error(path: &Path, e: ParquetError) -> StorageError {
+    match e {
+        ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+            Ok(io) => StorageError::io(path, *io),
+            Err(inner) => StorageError::parquet(path, ParquetError::External(inner)),
+        },
+        other => StorageError::parquet(path, other),
+    }
 }
 
 /// Writes a JSON document atomically.
@@ -92,4 +106,25 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
         file.write_all(&bytes)
             .map_err(|e| StorageError::io(path, e))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_inside_the_parquet_writer_stays_an_io_error() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        match write_error(Path::new("t.parquet"), ParquetError::from(full)) {
+            StorageError::Io { source, .. } => {
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull)
+            }
+            other => panic!("{other:?}"),
+        }
+        let corrupt = ParquetError::General("bad footer".into());
+        assert!(matches!(
+            write_error(Path::new("t.parquet"), corrupt),
+            StorageError::Parquet { .. }
+        ));
+    }
 }

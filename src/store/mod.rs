@@ -22,8 +22,8 @@ pub use crate::online::{FeatureColumn, FieldStatus};
 pub use crate::registry::{ApplyReport, Invalid, RegistryError};
 pub use crate::storage::AppendOutcome;
 pub use crate::storage::{
-    ColumnInfo, Declaration, RecordColumns, SaveOutcome, StorageError, TableInfo, dtype_name,
-    parse_timestamp_micros,
+    ColumnInfo, Declaration, RecordColumns, SaveOutcome, StorageError, TableInfo, UnreadableTable,
+    dtype_name, parse_timestamp_micros,
 };
 pub use batch::EntityId;
 pub use error::{NameKind, Result, StoreError};
@@ -117,6 +117,8 @@ pub struct HealthReport {
     pub table_count: usize,
     /// Why the disk cache tier is off, if it is.
     pub disk_cache_disabled: Option<String>,
+    /// Table files that cannot be opened.
+    pub unreadable_tables: Vec<UnreadableTable>,
 }
 
 /// What a store is opened with.
@@ -627,12 +629,16 @@ impl FeatureStore {
     pub async fn health(&self) -> Result<HealthReport> {
         let uptime = self.started.elapsed();
         let disk_cache_disabled = self.cache.stats().disk.disabled_reason;
-        self.blocking(move |s, _| {
+        self.blocking(move |s, c| {
+            // A rescan first (a stat per table), so a file damaged since the last one is
+            // reported now, not after the watcher or the next listing notices it.
+            refresh_tree(s, c);
             Ok(HealthReport {
                 uptime,
                 data_root_writable: s.is_writable(),
                 table_count: s.table_count(),
                 disk_cache_disabled,
+                unreadable_tables: s.unreadable(),
             })
         })
         .await

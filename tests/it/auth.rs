@@ -591,6 +591,7 @@ async fn a_created_token_works_once_its_lines_are_in_the_config() -> TestResult 
     let file = dir.path().join("auth.toml");
     std::fs::write(&file, &config)?;
     let data = dir.path().join("data");
+    std::fs::create_dir(&data)?;
     let served = ServeProcess::start(&[
         "--config",
         file.to_str().ok_or("a UTF-8 path")?,
@@ -620,7 +621,12 @@ async fn a_created_token_works_once_its_lines_are_in_the_config() -> TestResult 
 fn a_non_loopback_bind_warns_only_without_auth() -> TestResult {
     let dir = tempfile::tempdir()?;
     // Each server its own data root: two processes cannot share the sled stores.
-    let data = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let data = |name: &str| {
+        let root = dir.path().join(name);
+        // `serve` without --demo refuses a missing data root.
+        let _ = std::fs::create_dir(&root);
+        root.to_string_lossy().into_owned()
+    };
     let open = ServeProcess::start(&["--host", "0.0.0.0", "--data-dir", &data("open")])?;
     assert!(
         open.log.contains("WARN") && open.log.contains("non-loopback address without auth"),

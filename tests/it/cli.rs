@@ -267,3 +267,86 @@ async fn a_server_over_demo_data_answers_batch_lookups() -> TestResult {
     );
     Ok(())
 }
+
+/// Runs the binary and waits at most a minute (a `serve` that did not fail would run
+/// forever); returns the exit status and stderr.
+fn run_briefly(args: &[&str]) -> TestResult<(std::process::ExitStatus, String)> {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_featurestore"));
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn()?;
+    let started = std::time::Instant::now();
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill()?;
+            child.wait()?;
+            return Err(format!("featurestore {args:?} was still running after a minute").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output()?;
+    Ok((output.status, String::from_utf8(output.stderr)?))
+}
+
+#[test]
+fn a_missing_data_root_is_one_clear_error_not_a_panic() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("nonexistent/x");
+    let missing = missing.to_str().ok_or("a UTF-8 temporary path")?;
+    for args in [
+        vec!["serve", "--data-dir", missing, "--port", "0"],
+        vec!["info", "--data-dir", missing],
+    ] {
+        let (status, stderr) = run_briefly(&args)?;
+        assert!(!status.success(), "{args:?} succeeded");
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "Error: the data root {missing} does not exist; create it (mkdir -p {missing}) or run `featurestore serve --demo --data-dir {missing}` to create it with the demo tables"
+            ),
+            "{args:?}"
+        );
+    }
+    assert!(!Path::new(missing).exists(), "nothing was created");
+    Ok(())
+}
+
+#[test]
+fn a_data_root_that_is_a_file_is_one_clear_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"not a directory")?;
+    let file = file.to_str().ok_or("a UTF-8 temporary path")?;
+    for args in [
+        vec!["serve", "--data-dir", file, "--port", "0"],
+        vec!["serve", "--demo", "--data-dir", file, "--port", "0"],
+        vec!["demo", "--data-dir", file],
+    ] {
+        let (status, stderr) = run_briefly(&args)?;
+        assert!(!status.success(), "{args:?} succeeded");
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "Error: the data root {file} is not a directory; point --data-dir (or storage.data_dir) at a directory"
+            ),
+            "{args:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn demo_creates_a_missing_data_root() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("new/data");
+    demo(&root, 7)?;
+    for table in DEMO_TABLES {
+        assert!(root.join(table).is_file(), "{table}");
+    }
+    Ok(())
+}

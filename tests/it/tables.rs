@@ -931,6 +931,21 @@ async fn too_many_records_or_columns_is_422_invalid_body() -> TestResult {
 }
 
 #[tokio::test]
+async fn records_without_any_field_are_422_and_write_nothing() -> TestResult {
+    let server = TestServer::start()?;
+    for body in [json!({"records": [{}]}), json!({"records": [{}, {}]})] {
+        let (status, problem) = server.post("/features/misc/t", &body).await?;
+        assert_problem(status, &problem, 422, "invalid_body");
+        assert_eq!(
+            problem["errors"],
+            json!([{"field": "records", "message": "the records have no fields; a table needs at least one column"}])
+        );
+    }
+    assert_eq!(server.files(), Vec::<std::path::PathBuf>::new());
+    Ok(())
+}
+
+#[tokio::test]
 async fn integers_that_cannot_be_stored_exactly_are_422() -> TestResult {
     let server = TestServer::start()?;
     let (status, body) = server
