@@ -166,6 +166,10 @@ pub struct AppendOutcome {
     pub compacted: bool,
     /// True when the table did not exist and the append created it.
     pub created: bool,
+    /// The snapshot (version, snapshot id) the rows were appended to, read under the table's
+    /// write lock; `None` when the append created the table. A caller that read the table
+    /// before calling may have seen an older snapshot: a replace can land in between.
+    pub appended_to: Option<(u64, u64)>,
 }
 
 /// Storage facts of one column.
@@ -423,6 +427,7 @@ impl Storage {
                 parts: 0,
                 compacted: false,
                 created: true,
+                appended_to: None,
             });
         };
         let schema = current.file.schema();
@@ -494,6 +499,7 @@ impl Storage {
             parts: handle.file.part_count(),
             compacted: false,
             created: false,
+            appended_to: Some((current.version, current.file.snapshot_id())),
         };
         if handle.file.part_count() >= self.config.compact_after_parts {
             // The parts are durable already: a failed compaction leaves a correct (if

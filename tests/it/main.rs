@@ -4,6 +4,7 @@ mod batch;
 mod cache;
 mod cli;
 mod common;
+mod concurrency;
 mod health;
 mod historical;
 mod materialize;
