@@ -903,7 +903,9 @@ impl Storage {
     }
 
     fn sweep_temp_files(&self) {
-        let mut dirs = vec![self.layout.root().to_path_buf()];
+        // The registry is written with the same atomic writer, so an interrupted apply leaves
+        // its temporary file there.
+        let mut dirs = vec![self.layout.root().to_path_buf(), self.layout.registry_dir()];
         for top in ["features", "metadata"] {
             let top = self.layout.root().join(top);
             dirs.extend(
