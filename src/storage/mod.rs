@@ -744,10 +744,11 @@ impl Storage {
     }
 
     /// Opens a table file found on disk and decides its version: the sidecar's when the
-    /// sidecar describes this very file; the footer's when it is a featurestore write newer
-    /// than the sidecar (whose update was lost); otherwise the file was changed by another tool
-    /// and gets the next version, recorded in a new sidecar. `previous` is the version of the
-    /// snapshot being replaced, if any, so versions only ever increase.
+    /// sidecar describes this very file and no part is newer; the newest footer's (base file
+    /// or part) when it is a featurestore write newer than the sidecar (whose update was
+    /// lost); otherwise the file was changed by another tool and gets the next version,
+    /// recorded in a new sidecar. `previous` is the version of the snapshot being replaced, if
+    /// any, so versions only ever increase.
     fn load(
         &self,
         group: &GroupName,
@@ -779,9 +780,13 @@ impl Storage {
             .filter(|s| s.fingerprint == Some(fingerprint))
             .map(|s| s.version);
         let floor = self.latest_version(name).max(previous.unwrap_or(0));
-        let version = match (known, file.meta()) {
-            (Some(v), _) if v >= floor => v,
-            (_, Some(m)) if m.version > floor => m.version,
+        // The sidecar identifies the base file only: a part appended after it was written
+        // (the process died before the sidecar caught up) shows in the parts' footers, and the
+        // table must not keep the version readers saw without that part.
+        let footer = file.footer_version();
+        let version = match (known, footer) {
+            (Some(v), f) if v >= floor && f.is_none_or(|f| f <= v) => v,
+            (_, Some(f)) if f > floor => f,
             _ => floor + 1,
         };
         if known != Some(version) {
