@@ -6,8 +6,9 @@
 //! - a replace of `misc/crash_replace` with a new *generation* (100–150 k rows, or
 //!   `FEATURESTORE_CRASH_ROWS` and half as many again; every row carries the generation, so
 //!   old and new contents are told apart row by row);
-//! - a push of 20–40 k rows to `crash_push`, alternately `offline` and `online_and_offline`
-//!   (a new part file, or, every `COMPACT_AFTER_PARTS` parts, a compaction: a rewrite);
+//! - a push of 2–6 k rows to `crash_push`, alternately `offline` and `online_and_offline`
+//!   (a new part file, or, every `COMPACT_AFTER_PARTS` parts, a compaction: a rewrite of the
+//!   whole table);
 //! - a push of 10 rows `to: online` (the durable online store, sled);
 //! - `POST /materialize` of both views (a sled batch of the latest rows),
 //!
@@ -58,12 +59,14 @@ const BASE_ROWS: u64 = 1000;
 const ONLINE_IDS: u64 = 50_000_000;
 /// Rows per online push.
 const ONLINE_ROWS: u64 = 10;
+/// Cycles between two measures of how long the writes take when left alone.
+const REMEASURE_EVERY: u64 = 10;
 /// Small, so that the cycles also kill compactions.
 const COMPACT_AFTER_PARTS: &str = "4";
 
 /// The configuration of the child: pages large enough to read a whole table in one response.
 const ENV: [(&str, &str); 4] = [
-    ("FEATURESTORE__API__MAX_PAGE_LIMIT", "1000000"),
+    ("FEATURESTORE__API__MAX_PAGE_LIMIT", "10000000"),
     ("FEATURESTORE__API__MAX_BODY_MB", "256"),
     (
         "FEATURESTORE__STORAGE__COMPACT_AFTER_PARTS",
@@ -93,9 +96,10 @@ fn replace_value(g: u64, i: u64) -> u64 {
     g * 1_000_000 + i
 }
 
-/// Rows of offline push batch `b`.
+/// Rows of offline push batch `b`: small enough that 50 cycles leave a table a compaction
+/// still rewrites in seconds (about 200 k rows).
 fn push_rows(b: u64) -> u64 {
-    20_000 + (b * 104_729) % 20_000
+    2_000 + (b * 104_729) % 4_000
 }
 
 /// Entity id of row `j` of offline push batch `b`: four id ranges in turn, so later batches
@@ -332,7 +336,7 @@ fn old_or_new(what: &str, seen: u64, old: u64, in_flight: bool, acked: bool) -> 
 async fn check_replaced(server: &ChildServer) -> TestResult<u64> {
     let page = get_ok(
         server,
-        &format!("/features/{GROUP}/{REPLACED}?columns=entity_id,generation,value&limit=1000000"),
+        &format!("/features/{GROUP}/{REPLACED}?columns=entity_id,generation,value&limit=10000000"),
     )
     .await?;
     let generations = column(&page, "generation")?;
@@ -365,7 +369,7 @@ async fn check_replaced(server: &ChildServer) -> TestResult<u64> {
 async fn check_pushed(server: &ChildServer) -> TestResult<u64> {
     let page = get_ok(
         server,
-        &format!("/features/{GROUP}/{PUSHED}?columns=entity_id,batch,value&limit=1000000"),
+        &format!("/features/{GROUP}/{PUSHED}?columns=entity_id,batch,value&limit=10000000"),
     )
     .await?;
     let ids = column(&page, "entity_id")?;
@@ -595,6 +599,21 @@ async fn check_restarted(
     Ok(state)
 }
 
+/// Runs the four writes to completion and checks them; returns the state and how long they
+/// took, in milliseconds.
+async fn undisturbed(server: &ChildServer, root: &Path, state: State) -> TestResult<(State, u64)> {
+    let started = Instant::now();
+    let acks = finish_writes(start_writes(server, state)).await?;
+    let took = started.elapsed().as_millis() as u64;
+    if !(acks.replace && acks.offline && acks.online) {
+        return Err(format!("the undisturbed writes failed; log:\n{}", server.log_tail()).into());
+    }
+    Ok((
+        check_restarted(server, root, state, acks, true).await?,
+        took,
+    ))
+}
+
 /// The number of cycles: `FEATURESTORE_CRASH_CYCLES`, else [`DEFAULT_CYCLES`].
 fn cycles() -> u64 {
     std::env::var("FEATURESTORE_CRASH_CYCLES")
@@ -634,18 +653,9 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
         offline_batches: 0,
         online_batches: 0,
     };
-    let started = Instant::now();
-    let acks = finish_writes(start_writes(&server, state)).await?;
-    let window = started.elapsed();
-    if !(acks.replace && acks.offline && acks.online) {
-        return Err(format!("the undisturbed writes failed; log:\n{}", server.log_tail()).into());
-    }
-    state = check_restarted(&server, root, state, acks, true).await?;
-    eprintln!(
-        "crash: the four writes take {} ms undisturbed; {cycles} cycles",
-        window.as_millis()
-    );
-    let window_ms = (window.as_millis() as u64 * 11 / 10).max(50);
+    let (next, mut window_ms) = undisturbed(&server, root, state).await?;
+    state = next;
+    eprintln!("crash: the four writes take {window_ms} ms undisturbed; {cycles} cycles");
 
     let mut server = server;
     let run = Instant::now();
@@ -653,8 +663,15 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
     // acknowledgement, not applied.
     let mut outcomes = [[0u32; 3]; 3];
     for cycle in 1..=cycles {
+        if cycle % REMEASURE_EVERY == 0 {
+            // The pushed table grows, and with it the time the writes take.
+            let (next, window) = undisturbed(&server, root, state).await?;
+            eprintln!("crash: the four writes take {window} ms undisturbed");
+            (state, window_ms) = (next, window);
+        }
         let writes = start_writes(&server, state);
-        let delay = rng.below(window_ms);
+        // Up to a little past the undisturbed time, so some kills land after every write.
+        let delay = rng.below(window_ms * 13 / 10 + 50);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill()?;
         let acks = finish_writes(writes).await?;
