@@ -166,6 +166,10 @@ pub struct AppendOutcome {
     pub compacted: bool,
     /// True when the table did not exist and the append created it.
     pub created: bool,
+    /// The snapshot (version, snapshot id) the rows were appended to, read under the table's
+    /// write lock; `None` when the append created the table. A caller that read the table
+    /// before calling may have seen an older snapshot: a replace can land in between.
+    pub appended_to: Option<(u64, u64)>,
 }
 
 /// Storage facts of one column.
@@ -480,6 +484,7 @@ impl Storage {
                 parts: 0,
                 compacted: false,
                 created: true,
+                appended_to: None,
             });
         };
         let schema = current.file.schema();
@@ -551,6 +556,7 @@ impl Storage {
             parts: handle.file.part_count(),
             compacted: false,
             created: false,
+            appended_to: Some((current.version, current.file.snapshot_id())),
         };
         if handle.file.part_count() >= self.config.compact_after_parts {
             // The parts are durable already: a failed compaction leaves a correct (if
@@ -803,10 +809,11 @@ impl Storage {
     }
 
     /// Opens a table file found on disk and decides its version: the sidecar's when the
-    /// sidecar describes this very file; the footer's when it is a featurestore write newer
-    /// than the sidecar (whose update was lost); otherwise the file was changed by another tool
-    /// and gets the next version, recorded in a new sidecar. `previous` is the version of the
-    /// snapshot being replaced, if any, so versions only ever increase.
+    /// sidecar describes this very file and no part is newer; the newest footer's (base file
+    /// or part) when it is a featurestore write newer than the sidecar (whose update was
+    /// lost); otherwise the file was changed by another tool and gets the next version,
+    /// recorded in a new sidecar. `previous` is the version of the snapshot being replaced, if
+    /// any, so versions only ever increase.
     fn load(
         &self,
         group: &GroupName,
@@ -838,9 +845,13 @@ impl Storage {
             .filter(|s| s.fingerprint == Some(fingerprint))
             .map(|s| s.version);
         let floor = self.latest_version(name).max(previous.unwrap_or(0));
-        let version = match (known, file.meta()) {
-            (Some(v), _) if v >= floor => v,
-            (_, Some(m)) if m.version > floor => m.version,
+        // The sidecar identifies the base file only: a part appended after it was written
+        // (the process died before the sidecar caught up) shows in the parts' footers, and the
+        // table must not keep the version readers saw without that part.
+        let footer = file.footer_version();
+        let version = match (known, footer) {
+            (Some(v), f) if v >= floor && f.is_none_or(|f| f <= v) => v,
+            (_, Some(f)) if f > floor => f,
             _ => floor + 1,
         };
         if known != Some(version) {
@@ -968,7 +979,9 @@ impl Storage {
     }
 
     fn sweep_temp_files(&self) {
-        let mut dirs = vec![self.layout.root().to_path_buf()];
+        // The registry is written with the same atomic writer, so an interrupted apply leaves
+        // its temporary file there.
+        let mut dirs = vec![self.layout.root().to_path_buf(), self.layout.registry_dir()];
         for top in ["features", "metadata"] {
             let top = self.layout.root().join(top);
             dirs.extend(

@@ -83,6 +83,15 @@ impl TableFile {
         self.base.meta()
     }
 
+    /// The newest version in the footers of the base file and its parts (featurestore
+    /// writes one in each): the table's version when the sidecar update that should have
+    /// followed the last write was lost.
+    pub fn footer_version(&self) -> Option<u64> {
+        self.segments()
+            .filter_map(|s| s.meta().map(|m| m.version))
+            .max()
+    }
+
     /// The schema values are returned with (logical types).
     pub fn schema(&self) -> &SchemaRef {
         self.base.schema()

@@ -163,11 +163,13 @@ pub(super) fn push(
             offline: None,
         });
     }
-    let previous = (table.version, table.file.snapshot_id());
     let appended = storage.append_batch(&group, &name, &rows, Declaration::default())?;
-    match storage.peek(&name) {
-        // Nobody wrote in between: the new snapshot is the old one plus these rows.
-        Some(now) if now.version == appended.version => online::merge_pushed(
+    // The snapshot the rows went onto is the one the append saw under the table's write lock,
+    // not `table` above: a replace landing in between would otherwise have the rows merged
+    // into an index of the replaced table, served as current until the next write.
+    match (appended.appended_to, storage.peek(&name)) {
+        // Nobody wrote since: the new snapshot is the one appended to plus these rows.
+        (Some(previous), Some(now)) if now.version == appended.version => online::merge_pushed(
             indexes,
             &view.name,
             &rows,

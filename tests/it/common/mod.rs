@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod child;
 pub mod instants;
+pub mod rng;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
