@@ -243,7 +243,7 @@ fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page:
 pub async fn save_table(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<SaveFeaturesRequest>,
+    body: super::body::BlockingJson<SaveFeaturesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
     let body = body.into_inner();

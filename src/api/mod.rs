@@ -6,6 +6,7 @@
 //! problem+json.
 
 pub mod auth;
+mod body;
 pub mod dto;
 pub mod error;
 mod features;

@@ -137,7 +137,7 @@ pub struct PushResponse {
 )]
 pub async fn push(
     state: web::Data<AppState>,
-    body: web::Json<PushBody>,
+    body: super::body::BlockingJson<PushBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_limits(&body.df.0, &state.config)?;
