@@ -28,6 +28,11 @@ use arrow::record_batch::RecordBatch;
 use super::key::CacheKey;
 use super::stats::{Counters, TierStats};
 
+/// sled's own in-memory page cache for the disk tier. sled's default is 1 GiB per database,
+/// outside every budget of `[cache]`; the memory tier already holds the hot entries, so the
+/// disk tier only needs enough to keep its index pages resident.
+const SLED_PAGE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Fraction of the budget eviction brings the tier down to.
 const EVICT_TO: f64 = 0.8;
 
@@ -98,7 +103,10 @@ impl DiskCache {
     }
 
     fn open_trees(dir: &Path) -> sled::Result<Trees> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_PAGE_CACHE_BYTES)
+            .open()?;
         Ok(Trees {
             entries: db.open_tree("entries")?,
             by_age: db.open_tree("by_age")?,

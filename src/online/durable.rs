@@ -107,12 +107,18 @@ fn concat_all(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>, DurableE
     }
 }
 
+/// sled's in-memory page cache for the online store. sled's default is 1 GiB per database;
+/// the served rows live in the online index, so sled is only read at start-up and written by
+/// pushes and materializations.
+const SLED_PAGE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 impl OnlineDb {
     /// Opens (creating) the store in `dir`. Fails when another process holds it.
     pub fn open(dir: &Path) -> Result<Self, DurableError> {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_PAGE_CACHE_BYTES)
             .open()?;
         Ok(Self { db })
     }
