@@ -222,6 +222,7 @@ def main():
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     started = time.time()
+    host = machine()
     as_of = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) \
         - datetime.timedelta(hours=1)
     chosen = workloads(as_of)
@@ -300,7 +301,7 @@ def main():
     print_table(rows)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": host,
         "settings": {"seconds": args.seconds, "rounds": args.rounds,
                      "connections": connections, "wrk_threads": 1,
                      "floor_body_bytes": floor_bytes},

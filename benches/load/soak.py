@@ -111,6 +111,7 @@ def main():
     as_of = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) \
         - datetime.timedelta(minutes=10)
     entries = mix(as_of)
+    host = machine()
     work = tempfile.mkdtemp(prefix="featurestore-soak-")
     data_dir = os.path.join(work, "data")
     server = None
@@ -134,8 +135,15 @@ def main():
 
         def sample():
             while not stop.is_set():
+                try:
+                    stats = json.loads(request(server.base, "GET", "/cache/stats", None)[1])
+                    cached = {tier: round(stats[tier]["bytes"] / 2**20, 1)
+                              for tier in ("memory", "disk") if tier in stats}
+                except (OSError, ValueError, KeyError, TypeError):
+                    cached = None
                 samples.append({
                     "t": round(time.time() - started, 1),
+                    "cache_mib": cached,
                     "rss_mib": round(server.status_kib("VmRSS") / 1024, 1),
                     "cpu_ticks": server.cpu_ticks(),
                     "open_fds": len(os.listdir(fd_dir)),
@@ -179,7 +187,7 @@ def main():
     }
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": host,
         "settings": {"seconds": args.seconds, "connections": args.connections,
                      "mix": [{"weight": w, "method": m, "path": p} for w, m, p, _ in entries]},
         "verdict": verdict,
