@@ -33,12 +33,23 @@ impl ChildServer {
     /// every restart of one test stays in one file), with `env` set on top of a configuration
     /// environment cleared of `FEATURESTORE__` variables.
     pub fn start(root: &Path, log: &Path, env: &[(&str, &str)]) -> TestResult<Self> {
+        Self::start_with_args(root, log, env, &[])
+    }
+
+    /// [`Self::start`] with extra `serve` arguments.
+    pub fn start_with_args(
+        root: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> TestResult<Self> {
         let log_file = File::options().create(true).append(true).open(log)?;
         let offset = log_file.metadata()?.len();
         let mut command = Command::new(env!("CARGO_BIN_EXE_featurestore"));
         command
             .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
             .arg(root)
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
