@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
 /// The server's blocking pool runs table writes, compactions and index builds on many
 /// threads, each allocating tens of MiB at a time: in the five-minute soak
 /// (`benches/load/soak.sh`) RSS grew from 918 to 1 154 MiB with the caches nearly empty.
-/// With the arenas capped it stayed between 317 and 329 MiB.
+/// With the arenas capped it held 326 to 362 MiB.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
