@@ -280,23 +280,6 @@ async fn get_ok(server: &ChildServer, path: &str) -> TestResult<Value> {
     Ok(body)
 }
 
-/// POST `body` to `path`, checked to be a 200.
-async fn post_ok(server: &ChildServer, path: &str, body: &Value) -> TestResult<Value> {
-    let (status, answer) = read(
-        server
-            .client
-            .post(server.url(path))
-            .json(body)
-            .send()
-            .await?,
-    )
-    .await?;
-    if !(200..300).contains(&status) {
-        return Err(format!("POST {path} answered {status}: {answer}").into());
-    }
-    Ok(answer)
-}
-
 /// Integer column `column` of every row of a page.
 fn column(page: &Value, name: &str) -> TestResult<Vec<u64>> {
     page["data"]
@@ -407,12 +390,12 @@ async fn online(
     ids: &[u64],
 ) -> TestResult<Vec<Vec<(Value, String)>>> {
     let refs: Vec<String> = features.iter().map(|f| format!("{view}:{f}")).collect();
-    let answer = post_ok(
-        server,
-        "/get-online-features",
-        &json!({"features": refs, "entities": {"entity_id": ids}}),
-    )
-    .await?;
+    let answer = server
+        .post_ok(
+            "/get-online-features",
+            &json!({"features": refs, "entities": {"entity_id": ids}}),
+        )
+        .await?;
     features
         .iter()
         .map(|f| {
@@ -560,9 +543,7 @@ async fn check_restarted(
         return Err(format!("the listing is not the two tables: {listing}").into());
     }
     // Materializing no view touches nothing but answers 503 when the store is not open.
-    post_ok(
-        server,
-        "/materialize",
+    server.post_ok("/materialize",
         &json!({"start_ts": "1970-01-01T00:00:00Z", "end_ts": "1970-01-01T00:00:00Z", "feature_views": []}),
     )
     .await?;
@@ -647,7 +628,7 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
             return Err(format!("saving {name} failed; log:\n{}", server.log_tail()).into());
         }
     }
-    post_ok(&server, "/registry/apply", &registry()).await?;
+    server.post_ok("/registry/apply", &registry()).await?;
     let mut state = State {
         generation: 1,
         offline_batches: 0,

@@ -88,22 +88,6 @@ fn slow_post(
     Ok((status, rest.as_bytes().to_vec()))
 }
 
-async fn post_ok(server: &ChildServer, path: &str, body: &Value) -> TestResult<Value> {
-    let (status, answer) = read(
-        server
-            .client
-            .post(server.url(path))
-            .json(body)
-            .send()
-            .await?,
-    )
-    .await?;
-    if !(200..300).contains(&status) {
-        return Err(format!("POST {path} answered {status}: {answer}").into());
-    }
-    Ok(answer)
-}
-
 async fn get_ok(server: &ChildServer, path: &str) -> TestResult<Value> {
     let (status, answer) = read(server.client.get(server.url(path)).send().await?).await?;
     if status != 200 {
@@ -114,12 +98,12 @@ async fn get_ok(server: &ChildServer, path: &str) -> TestResult<Value> {
 
 /// The online value of `profile:score` for entity 1.
 async fn online_score(server: &ChildServer) -> TestResult<(Value, String)> {
-    let answer = post_ok(
-        server,
-        "/get-online-features",
-        &json!({"features": ["profile:score"], "entities": {"entity_id": [1]}}),
-    )
-    .await?;
+    let answer = server
+        .post_ok(
+            "/get-online-features",
+            &json!({"features": ["profile:score"], "entities": {"entity_id": [1]}}),
+        )
+        .await?;
     let (value, status, _) = online_slots(&answer, "score")?.remove(0);
     Ok((value, status))
 }
@@ -135,17 +119,13 @@ async fn in_flight_requests_finish_on(signal: &str) -> TestResult {
     let root = data.path();
     let log = logs.path().join("server.log");
     let mut server = ChildServer::start(root, &log, &ENV)?;
-    post_ok(
-        &server,
-        &format!("/features/{GROUP}/profile"),
+    server.post_ok(&format!("/features/{GROUP}/profile"),
         &json!({"entity_key": ["entity_id"], "timestamp_field": "event_timestamp",
                 "records": [{"entity_id": 1, "score": 10, "event_timestamp": "2025-01-01T00:00:00Z"}]}),
     )
     .await?;
     // Rows pushed online live only in sled: they survive only if it was flushed.
-    post_ok(
-        &server,
-        "/push",
+    server.post_ok("/push",
         &json!({"feature_view": "profile", "to": "online",
                 "df": {"entity_id": [1], "score": [99], "event_timestamp": ["2025-01-02T00:00:00Z"]}}),
     )

@@ -94,6 +94,20 @@ impl ChildServer {
         })
     }
 
+    /// POSTs `body` to `path` and checks the answer is a 2xx; returns its JSON body.
+    pub async fn post_ok(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> TestResult<serde_json::Value> {
+        let response = self.client.post(self.url(path)).json(body).send().await?;
+        let (status, answer) = super::read(response).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!("POST {path} answered {status}: {answer}").into());
+        }
+        Ok(answer)
+    }
+
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
