@@ -60,16 +60,27 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest for BlockingJson<T> {
                 .await
                 .map_err(|_| ApiError::PayloadTooLarge { limit_bytes: limit })?
                 .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-            let parsed = if body.len() <= INLINE_PARSE_BYTES {
-                serde_json::from_slice(&body)
-            } else {
-                web::block(move || serde_json::from_slice(&body))
-                    .await
-                    .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))?
-            };
-            parsed.map(BlockingJson).map_err(super::deserialize_error)
+            parse_off_loop(body, |bytes| {
+                serde_json::from_slice(bytes).map_err(super::deserialize_error)
+            })
+            .await
+            .map(BlockingJson)
         })
     }
+}
+
+/// Runs `parse` on `body` in place when it is small, on the blocking pool when it is over
+/// [`INLINE_PARSE_BYTES`].
+pub(super) async fn parse_off_loop<T: Send + 'static>(
+    body: web::Bytes,
+    parse: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if body.len() <= INLINE_PARSE_BYTES {
+        return parse(&body);
+    }
+    web::block(move || parse(&body))
+        .await
+        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))?
 }
 
 /// Whether the content type is JSON (`application/json`, or any `+json` type), the rule

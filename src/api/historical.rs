@@ -182,15 +182,8 @@ pub async fn get_historical_features(
             created_timestamp_cutoff: params.created_timestamp_cutoff.unwrap_or(false),
         }
     } else if content_type.is_empty() || content_type.starts_with("application/json") {
-        // A large entity list is parsed on the blocking pool, not on the event loop (see
-        // `body.rs`).
-        if body.len() <= super::body::INLINE_PARSE_BYTES {
-            json_query(&body)?
-        } else {
-            web::block(move || json_query(&body))
-                .await
-                .map_err(|e| ApiError::Store(crate::store::StoreError::Task(e.to_string())))??
-        }
+        // A large entity list is parsed on the blocking pool, not on the event loop.
+        super::body::parse_off_loop(body, json_query).await?
     } else {
         return Err(ApiError::UnsupportedUpload(format!("{content_type:?}")));
     };
