@@ -13,8 +13,9 @@ use crate::store::RecordColumns;
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// `healthy`, or `degraded` when the data root is not writable or a table file is
-    /// unreadable (the answer is still a 200: every other table is served).
+    /// `healthy`, or `degraded` when the data root is not writable, a table file is
+    /// unreadable or a table name is in two groups (the answer is still a 200: every other
+    /// table is served).
     #[schema(example = "healthy")]
     pub status: String,
     /// Server version.
@@ -39,6 +40,25 @@ pub struct HealthResponse {
     /// Table files that cannot be opened (damaged, truncated, not Parquet); empty when all
     /// are readable. Reads of these tables answer 500 `table_unreadable` naming the file.
     pub tables_unreadable: Vec<UnreadableTableDto>,
+    /// Table names found in two or more groups (another tool wrote a second file); empty
+    /// when none. The file listed as `served` is served; reads or writes naming an ignored
+    /// file's location answer 409 `duplicate_table` naming both files, until one is removed
+    /// or renamed.
+    pub tables_duplicated: Vec<DuplicateTableDto>,
+}
+
+/// A table name `/health` reports in more than one group.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"name": "user_profile",
+    "served": "features/user/user_profile.parquet",
+    "ignored": ["features/misc/user_profile.parquet"]}))]
+pub struct DuplicateTableDto {
+    /// The table name.
+    pub name: String,
+    /// The file served, relative to the data root.
+    pub served: String,
+    /// The other files of that name, not served.
+    pub ignored: Vec<String>,
 }
 
 /// A table file `/health` reports as unreadable.

@@ -174,6 +174,11 @@ impl ApiError {
                         "table_name_conflict",
                         "Table name used in another group",
                     ),
+                    StorageError::DuplicateTable { .. } => (
+                        S::CONFLICT,
+                        "duplicate_table",
+                        "Table name found in two groups",
+                    ),
                     StorageError::InvalidRecords { .. } => (
                         S::UNPROCESSABLE_ENTITY,
                         "invalid_records",

@@ -159,6 +159,7 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
         (status = 200, description = "A page of records", body = super::dto::FeaturePageResponse),
         (status = 400, description = "Invalid name, parameter or column (`invalid_name`, `invalid_parameter`, `unknown_column`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -231,7 +232,7 @@ fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page:
         (status = 201, description = "Table created", body = SaveFeaturesResponse),
         (status = 200, description = "Table replaced", body = SaveFeaturesResponse),
         (status = 400, description = "Invalid name or malformed JSON (`invalid_name`, `malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The name is used in another group (`table_name_conflict`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is used in another group (`table_name_conflict`), or is in two groups on disk and this is the location not served (`duplicate_table`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over `api.max_body_mb` (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty or invalid records, or too many (`invalid_body`, `invalid_records`)", body = super::Problem, content_type = "application/problem+json"),
@@ -314,6 +315,7 @@ pub async fn save_table(
         (status = 200, description = "Storage facts", body = StorageInfoResponse),
         (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -370,6 +372,7 @@ pub async fn table_info(
         (status = 200, description = "Deleted", body = DeleteResponse),
         (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The file could not be removed, or an internal failure (`storage_io_error`, `table_unreadable`, `table_metadata_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The data root is read-only (`data_root_not_writable`)", body = super::Problem, content_type = "application/problem+json"),
     )

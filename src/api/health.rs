@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
 
 use super::AppState;
-use super::dto::{HealthResponse, UnreadableTableDto};
+use super::dto::{DuplicateTableDto, HealthResponse, UnreadableTableDto};
 use super::error::ApiError;
 
 /// Liveness and readiness: version, uptime, whether the data root is writable, table count,
@@ -12,7 +12,7 @@ use super::error::ApiError;
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
-        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable or a table file is unreadable (listed in `tables_unreadable`; every other table is still served)", body = HealthResponse),
+        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable, a table file is unreadable (listed in `tables_unreadable`) or a table name is in two groups (listed in `tables_duplicated`); every other table is still served", body = HealthResponse),
         (status = 500, description = "Internal error", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -20,7 +20,9 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let report = state.store.health().await?;
     // Degraded, not down: a 200 keeps load balancers sending traffic to a server that still
     // serves every other table.
-    let healthy = report.data_root_writable && report.unreadable_tables.is_empty();
+    let healthy = report.data_root_writable
+        && report.unreadable_tables.is_empty()
+        && report.duplicate_tables.is_empty();
     Ok(HttpResponse::Ok().json(HealthResponse {
         status: if healthy { "healthy" } else { "degraded" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -38,6 +40,15 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
                 name: t.name,
                 file: t.file,
                 error: t.error,
+            })
+            .collect(),
+        tables_duplicated: report
+            .duplicate_tables
+            .into_iter()
+            .map(|t| DuplicateTableDto {
+                name: t.name,
+                served: t.served,
+                ignored: t.ignored,
             })
             .collect(),
     }))

@@ -153,6 +153,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "table \"user_profile\" already exists in group \"user\"; table names are unique across groups",
     ),
     (
+        409,
+        "duplicate_table",
+        "Table name found in two groups",
+        "table \"dup\" exists twice: features/user/dup.parquet is served and features/misc/dup.parquet is ignored (table names are unique across groups); remove or rename one of the files",
+    ),
+    (
         413,
         "payload_too_large",
         "Request body too large",

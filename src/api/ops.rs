@@ -174,6 +174,7 @@ pub async fn clear_cache(state: web::Data<AppState>) -> Result<HttpResponse, Api
         (status = 200, description = "The table's entries dropped", body = CacheClearedResponse),
         (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn clear_table_cache(

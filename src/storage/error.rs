@@ -24,6 +24,20 @@ pub enum StorageError {
         /// The group that already holds it.
         existing_group: String,
     },
+    /// The name is in two groups on disk (another tool wrote the second file) and this
+    /// request named the location that is not served. The catalog keeps serving the file it
+    /// had first until one of them is removed or renamed.
+    #[error(
+        "table {name:?} exists twice: {served} is served and {ignored} is ignored (table names are unique across groups); remove or rename one of the files"
+    )]
+    DuplicateTable {
+        /// The table.
+        name: String,
+        /// The file served, relative to the data root.
+        served: String,
+        /// The file asked for, which is not served.
+        ignored: String,
+    },
     /// The records could not become a table: wrong types, missing declared columns, etc.
     #[error("{message}")]
     InvalidRecords {

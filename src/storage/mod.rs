@@ -226,6 +226,18 @@ pub struct UnreadableTable {
     pub error: String,
 }
 
+/// A table name found in more than one group folder, as `/health` reports it. Names are unique
+/// across groups, so only one of the files is served: the one the catalog held first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateTable {
+    /// The table's name.
+    pub name: String,
+    /// The file served, relative to the data root.
+    pub served: String,
+    /// The other files of that name, not served, relative to the data root.
+    pub ignored: Vec<String>,
+}
+
 /// The Parquet tree and its catalog of open tables.
 #[derive(Debug)]
 pub struct Storage {
@@ -236,6 +248,9 @@ pub struct Storage {
     /// Table files that failed to open at their last load, by name; kept until the file
     /// loads, is replaced by a save, or disappears.
     unreadable: Mutex<HashMap<TableName, UnreadableTable>>,
+    /// Names found in several groups at the last rescan, with the groups not served; kept so
+    /// the duplicate is logged once (not on every rescan) and reported by `/health`.
+    duplicates: Mutex<HashMap<TableName, (GroupName, Vec<GroupName>)>>,
 }
 
 impl Storage {
@@ -253,6 +268,7 @@ impl Storage {
             tables: RwLock::new(HashMap::new()),
             write_locks: Mutex::new(HashMap::new()),
             unreadable: Mutex::new(HashMap::new()),
+            duplicates: Mutex::new(HashMap::new()),
         };
         storage.sweep_temp_files();
         let _ = storage.rescan();
@@ -299,6 +315,23 @@ impl Storage {
         all
     }
 
+    /// Table names found in several groups at the last rescan, by name.
+    pub fn duplicates(&self) -> Vec<DuplicateTable> {
+        let mut all: Vec<DuplicateTable> = guard(&self.duplicates)
+            .iter()
+            .map(|(name, (served, ignored))| DuplicateTable {
+                name: name.to_string(),
+                served: self.layout.relative_table_path(served, name),
+                ignored: ignored
+                    .iter()
+                    .map(|g| self.layout.relative_table_path(g, name))
+                    .collect(),
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     fn mark_unreadable(&self, group: &GroupName, name: &TableName, error: &StorageError) {
         guard(&self.unreadable).insert(
             name.clone(),
@@ -335,15 +368,36 @@ impl Storage {
 
     /// The table `name`, which must be in `group`; a table of that name elsewhere is not found,
     /// with a hint saying where it is.
+    /// When the name is in both groups on disk (a duplicate), asking for the location not
+    /// served is a conflict naming both files, so either location answers the same way
+    /// whichever file the catalog happens to serve.
     pub fn get_in_group(&self, group: &GroupName, name: &TableName) -> Result<Arc<TableHandle>> {
         let handle = self.get(name)?;
         if &handle.group == group {
             Ok(handle)
         } else {
-            Err(StorageError::TableNotFound {
+            Err(self.other_group_error(group, &handle))
+        }
+    }
+
+    /// The error for a request naming `group` when the table is served from another group:
+    /// a duplicate conflict when a file of that name really is in `group`, else not found.
+    fn other_group_error(&self, group: &GroupName, handle: &TableHandle) -> StorageError {
+        let name = &handle.name;
+        let duplicate = guard(&self.duplicates)
+            .get(name)
+            .is_some_and(|(_, ignored)| ignored.contains(group));
+        if duplicate || self.layout.table_path(group, name).is_file() {
+            StorageError::DuplicateTable {
+                name: name.to_string(),
+                served: self.layout.relative_table_path(&handle.group, name),
+                ignored: self.layout.relative_table_path(group, name),
+            }
+        } else {
+            StorageError::TableNotFound {
                 name: name.to_string(),
                 hint: Some(format!("it is in group {:?}", handle.group.as_str())),
-            })
+            }
         }
     }
 
@@ -684,10 +738,13 @@ impl Storage {
         name: &TableName,
     ) -> Result<Option<Arc<TableHandle>>> {
         match self.get(name) {
-            Ok(h) if &h.group != group => Err(StorageError::NameInOtherGroup {
-                name: name.to_string(),
-                existing_group: h.group.to_string(),
-            }),
+            Ok(h) if &h.group != group => match self.other_group_error(group, &h) {
+                duplicate @ StorageError::DuplicateTable { .. } => Err(duplicate),
+                _ => Err(StorageError::NameInOtherGroup {
+                    name: name.to_string(),
+                    existing_group: h.group.to_string(),
+                }),
+            },
             Ok(h) => Ok(Some(h)),
             Err(StorageError::TableNotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -906,39 +963,77 @@ impl Storage {
     /// Brings the catalog in line with the tree: loads new or changed files, drops removed
     /// ones. Files that fail to open (half-copied, corrupt) are skipped with a log line, and
     /// the previous snapshot, if any, keeps serving.
+    ///
+    /// A name found in several groups (another tool wrote a second file) keeps being served
+    /// from the group the catalog already had; a name new to the catalog is served from the
+    /// group a lookup would try first (its inferred group, then by name). The duplicate is
+    /// logged once, when it appears or changes, and reported by [`Storage::duplicates`].
     pub fn rescan(&self) -> Vec<String> {
         let mut changed = Vec::new();
-        let mut seen: HashMap<TableName, GroupName> = HashMap::new();
+        let mut found: HashMap<TableName, Vec<GroupName>> = HashMap::new();
         for group in self.group_dirs() {
             let entries = fs::read_dir(self.layout.group_dir(&group))
                 .into_iter()
                 .flatten()
                 .flatten();
             for entry in entries {
-                let Some((g, name)) =
+                if let Some((g, name)) =
                     Layout::table_from_parts(group.as_str().as_ref(), &entry.file_name())
-                else {
-                    continue;
-                };
-                if let Some(first) = seen.get(&name) {
-                    tracing::warn!(table = %name, kept = %first, ignored = %g, "table name found in two groups; serving the first");
-                    continue;
-                }
-                seen.insert(name.clone(), g.clone());
-                if self.refresh_table(&g, &name) {
-                    changed.push(name.to_string());
+                {
+                    found.entry(name).or_default().push(g);
                 }
             }
         }
+        let mut duplicates = HashMap::new();
+        for (name, mut groups) in found.iter().map(|(n, g)| (n, g.clone())) {
+            let Some(served) = self.served_group(name, &groups) else {
+                continue;
+            };
+            groups.retain(|g| g != &served);
+            if !groups.is_empty() {
+                duplicates.insert(name.clone(), (served.clone(), groups));
+            }
+            if self.refresh_table(&served, name) {
+                changed.push(name.to_string());
+            }
+        }
+        self.record_duplicates(duplicates);
         write_lock(&self.tables).retain(|name, _| {
-            let keep = seen.contains_key(name);
+            let keep = found.contains_key(name);
             if !keep {
                 changed.push(name.to_string());
             }
             keep
         });
-        guard(&self.unreadable).retain(|name, _| seen.contains_key(name));
+        guard(&self.unreadable).retain(|name, _| found.contains_key(name));
         changed
+    }
+
+    /// Of the groups holding a file named `name`, the one to serve: the catalog's, else the
+    /// inferred group, else the first by name (`groups` is sorted).
+    fn served_group(&self, name: &TableName, groups: &[GroupName]) -> Option<GroupName> {
+        let current = read_lock(&self.tables).get(name).map(|h| h.group.clone());
+        let inferred = infer_group(name.as_str());
+        current
+            .filter(|g| groups.contains(g))
+            .or_else(|| groups.iter().find(|g| g.as_str() == inferred).cloned())
+            .or_else(|| groups.first().cloned())
+    }
+
+    /// Keeps the duplicates found by a rescan, logging each one that is new or changed.
+    fn record_duplicates(&self, now: HashMap<TableName, (GroupName, Vec<GroupName>)>) {
+        let mut known = guard(&self.duplicates);
+        for (name, (served, ignored)) in &now {
+            if known.get(name) != Some(&(served.clone(), ignored.clone())) {
+                tracing::warn!(
+                    table = %name,
+                    served = %self.layout.relative_table_path(served, name),
+                    ignored = ?ignored.iter().map(|g| self.layout.relative_table_path(g, name)).collect::<Vec<_>>(),
+                    "table name found in two groups; serving the file the catalog had first until one is removed or renamed"
+                );
+            }
+        }
+        *known = now;
     }
 
     /// Reloads one table if its file changed on disk since it was opened.

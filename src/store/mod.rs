@@ -22,8 +22,8 @@ pub use crate::online::{FeatureColumn, FieldStatus};
 pub use crate::registry::{ApplyReport, Invalid, RegistryError};
 pub use crate::storage::AppendOutcome;
 pub use crate::storage::{
-    ColumnInfo, Declaration, RecordColumns, SaveOutcome, StorageError, TableInfo, UnreadableTable,
-    dtype_name, parse_timestamp_micros,
+    ColumnInfo, Declaration, DuplicateTable, RecordColumns, SaveOutcome, StorageError, TableInfo,
+    UnreadableTable, dtype_name, parse_timestamp_micros,
 };
 pub use batch::EntityId;
 pub use error::{NameKind, Result, StoreError};
@@ -119,6 +119,8 @@ pub struct HealthReport {
     pub disk_cache_disabled: Option<String>,
     /// Table files that cannot be opened.
     pub unreadable_tables: Vec<UnreadableTable>,
+    /// Table names found in several groups (one file served, the others ignored).
+    pub duplicate_tables: Vec<DuplicateTable>,
 }
 
 /// What a store is opened with.
@@ -639,6 +641,7 @@ impl FeatureStore {
                 table_count: s.table_count(),
                 disk_cache_disabled,
                 unreadable_tables: s.unreadable(),
+                duplicate_tables: s.duplicates(),
             })
         })
         .await

@@ -22,6 +22,7 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
             "disk_cache_enabled",
             "status",
             "table_count",
+            "tables_duplicated",
             "tables_unreadable",
             "timestamp",
             "uptime_seconds",
@@ -29,6 +30,7 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
         ]
     );
     assert_eq!(body["tables_unreadable"], json!([]));
+    assert_eq!(body["tables_duplicated"], json!([]));
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["data_root_writable"], true);

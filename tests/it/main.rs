@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod concurrency;
 mod crash;
+mod duplicates;
 mod faults;
 mod floor;
 mod fuzz;
