@@ -128,7 +128,13 @@ pub fn app(
         .wrap(from_fn(observe_request))
         .configure(|cfg| api::configure(cfg, data))
         .service(web::redirect("/docs", "/docs/"))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .url("/openapi.json", ApiDoc::openapi())
+                // The UI would otherwise send the whole document to the public validator at
+                // validator.swagger.io on every page load: a call-out a local server must not make.
+                .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+        )
         .default_service(web::to(api::route_not_found))
 }
 

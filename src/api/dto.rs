@@ -237,13 +237,14 @@ pub struct FeaturePageResponse {
 /// `POST /features/{group}/{name}`: the records that replace the table.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+// A scratch table without a timestamp field, so executing the example (Swagger's "Try it
+// out") neither replaces a demo table nor registers a feature view.
 #[schema(example = json!({
     "records": [
-        {"user_id": 1, "age": 34, "avg_rating": 4.2, "event_timestamp": "2026-11-20T10:00:00Z"},
-        {"user_id": 2, "age": 27, "avg_rating": 3.1, "event_timestamp": "2026-11-20T10:00:00Z"}
+        {"example_id": 1, "score": 0.5, "label": "a"},
+        {"example_id": 2, "score": 0.75, "label": "b"}
     ],
-    "entity_key": ["user_id"],
-    "timestamp_field": "event_timestamp"
+    "entity_key": ["example_id"]
 }))]
 pub struct SaveFeaturesRequest {
     /// The rows: JSON objects of scalars (integers, numbers, strings, booleans, null). A key
@@ -285,7 +286,7 @@ pub struct SaveFeaturesResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeleteResponse {
     /// What happened.
-    #[schema(example = "table user/user_profile deleted")]
+    #[schema(example = "table misc/example_table deleted")]
     pub message: String,
     /// The version the table had.
     #[schema(example = 3)]
@@ -354,9 +355,11 @@ pub struct StorageInfoResponse {
     pub storage_info: StorageInfo,
 }
 
-/// An entity id: a number or a string; `42` and `"42"` match the same integer key.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(untagged)]
+/// An entity id: a number or a string; `42` and `"42"` match the same integer key (a string
+/// matches an integer key only in canonical decimal form: `"01"` and `" 1"` match nothing).
+/// Documentation only: ids are read by hand so that a bad one is reported by position.
+#[derive(Debug, Clone, ToSchema)]
+#[schema(as = EntityId)]
 pub enum EntityIdDto {
     /// Integer id.
     Int(i64),
@@ -364,17 +367,37 @@ pub enum EntityIdDto {
     Str(String),
 }
 
+/// One of a batch lookup's `entity_ids`: an id (for tables keyed by one column), or an entity
+/// row naming key columns (`{"user_id": 1, "movie_id": 10}`), which filters every table
+/// whose key columns it names, composite keys included; members a table is not keyed by are
+/// ignored. Documentation only, like [`EntityIdDto`].
+#[derive(Debug, Clone, ToSchema)]
+#[schema(as = BatchEntityId)]
+pub enum BatchEntityIdDto {
+    /// Integer id.
+    Int(i64),
+    /// String id.
+    Str(String),
+    /// Entity row: key column → id.
+    Row(BTreeMap<String, EntityIdDto>),
+}
+
 /// `POST /features/batch`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"feature_names": ["user_profile", "user_movie_interactions"], "entity_ids": [1, "2"]}))]
+// Succeeds on the demo data: entity rows filter the composite-keyed interactions and, by
+// their `user_id`, the profiles.
+#[schema(example = json!({"feature_names": ["user_profile", "user_movie_interactions"],
+    "entity_ids": [{"user_id": 1, "movie_id": 1}, {"user_id": 2, "movie_id": 3}]}))]
 pub struct BatchRequest {
     /// Tables to read; each is found in whatever group it is in.
     pub feature_names: Vec<String>,
-    /// Keep only rows whose entity key is one of these. Omitted: every row (up to
-    /// `api.max_batch_rows`). Empty: no rows.
+    /// Keep only rows whose entity key is one of these: ids (integers or strings) for tables
+    /// keyed by one column, or entity rows as objects (required for composite keys).
+    /// Omitted: every row (up to `api.max_batch_rows`). Empty: no rows.
     #[serde(default)]
-    pub entity_ids: Option<Vec<EntityIdDto>>,
+    #[schema(value_type = Option<Vec<BatchEntityIdDto>>)]
+    pub entity_ids: Option<Vec<serde_json::Value>>,
     /// RFC 3339 instant: return, per entity, the latest row at or before it.
     #[serde(default)]
     pub timestamp: Option<String>,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::dto::{
-    BatchRequest, ColumnStorageInfo, DeleteResponse, EntityIdDto, OrderedMap, SaveFeaturesRequest,
+    BatchRequest, ColumnStorageInfo, DeleteResponse, OrderedMap, SaveFeaturesRequest,
     SaveFeaturesResponse, StorageInfo, StorageInfoResponse, TableListResponse, TableSummaryDto,
 };
 use super::error::ApiError;
@@ -223,9 +223,10 @@ fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page:
 /// are narrowed on disk (see `/info`).
 #[utoipa::path(
     post, path = "/features/{group}/{name}", tag = "features",
+    // A scratch table, so "Try it out" on the demo never replaces a demo table.
     params(
-        ("group" = String, Path, description = "Feature group", example = "user"),
-        ("name" = String, Path, description = "Table name, unique across groups", example = "user_profile"),
+        ("group" = String, Path, description = "Feature group", example = "misc"),
+        ("name" = String, Path, description = "Table name, unique across groups", example = "example_table"),
     ),
     request_body = SaveFeaturesRequest,
     responses(
@@ -364,9 +365,10 @@ pub async fn table_info(
 /// Delete a table.
 #[utoipa::path(
     delete, path = "/features/{group}/{name}", tag = "features",
+    // The scratch table of the save example, so "Try it out" never deletes a demo table.
     params(
-        ("group" = String, Path, description = "Feature group", example = "user"),
-        ("name" = String, Path, description = "Table name", example = "user_profile"),
+        ("group" = String, Path, description = "Feature group", example = "misc"),
+        ("name" = String, Path, description = "Table name", example = "example_table"),
     ),
     responses(
         (status = 200, description = "Deleted", body = DeleteResponse),
@@ -392,8 +394,11 @@ pub async fn delete_table(
 /// Read several tables at once, filtered by entity ids, optionally as of a time.
 ///
 /// Each name is found in whatever group holds it. Rows are kept when the table's entity key
-/// equals one of `entity_ids` (numbers and strings match alike). With `timestamp`, each table
-/// returns, per entity, its latest row at or before that instant.
+/// equals one of `entity_ids`: plain ids for tables keyed by one column (numbers and strings
+/// match alike, a string matching an integer key only in canonical form: `"01"` and `" 1"`
+/// match nothing), or entity rows as objects (`{"user_id": 1, "movie_id": 10}`), which filter
+/// every table whose key columns they name, composite keys included. With `timestamp`, each
+/// table returns, per entity, its latest row at or before that instant.
 #[utoipa::path(
     post, path = "/features/batch", tag = "features",
     request_body = BatchRequest,
@@ -403,7 +408,7 @@ pub async fn delete_table(
         (status = 404, description = "Unknown tables, all listed (`unknown_feature_tables`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 413, description = "A table would return more than `api.max_batch_rows` rows (`result_too_large`), or the body is too large (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A table cannot be filtered as asked (`no_entity_key`, `composite_entity_key`, `no_timestamp_field`) or the body is invalid (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A table cannot be filtered as asked (`no_entity_key`, `no_timestamp_field`; `composite_entity_key` for plain ids on a composite key: send entity rows as objects) or the body is invalid: a bad id, or an entity row missing a key column of a table (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -438,14 +443,7 @@ pub async fn batch(
             )
         })?),
     };
-    let entity_ids = body.entity_ids.map(|ids| {
-        ids.into_iter()
-            .map(|id| match id {
-                EntityIdDto::Int(i) => EntityId::Int(i),
-                EntityIdDto::Str(s) => EntityId::Str(s),
-            })
-            .collect()
-    });
+    let entity_ids = body.entity_ids.map(entity_ids).transpose()?;
     let results = state
         .store
         .batch(BatchQuery {
@@ -484,4 +482,51 @@ pub async fn batch(
     })
     .field("timestamp", &timestamp);
     Ok(json_bytes(StatusCode::OK, out.finish()))
+}
+
+/// Reads `entity_ids`: integers, strings, or objects of key column → integer or string. A bad
+/// one is named by position, with the online route's message for bad key values.
+fn entity_ids(values: Vec<serde_json::Value>) -> Result<Vec<EntityId>, ApiError> {
+    use serde_json::Value;
+    fn scalar(value: &Value) -> Option<EntityId> {
+        match value {
+            Value::Number(n) => n.as_i64().map(EntityId::Int),
+            Value::String(s) => Some(EntityId::Str(s.clone())),
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        let id = match value {
+            Value::Object(members) if members.is_empty() => {
+                return Err(ApiError::invalid_body_field(
+                    format!("entity_ids[{i}]"),
+                    "an entity row must name at least one key column",
+                ));
+            }
+            Value::Object(members) => {
+                let mut row = BTreeMap::new();
+                for (key, v) in members {
+                    let id = scalar(v).ok_or_else(|| {
+                        ApiError::invalid_body_field(
+                            format!("entity_ids[{i}].{key}"),
+                            format!("entity key values must be integers or strings, got {v}"),
+                        )
+                    })?;
+                    row.insert(key.clone(), id);
+                }
+                EntityId::Row(row)
+            }
+            other => scalar(other).ok_or_else(|| {
+                ApiError::invalid_body_field(
+                    format!("entity_ids[{i}]"),
+                    format!(
+                        "entity key values must be integers or strings (or, for an entity row, an object of key column to value), got {other}"
+                    ),
+                )
+            })?,
+        };
+        out.push(id);
+    }
+    Ok(out)
 }

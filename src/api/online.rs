@@ -5,6 +5,7 @@
 //! accepted. Unlike Feast, a value older than its view's TTL is `OUTSIDE_MAX_AGE` with a null
 //! value, and client errors are 4xx problems, never a 500 with a string body.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use actix_web::http::header::CONTENT_TYPE;
@@ -54,7 +55,8 @@ pub enum Layout {
     /// Feast's column-major `results` (default).
     #[default]
     Columns,
-    /// One object per entity row: `{"rows": [{"user_id": 1, "age": 34}]}`.
+    /// One object per entity row, with each feature's status beside it:
+    /// `{"rows": [{"user_id": 1, "age": 34}], "statuses": [{"age": "PRESENT"}]}`.
     Rows,
 }
 
@@ -122,11 +124,18 @@ pub struct OnlineFeaturesResponse {
 
 /// Row-major answer (`"layout": "rows"`).
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"rows": [{"user_id": 1, "age": 34, "avg_rating": 4.2}, {"user_id": 999, "age": null, "avg_rating": null}]}))]
+#[schema(example = json!({
+    "rows": [{"user_id": 1, "age": 34, "favorite_genre": null}, {"user_id": 2, "age": null, "favorite_genre": null}, {"user_id": 999, "age": null, "favorite_genre": null}],
+    "statuses": [{"age": "PRESENT", "favorite_genre": "NULL_VALUE"}, {"age": "OUTSIDE_MAX_AGE", "favorite_genre": "OUTSIDE_MAX_AGE"}, {"age": "NOT_FOUND", "favorite_genre": "NOT_FOUND"}]
+}))]
 pub struct OnlineRowsResponse {
     /// One object per entity row: join keys, then features (null unless PRESENT).
     #[schema(value_type = Vec<super::dto::Record>)]
     pub rows: Vec<Value>,
+    /// One object per entity row, in the order of `rows`: feature → its status (`PRESENT`,
+    /// `NULL_VALUE`, `NOT_FOUND` or `OUTSIDE_MAX_AGE`), so a stored null, a missing entity and
+    /// an expired value stay distinguishable although all three are null in `rows`.
+    pub statuses: Vec<BTreeMap<String, String>>,
 }
 
 /// The 200 answer of `/get-online-features`: column-major (default) or rows. Documentation
@@ -149,7 +158,7 @@ pub enum OnlineAnswerDoc {
     post, path = "/get-online-features", tag = "serving",
     request_body = OnlineFeaturesRequest,
     responses(
-        (status = 200, description = "Column-major answer, or `{rows: [...]}` with `\"layout\": \"rows\"`", body = OnlineAnswerDoc),
+        (status = 200, description = "Column-major answer, or `{rows: [...], statuses: [...]}` with `\"layout\": \"rows\"`", body = OnlineAnswerDoc),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown feature views, features or service, all named (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A requested feature is declared by its view but missing from the table (`view_table_mismatch`)", body = super::Problem, content_type = "application/problem+json"),
@@ -320,6 +329,25 @@ fn rows_body(answer: &OnlineAnswer) -> Vec<u8> {
                 });
             }
             out.extend_from_slice(&object.finish());
+        }
+        out.push(b']');
+    });
+    body.raw_field("statuses", |out| {
+        out.push(b'[');
+        for row in 0..rows {
+            if row > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            for (i, feature) in answer.features.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, &feature.name);
+                out.push(b':');
+                write_status(out, feature.statuses[row]);
+            }
+            out.push(b'}');
         }
         out.push(b']');
     });

@@ -48,7 +48,7 @@ use super::registry;
         ops::performance,
         ops::metrics,
     ),
-    components(schemas(Problem, FieldError, dto::EntityIdDto, online::OnlineRowsResponse)),
+    components(schemas(Problem, FieldError, dto::EntityIdDto, dto::BatchEntityIdDto, online::OnlineRowsResponse)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
@@ -198,7 +198,7 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         422,
         "composite_entity_key",
         "Table has a composite entity key",
-        "table \"user_movie_interactions\" is keyed by several columns (user_id, movie_id)",
+        "table \"user_movie_interactions\" is keyed by several columns (user_id, movie_id); send each of entity_ids as an object naming every key column, e.g. {\"user_id\": 1, \"movie_id\": 1}",
     ),
     (
         422,

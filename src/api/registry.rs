@@ -120,7 +120,16 @@ pub async fn feature_service(
 /// Every definition is validated against the registry and the tables' real columns and types
 /// first; when any is invalid, nothing is applied and every failure is listed.
 #[utoipa::path(post, path = "/registry/apply", tag = "registry",
-    request_body = RegistryDocument,
+    // Definitions the demo already has, so "Try it out" on the demo changes nothing.
+    request_body(content = RegistryDocument, example = json!({
+        "entities": [{"name": "user_id", "value_type": "int64", "description": "A user of the service"}],
+        "feature_services": [{"name": "movie_recommendation_service",
+            "features": ["user_profile:age", "user_profile:avg_rating", "user_profile:total_movies_watched",
+                "user_profile:favorite_genre", "movie_metadata:genre", "movie_metadata:rating_count",
+                "movie_metadata:popularity_score", "user_movie_interactions:rating",
+                "user_movie_interactions:watch_minutes"],
+            "description": "Features of the movie recommender"}]
+    })),
     responses(
         (status = 200, description = "Applied", body = ApplyResponse),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),

@@ -5,10 +5,12 @@
 //! `../` reaching `std::fs`).
 
 mod group;
+mod ids;
 mod names;
 mod registry;
 
 pub use group::infer_group;
+pub use ids::canonical_i64;
 pub use names::{GroupName, MAX_NAME_LEN, NameError, TableName};
 pub use registry::{
     Entity, FeatureDef, FeatureRef, FeatureRefError, FeatureService, FeatureView, RegistryDocument,

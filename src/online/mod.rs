@@ -107,11 +107,12 @@ pub struct Hit {
     row: u32,
 }
 
-/// Integer key values as they come in JSON: numbers, or strings of digits.
+/// Integer key values as they come in JSON: numbers, or strings in canonical decimal form
+/// (`"01"` and `" 1"` match no key, as in batch lookups).
 fn int_part(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => crate::model::canonical_i64(s),
         _ => None,
     }
 }

@@ -2,17 +2,20 @@
 //!
 //! Unlike the 2.5 sketch, which filtered a column literally named `entity_id` as strings and
 //! returned whole tables otherwise, each table is filtered on its own declared entity key, ids
-//! match whether sent as numbers or strings, and a table that cannot be filtered is an error.
+//! match whether sent as numbers or strings (a string matches an integer key only in canonical
+//! decimal form), entity rows sent as objects filter composite keys, and a table that cannot
+//! be filtered is an error.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray, UInt32Array};
-use arrow::compute::{cast, take_record_batch};
+use arrow::compute::{cast, filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 
 use super::error::{Result, StoreError};
+use crate::model::canonical_i64;
 use crate::storage::{StorageError, TableHandle};
 
 /// An entity id as a client sends it.
@@ -22,60 +25,139 @@ pub enum EntityId {
     Int(i64),
     /// A string.
     Str(String),
+    /// An entity row: key column → its id (an `Int` or `Str`). It filters every table whose
+    /// key columns it names, single or composite; members a table is not keyed by are
+    /// ignored, so one list of rows can serve tables keyed by different columns.
+    Row(BTreeMap<String, EntityId>),
 }
 
-/// The ids to keep, in the form the key column needs.
-enum IdSet {
-    Ints(HashSet<i64>),
-    Strs(HashSet<String>),
+/// One id in the form a key column holds: integer columns match integers and strings in
+/// canonical decimal form; string columns match strings and integers as decimal text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyValue {
+    Int(i64),
+    Str(String),
 }
 
-impl IdSet {
-    fn for_column(column: &DataType, ids: &[EntityId]) -> Self {
-        if column.is_integer() {
-            IdSet::Ints(
-                ids.iter()
-                    .filter_map(|id| match id {
-                        EntityId::Int(i) => Some(*i),
-                        EntityId::Str(s) => s.trim().parse().ok(),
-                    })
-                    .collect(),
-            )
-        } else {
-            IdSet::Strs(
-                ids.iter()
-                    .map(|id| match id {
-                        EntityId::Int(i) => i.to_string(),
-                        EntityId::Str(s) => s.clone(),
-                    })
-                    .collect(),
-            )
+impl KeyValue {
+    fn of(id: &EntityId, integer_column: bool) -> Option<Self> {
+        match (id, integer_column) {
+            (EntityId::Int(i), true) => Some(KeyValue::Int(*i)),
+            (EntityId::Str(s), true) => canonical_i64(s).map(KeyValue::Int),
+            (EntityId::Int(i), false) => Some(KeyValue::Str(i.to_string())),
+            (EntityId::Str(s), false) => Some(KeyValue::Str(s.clone())),
+            (EntityId::Row(_), _) => None,
         }
     }
+}
 
-    fn mask(&self, keys: &ArrayRef) -> Result<BooleanArray, StorageError> {
-        Ok(match self {
-            IdSet::Ints(set) => {
-                let keys = cast(keys, &DataType::Int64)?;
-                let keys = keys.as_any().downcast_ref::<Int64Array>().map(|a| a.iter());
-                keys.into_iter()
-                    .flatten()
-                    .map(|k| Some(k.is_some_and(|k| set.contains(&k))))
+/// A key column's values as [`KeyValue`]s (null for a null key, which matches nothing).
+fn key_values(keys: &ArrayRef) -> Result<Vec<Option<KeyValue>>, StorageError> {
+    if keys.data_type().is_integer() {
+        let keys = cast(keys, &DataType::Int64)?;
+        Ok(keys
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .map(|a| a.iter().map(|k| k.map(KeyValue::Int)).collect())
+            .unwrap_or_default())
+    } else {
+        let keys = cast(keys, &DataType::Utf8)?;
+        Ok(keys
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .map(|a| {
+                a.iter()
+                    .map(|k| k.map(|k| KeyValue::Str(k.to_owned())))
                     .collect()
-            }
-            IdSet::Strs(set) => {
-                let keys = cast(keys, &DataType::Utf8)?;
-                let keys = keys
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .map(|a| a.iter());
-                keys.into_iter()
-                    .flatten()
-                    .map(|k| Some(k.is_some_and(|k| set.contains(k))))
-                    .collect()
-            }
-        })
+            })
+            .unwrap_or_default())
     }
+}
+
+/// Keeps the rows whose key is in `set`.
+fn mask(set: &HashSet<KeyValue>, keys: &ArrayRef) -> Result<BooleanArray, StorageError> {
+    Ok(key_values(keys)?
+        .into_iter()
+        .map(|k| Some(k.is_some_and(|k| set.contains(&k))))
+        .collect())
+}
+
+/// The ids of `ids`, one tuple per entity row, in the order of the table's key columns and in
+/// the form each column holds; rows that can match nothing (`"01"` for an integer key) are
+/// left out.
+fn key_tuples(
+    table: &TableHandle,
+    keys: &[String],
+    integer_columns: &[bool],
+    ids: &[EntityId],
+) -> Result<HashSet<Vec<KeyValue>>> {
+    let mut tuples = HashSet::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let parts: Vec<&EntityId> = match id {
+            EntityId::Row(row) => keys
+                .iter()
+                .map(|k| {
+                    row.get(k).ok_or_else(|| StoreError::InvalidRequest {
+                        field: format!("entity_ids[{i}]"),
+                        message: format!(
+                            "has no {k:?}; table {:?} is keyed by {}",
+                            table.name.as_str(),
+                            keys.join(", ")
+                        ),
+                    })
+                })
+                .collect::<Result<_>>()?,
+            scalar if keys.len() == 1 => vec![scalar],
+            _ => {
+                return Err(StoreError::CompositeEntityKey {
+                    table: table.name.to_string(),
+                    key: keys.to_vec(),
+                });
+            }
+        };
+        let tuple: Option<Vec<KeyValue>> = parts
+            .into_iter()
+            .zip(integer_columns)
+            .map(|(id, integer)| KeyValue::of(id, *integer))
+            .collect();
+        tuples.extend(tuple);
+    }
+    Ok(tuples)
+}
+
+/// The rows of `table` whose entity key is one of `ids`: the first key column is filtered
+/// while reading (row groups without a match are skipped), the rest of a composite key after.
+fn read_matching(table: &TableHandle, ids: &[EntityId]) -> Result<RecordBatch> {
+    let file = &table.file;
+    let keys = table.entity_key.as_slice();
+    if keys.is_empty() {
+        return Err(StoreError::NoEntityKey {
+            table: table.name.to_string(),
+        });
+    }
+    let indices = file.column_indices(keys)?;
+    let schema = file.schema();
+    let integer_columns: Vec<bool> = indices
+        .iter()
+        .map(|i| schema.field(*i).data_type().is_integer())
+        .collect();
+    let tuples = key_tuples(table, keys, &integer_columns, ids)?;
+    let first: HashSet<KeyValue> = tuples.iter().map(|t| t[0].clone()).collect();
+    let batch = file.read_where(&file.all_columns(), indices[0], |k| mask(&first, k))?;
+    if keys.len() == 1 {
+        return Ok(batch);
+    }
+    let columns = indices
+        .iter()
+        .map(|i| key_values(batch.column(*i)))
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let keep: BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            let tuple: Option<Vec<KeyValue>> = columns.iter().map(|c| c[row].clone()).collect();
+            Some(tuple.is_some_and(|t| tuples.contains(&t)))
+        })
+        .collect();
+    Ok(filter_record_batch(&batch, &keep).map_err(StorageError::from)?)
 }
 
 /// Reads one table for a batch request.
@@ -94,12 +176,7 @@ pub fn lookup(
             }
             file.read_all(&projection)?
         }
-        Some(ids) => {
-            let key = single_key(table)?;
-            let key_index = file.column_indices(std::slice::from_ref(&key.to_owned()))?[0];
-            let set = IdSet::for_column(file.schema().field(key_index).data_type(), ids);
-            file.read_where(&projection, key_index, |keys| set.mask(keys))?
-        }
+        Some(ids) => read_matching(table, ids)?,
     };
     let batch = match as_of_micros {
         Some(at) => latest_as_of(table, &batch, at)?,
@@ -116,19 +193,6 @@ fn too_large(table: &TableHandle, rows: u64, limit: u64) -> StoreError {
         table: table.name.to_string(),
         rows,
         limit,
-    }
-}
-
-fn single_key(table: &TableHandle) -> Result<&str> {
-    match table.entity_key.as_slice() {
-        [] => Err(StoreError::NoEntityKey {
-            table: table.name.to_string(),
-        }),
-        [key] => Ok(key),
-        keys => Err(StoreError::CompositeEntityKey {
-            table: table.name.to_string(),
-            key: keys.to_vec(),
-        }),
     }
 }
 

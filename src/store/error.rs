@@ -44,8 +44,8 @@ pub enum StoreError {
         /// The table.
         table: String,
     },
-    /// `entity_ids` was given for a table keyed by several columns.
-    #[error("table {table:?} is keyed by several columns ({}); entity_ids can only filter single-column keys: page through it with GET /features/{{group}}/{{name}} instead", .key.join(", "))]
+    /// Plain ids were given for a table keyed by several columns.
+    #[error("table {table:?} is keyed by several columns ({}); send each of entity_ids as an object naming every key column, e.g. {}", .key.join(", "), composite_example(.key))]
     CompositeEntityKey {
         /// The table.
         table: String,
@@ -112,3 +112,9 @@ pub enum StoreError {
 
 /// Shorthand for results of this layer.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An entity row naming every column of `key`, for messages: `{"user_id": 1, "movie_id": 10}`.
+fn composite_example(key: &[String]) -> String {
+    let members: Vec<String> = key.iter().map(|k| format!("{k:?}: 1")).collect();
+    format!("{{{}}}", members.join(", "))
+}

@@ -769,13 +769,21 @@ fn page_key(table: &TableHandle, request: &PageRequest) -> CacheKey {
 
 /// Ids in a canonical form for the cache key: typed, sorted, deduplicated.
 fn canonical_ids(ids: &[EntityId]) -> Vec<String> {
-    let mut out: Vec<String> = ids
-        .iter()
-        .map(|id| match id {
+    fn one(id: &EntityId) -> String {
+        match id {
             EntityId::Int(i) => format!("i:{i}"),
-            EntityId::Str(s) => format!("s:{s}"),
-        })
-        .collect();
+            EntityId::Str(s) => format!("s:{s:?}"),
+            // Members are in key order (a `BTreeMap`); quoting keeps the parts unambiguous.
+            EntityId::Row(row) => {
+                let members: Vec<String> = row
+                    .iter()
+                    .map(|(k, v)| format!("{k:?}={}", one(v)))
+                    .collect();
+                format!("r:{{{}}}", members.join(","))
+            }
+        }
+    }
+    let mut out: Vec<String> = ids.iter().map(one).collect();
     out.sort_unstable();
     out.dedup();
     out

@@ -238,7 +238,7 @@ async fn entity_ids_on_a_table_without_entity_key_is_422_no_entity_key() -> Test
 }
 
 #[tokio::test]
-async fn entity_ids_on_a_composite_key_is_422_composite_entity_key() -> TestResult {
+async fn plain_entity_ids_on_a_composite_key_is_422_saying_to_send_objects() -> TestResult {
     let server = TestServer::start()?;
     server
         .save(
@@ -261,8 +261,8 @@ async fn entity_ids_on_a_composite_key_is_422_composite_entity_key() -> TestResu
     assert_problem(status, &body, 422, "composite_entity_key");
     assert_eq!(
         body["detail"],
-        "table \"ratings\" is keyed by several columns (user_id, movie_id); entity_ids can only \
-         filter single-column keys: page through it with GET /features/{group}/{name} instead"
+        "table \"ratings\" is keyed by several columns (user_id, movie_id); send each of \
+         entity_ids as an object naming every key column, e.g. {\"user_id\": 1, \"movie_id\": 1}"
     );
     // Without ids the table is readable, and its key is reported joined.
     let (status, body) = batch(&server, json!({"feature_names": ["ratings"]})).await?;
@@ -606,5 +606,147 @@ async fn entity_ids_filter_across_row_groups_and_a_declared_timestamp_field() ->
             {"account": "acct-24", "seq": 299, "at": "2025-06-01T00:04:59Z"},
         ])
     );
+    Ok(())
+}
+
+/// `ratings` keyed by (`user_id`, `movie_id`) and `profiles` keyed by `user_id`, both integer.
+async fn save_composite(server: &TestServer) -> TestResult {
+    server
+        .save(
+            "interaction",
+            "ratings",
+            json!({
+                "records": [
+                    {"user_id": 1, "movie_id": 5, "rating": 4},
+                    {"user_id": 1, "movie_id": 6, "rating": 2},
+                    {"user_id": 2, "movie_id": 5, "rating": 3},
+                ],
+                "entity_key": ["user_id", "movie_id"],
+            }),
+        )
+        .await?;
+    server
+        .save(
+            "user",
+            "profiles",
+            json!({"records": [{"user_id": 1, "age": 30}, {"user_id": 2, "age": 40}],
+                   "entity_key": ["user_id"]}),
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn entity_rows_as_objects_filter_composite_keys_and_single_keys_alike() -> TestResult {
+    let server = TestServer::start()?;
+    save_composite(&server).await?;
+    let (status, body) = batch(
+        &server,
+        json!({"feature_names": ["ratings", "profiles"],
+               "entity_ids": [{"user_id": 1, "movie_id": 6}, {"movie_id": 5, "user_id": "2"},
+                              {"user_id": 2, "movie_id": 99}]}),
+    )
+    .await?;
+    assert_eq!(status, 200, "body: {body}");
+    assert_batch(
+        &body,
+        json!({
+            "ratings": [
+                {"user_id": 1, "movie_id": 6, "rating": 2},
+                {"user_id": 2, "movie_id": 5, "rating": 3},
+            ],
+            // Keyed by user_id alone: the rows' other members are ignored.
+            "profiles": [{"user_id": 1, "age": 30}, {"user_id": 2, "age": 40}],
+        }),
+        json!({"ratings": "user_id,movie_id", "profiles": "user_id"}),
+        Value::Null,
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn entity_row_missing_a_key_column_is_422_naming_it() -> TestResult {
+    let server = TestServer::start()?;
+    save_composite(&server).await?;
+    let (status, body) = batch(
+        &server,
+        json!({"feature_names": ["ratings"], "entity_ids": [{"user_id": 1, "movie_id": 5}, {"user_id": 1}]}),
+    )
+    .await?;
+    assert_problem(status, &body, 422, "invalid_body");
+    assert_eq!(
+        body["errors"],
+        json!([{"field": "entity_ids[1]",
+                "message": "has no \"movie_id\"; table \"ratings\" is keyed by user_id, movie_id"}])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn non_canonical_integer_strings_match_no_integer_key() -> TestResult {
+    let server = TestServer::start()?;
+    save_clicks(&server).await?;
+    save_composite(&server).await?;
+    let (status, body) = batch(
+        &server,
+        json!({"feature_names": ["clicks"], "entity_ids": ["01", " 1", "+1", "1.0", "3"]}),
+    )
+    .await?;
+    assert_eq!(status, 200, "body: {body}");
+    assert_eq!(
+        body["features"]["clicks"],
+        json!([{"entity_id": 3, "clicks": 30}])
+    );
+    let (status, body) = batch(
+        &server,
+        json!({"feature_names": ["ratings"], "entity_ids": [{"user_id": "01", "movie_id": 5}, {"user_id": " 2", "movie_id": "5"}]}),
+    )
+    .await?;
+    assert_eq!(status, 200, "body: {body}");
+    assert_eq!(body["features"]["ratings"], json!([]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_entity_ids_are_422_naming_the_id_never_an_internal_type() -> TestResult {
+    let server = TestServer::start()?;
+    save_composite(&server).await?;
+    for (ids, field, got) in [
+        (json!([1, 1.5]), "entity_ids[1]", "1.5"),
+        (json!([true]), "entity_ids[0]", "true"),
+        (json!([[1, 5]]), "entity_ids[0]", "[1,5]"),
+        (
+            json!([{"user_id": 1, "movie_id": null}]),
+            "entity_ids[0].movie_id",
+            "null",
+        ),
+        (
+            json!([{"user_id": {"id": 1}}]),
+            "entity_ids[0].user_id",
+            "{\"id\":1}",
+        ),
+    ] {
+        let (status, body) = batch(
+            &server,
+            json!({"feature_names": ["ratings"], "entity_ids": ids}),
+        )
+        .await?;
+        assert_problem(status, &body, 422, "invalid_body");
+        assert_eq!(body["errors"][0]["field"], field, "body: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("entity key values must be integers or strings")
+                && message.ends_with(&format!("got {got}")),
+            "{message}"
+        );
+        assert!(!body.to_string().contains("Dto"), "body: {body}");
+    }
+    let (status, body) = batch(
+        &server,
+        json!({"feature_names": ["ratings"], "entity_ids": [{}]}),
+    )
+    .await?;
+    assert_problem(status, &body, 422, "invalid_body");
+    assert_eq!(body["errors"][0]["field"], "entity_ids[0]");
     Ok(())
 }

@@ -387,6 +387,31 @@ async fn integer_keys_match_ids_sent_as_numbers_or_numeric_strings() -> TestResu
 }
 
 #[tokio::test]
+async fn integer_keys_do_not_match_non_canonical_numeric_strings() -> TestResult {
+    let (server, _clock) = fixture().await?;
+    let answer = online_ok(
+        &server,
+        json!({"features": ["user_profile:age"], "entities": {"user_id": ["01", " 1", "1 ", "+1", "1"]}}),
+    )
+    .await?;
+    let statuses: Vec<String> = column(&answer, "age")?
+        .into_iter()
+        .map(|(_, status, _)| status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "NOT_FOUND",
+            "NOT_FOUND",
+            "NOT_FOUND",
+            "NOT_FOUND",
+            "PRESENT"
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_multi_entity_view_looks_up_each_key_pair() -> TestResult {
     let (server, _clock) = fixture().await?;
     let answer = online_as_written_ok(
@@ -669,7 +694,8 @@ async fn a_reference_without_view_and_feature_is_422_naming_its_position() -> Te
 }
 
 #[tokio::test]
-async fn the_rows_layout_gives_one_ordered_object_per_entity_row_with_nulls() -> TestResult {
+async fn the_rows_layout_gives_one_ordered_object_per_entity_row_and_keeps_the_statuses()
+-> TestResult {
     let (server, _clock) = fixture().await?;
     let (status, text) = server
         .post_text(
@@ -690,6 +716,11 @@ async fn the_rows_layout_gives_one_ordered_object_per_entity_row_with_nulls() ->
             r#"{"user_id":2,"age":25,"favorite_genre":null},"#,
             r#"{"user_id":3,"age":null,"favorite_genre":null},"#,
             r#"{"user_id":999,"age":null,"favorite_genre":null}"#,
+            r#"],"statuses":["#,
+            r#"{"age":"PRESENT","favorite_genre":"PRESENT"},"#,
+            r#"{"age":"PRESENT","favorite_genre":"NULL_VALUE"},"#,
+            r#"{"age":"OUTSIDE_MAX_AGE","favorite_genre":"OUTSIDE_MAX_AGE"},"#,
+            r#"{"age":"NOT_FOUND","favorite_genre":"NOT_FOUND"}"#,
             r#"]}"#
         )
     );

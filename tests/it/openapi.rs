@@ -55,6 +55,11 @@ async fn server_serves_the_same_document_and_swagger_ui_offline() -> TestResult 
                 body.contains("/openapi.json"),
                 "the UI must load our document"
             );
+            // No call-out to validator.swagger.io with our document.
+            assert!(
+                body.contains("\"validatorUrl\": \"none\""),
+                "the UI must not use the public validator: {body}"
+            );
         }
     }
     Ok(())
