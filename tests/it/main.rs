@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod crash;
 mod duplicates;
+mod examples;
 mod faults;
 mod floor;
 mod fuzz;
