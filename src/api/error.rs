@@ -81,6 +81,16 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// The query string names parameters the route does not take (a typo, or a filter the
+    /// route does not have, such as `?user_id=5` on a page): refused rather than ignored, so
+    /// an unfiltered answer is never mistaken for a filtered one.
+    #[error("unknown query parameter(s) {}; this route takes {}", quoted(.names), quoted_or_none(.allowed))]
+    UnknownQueryParameters {
+        /// The unknown names, in request order.
+        names: Vec<String>,
+        /// The parameters the route takes.
+        allowed: &'static [&'static str],
+    },
     /// The body is not syntactically valid JSON.
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
@@ -302,6 +312,11 @@ impl ApiError {
                 "invalid_parameter",
                 "Invalid query parameter",
             ),
+            ApiError::UnknownQueryParameters { .. } => (
+                S::BAD_REQUEST,
+                "unknown_query_parameter",
+                "Unknown query parameter",
+            ),
             ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json", "Malformed JSON"),
             ApiError::InvalidBody { .. } => (
                 S::UNPROCESSABLE_ENTITY,
@@ -363,6 +378,13 @@ impl ApiError {
                 one(parameter.clone(), message.clone())
             }
             ApiError::InvalidBody { errors, .. } => errors.clone(),
+            ApiError::UnknownQueryParameters { names, .. } => names
+                .iter()
+                .map(|n| FieldError {
+                    field: n.clone(),
+                    message: "unknown query parameter".into(),
+                })
+                .collect(),
             ApiError::Store(StoreError::Storage(StorageError::InvalidRecords {
                 column,
                 row,
@@ -423,6 +445,21 @@ impl ApiError {
             code: code.to_owned(),
             errors: self.field_errors(),
         }
+    }
+}
+
+/// `"a", "b"` for messages.
+fn quoted<S: AsRef<str>>(names: &[S]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{:?}", n.as_ref())).collect();
+    quoted.join(", ")
+}
+
+/// [`quoted`], or "no query parameters" for an empty list.
+fn quoted_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "no query parameters".into()
+    } else {
+        quoted(names)
     }
 }
 

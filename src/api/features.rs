@@ -14,6 +14,7 @@ use super::dto::{
     SaveFeaturesResponse, StorageInfo, StorageInfoResponse, TableListResponse, TableSummaryDto,
 };
 use super::error::ApiError;
+use super::query::{KnownParams, StrictQuery};
 use super::records::{JsonObject, write_records};
 use super::{AppState, mib};
 use crate::model::{GroupName, TableName};
@@ -36,6 +37,10 @@ pub struct PageQuery {
     /// First row to return (0-based). Default 0.
     #[param(value_type = Option<u64>, minimum = 0, example = 0)]
     offset: Option<String>,
+}
+
+impl KnownParams for PageQuery {
+    const NAMES: &'static [&'static str] = &["columns", "limit", "offset"];
 }
 
 fn parse_count(parameter: &str, value: Option<&str>, default: u64) -> Result<u64, ApiError> {
@@ -157,7 +162,7 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
     ),
     responses(
         (status = 200, description = "A page of records", body = super::dto::FeaturePageResponse),
-        (status = 400, description = "Invalid name, parameter or column (`invalid_name`, `invalid_parameter`, `unknown_column`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name, parameter or column, or a query parameter the route does not take (`invalid_name`, `invalid_parameter`, `unknown_column`, `unknown_query_parameter`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
@@ -167,7 +172,7 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
 pub async fn get_page(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    query: web::Query<PageQuery>,
+    query: StrictQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
     let request = query

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::online::OrderedEntities;
+use super::query::{KnownParams, StrictQuery};
 use super::records::{JsonObject, write_records};
 use crate::store::{HistoricalEntities, HistoricalQuery, parse_timestamp_micros, to_parquet_bytes};
 
@@ -66,6 +67,7 @@ pub struct HistoricalRequest {
 /// `application/vnd.apache.arrow.stream`, or `application/octet-stream` with either inside);
 /// with a JSON body they are ignored.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoricalParams {
     /// Comma-separated feature references `view:feature`.
     pub features: Option<String>,
@@ -75,6 +77,15 @@ pub struct HistoricalParams {
     pub full_feature_names: Option<bool>,
     /// Also exclude feature rows created after the entity row's timestamp.
     pub created_timestamp_cutoff: Option<bool>,
+}
+
+impl KnownParams for HistoricalParams {
+    const NAMES: &'static [&'static str] = &[
+        "features",
+        "feature_service",
+        "full_feature_names",
+        "created_timestamp_cutoff",
+    ];
 }
 
 /// A file in the body: a Parquet file or an Arrow IPC stream.
@@ -133,7 +144,7 @@ pub struct HistoricalResponse {
             (BinaryFile = "application/vnd.apache.arrow.stream"),
             (BinaryFile = "application/vnd.apache.parquet"),
         )),
-        (status = 400, description = "Malformed JSON or query parameters (`malformed_json`, `invalid_parameter`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or query parameters, or a query parameter the route does not take (`malformed_json`, `invalid_parameter`, `unknown_query_parameter`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown feature views, features or service, all named, or a view's table is missing (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`, `table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A requested feature is declared by its view but missing from the table (`view_table_mismatch`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large, or more rows than `api.max_historical_json_rows` asked as JSON: ask for Arrow or Parquet (`payload_too_large`, `result_too_large`)", body = super::Problem, content_type = "application/problem+json"),
@@ -146,7 +157,7 @@ pub struct HistoricalResponse {
 pub async fn get_historical_features(
     state: web::Data<AppState>,
     req: HttpRequest,
-    params: web::Query<HistoricalParams>,
+    params: StrictQuery<HistoricalParams>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.config.max_body_bytes();

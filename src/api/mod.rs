@@ -19,6 +19,7 @@ pub mod online;
 pub mod openapi;
 mod ops;
 pub mod push;
+mod query;
 pub mod records;
 mod registry;
 
@@ -225,7 +226,7 @@ fn path_error(err: PathError) -> ApiError {
     }
 }
 
-fn query_error(err: QueryPayloadError) -> ApiError {
+pub(crate) fn query_error(err: QueryPayloadError) -> ApiError {
     ApiError::InvalidParameter {
         parameter: "query".into(),
         message: err.to_string(),

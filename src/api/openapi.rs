@@ -88,6 +88,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
     ),
     (
         400,
+        "unknown_query_parameter",
+        "Unknown query parameter",
+        "unknown query parameter(s) \"user_id\"; this route takes \"columns\", \"limit\", \"offset\"",
+    ),
+    (
+        400,
         "unknown_column",
         "Unknown column",
         "unknown column(s) [\"nope\"]; the table has [\"user_id\", \"age\"]",

@@ -19,6 +19,7 @@ mod materialize;
 mod online;
 mod openapi;
 mod push;
+mod query;
 mod registry;
 mod safety;
 mod shutdown;
