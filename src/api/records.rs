@@ -139,13 +139,12 @@ pub(crate) fn cell_writer(array: &dyn Array) -> CellWriter<'_> {
                 array,
                 &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
             );
-            let utc = tz.is_some();
             match micros {
                 Ok(micros) => Box::new(move |out, row| {
                     let v = micros
                         .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
                         .value(row);
-                    write_timestamp(out, v, utc)
+                    write_timestamp(out, v)
                 }),
                 Err(_) => fallback(array, *unit),
             }
@@ -164,17 +163,11 @@ pub(crate) fn cell_writer(array: &dyn Array) -> CellWriter<'_> {
     }
 }
 
-/// Writes an instant as RFC 3339 (`2025-06-01T10:00:00Z`, fractional seconds only when
-/// present); naive timestamps are written without an offset.
-pub fn write_timestamp(out: &mut Vec<u8>, micros: i64, utc: bool) {
-    match DateTime::from_timestamp_micros(micros) {
-        Some(_) if utc => write_rfc3339_utc(out, micros),
-        Some(t) => write_json_str(
-            out,
-            &t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
-        ),
-        None => out.extend_from_slice(b"null"),
-    }
+/// Writes an instant as RFC 3339 UTC (`2025-06-01T10:00:00Z`, fractional seconds only when
+/// present). Naive timestamps (a column without a zone, as another tool may write) are UTC,
+/// as everywhere they are read, and are written with their offset like any other.
+pub fn write_timestamp(out: &mut Vec<u8>, micros: i64) {
+    write_rfc3339_utc(out, micros)
 }
 
 /// Types with no natural JSON form (binary, decimals, nested) are written as their display

@@ -178,7 +178,17 @@ fn timestamp_column(name: &str, values: &[JsonScalar]) -> Result<ArrayRef> {
     let mut out = Vec::with_capacity(values.len());
     for (row, value) in values.iter().enumerate() {
         out.push(match value {
-            JsonScalar::Null => None,
+            // As in a push: a row without its event time can never be served or joined.
+            JsonScalar::Null => {
+                return Err(StorageError::invalid(
+                    name,
+                    Some(row),
+                    format!(
+                        "column {name:?}, row {row}: the timestamp field may not be null; \
+                         every row needs its event time"
+                    ),
+                ));
+            }
             JsonScalar::Str(s) => Some(parse_timestamp_micros(s).ok_or_else(|| {
                 StorageError::invalid(
                     name,
@@ -206,11 +216,20 @@ fn timestamp_column(name: &str, values: &[JsonScalar]) -> Result<ArrayRef> {
     ))
 }
 
-/// Parses an RFC 3339 timestamp (any offset) to microseconds since the epoch, UTC.
+/// Parses a timestamp to microseconds since the epoch, UTC: RFC 3339 with any offset, or a
+/// naive date and time without one (`2025-06-01T10:00:00`, also with a space for the `T`, as
+/// pandas writes CSV), which is taken as UTC. Naive instants mean UTC everywhere — JSON, CSV
+/// and Parquet or Arrow uploads (whose zone-less timestamp columns are read as UTC) — so the
+/// same file gives the same instants whatever its format. Digits beyond the microsecond are
+/// truncated (toward the past), as storage keeps microseconds.
 pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.timestamp_micros())
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_micros());
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|t| t.and_utc().timestamp_micros())
 }
 
 #[cfg(test)]

@@ -298,7 +298,11 @@ fn normalise_upload(batch: RecordBatch) -> Result<RecordBatch> {
     };
     let column = batch.column(index);
     let converted: ArrayRef = match column.data_type() {
-        DataType::Timestamp(_, _) => return Ok(batch),
+        DataType::Timestamp(_, Some(_)) => return Ok(batch),
+        // A zone-less column holds UTC instants, as naive strings do everywhere; it takes the
+        // zone (values unchanged) so that the answer writes the entity rows' times back with
+        // their offset.
+        DataType::Timestamp(unit, None) => with_utc_zone(column, *unit),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let text = cast(column, &DataType::Utf8).map_err(crate::storage::StorageError::from)?;
             let text = text.as_any().downcast_ref::<StringArray>();
@@ -338,6 +342,41 @@ fn normalise_upload(batch: RecordBatch) -> Result<RecordBatch> {
         .collect();
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(crate::storage::StorageError::from)?)
+}
+
+/// A zone-less timestamp column as the same instants in UTC.
+fn with_utc_zone(column: &ArrayRef, unit: arrow::datatypes::TimeUnit) -> ArrayRef {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    match unit {
+        TimeUnit::Second => Arc::new(
+            column
+                .as_primitive::<TimestampSecondType>()
+                .clone()
+                .with_timezone("UTC"),
+        ),
+        TimeUnit::Millisecond => Arc::new(
+            column
+                .as_primitive::<TimestampMillisecondType>()
+                .clone()
+                .with_timezone("UTC"),
+        ),
+        TimeUnit::Microsecond => Arc::new(
+            column
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone()
+                .with_timezone("UTC"),
+        ),
+        TimeUnit::Nanosecond => Arc::new(
+            column
+                .as_primitive::<TimestampNanosecondType>()
+                .clone()
+                .with_timezone("UTC"),
+        ),
+    }
 }
 
 /// Runs a decoder over uploaded bytes. The Parquet and Arrow readers validate what they

@@ -24,3 +24,4 @@ mod registry;
 mod safety;
 mod shutdown;
 mod tables;
+mod timestamps;

@@ -538,7 +538,7 @@ async fn timestamps_that_are_not_rfc3339_are_422_naming_the_field() -> TestResul
         ),
         (
             MATERIALIZE,
-            json!({"start_ts": T0_MINUS_1D, "end_ts": "2025-06-01T10:00:00"}),
+            json!({"start_ts": T0_MINUS_1D, "end_ts": "2025-06-01T10:00"}),
             "end_ts",
         ),
         (INCREMENTAL, json!({"end_ts": "now"}), "end_ts"),
