@@ -91,8 +91,9 @@ pub struct CacheClearedResponse {
     /// What was cleared.
     #[schema(example = "cache entries of user_profile cleared")]
     pub message: String,
-    /// Entries removed, when known.
-    pub entries_removed: Option<usize>,
+    /// Entries removed from both tiers (an entry held in both counts twice).
+    #[schema(example = 4)]
+    pub entries_removed: usize,
 }
 
 /// Request totals and latency.
@@ -118,7 +119,7 @@ pub struct StorageSummary {
     /// Groups holding at least one table.
     pub total_feature_groups: usize,
     /// Tables.
-    pub total_features: usize,
+    pub tables: usize,
     /// Size of all table files in MiB.
     pub total_size_mb: f64,
 }
@@ -156,10 +157,10 @@ pub async fn cache_stats(state: web::Data<AppState>) -> HttpResponse {
     )
 )]
 pub async fn clear_cache(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.clear_cache().await?;
+    let removed = state.store.clear_cache().await?;
     Ok(HttpResponse::Ok().json(CacheClearedResponse {
-        message: "cache cleared".into(),
-        entries_removed: None,
+        message: format!("cache cleared: {removed} entries removed"),
+        entries_removed: removed,
     }))
 }
 
@@ -185,7 +186,7 @@ pub async fn clear_table_cache(
     let removed = state.store.clear_table_cache(group, name.clone()).await?;
     Ok(HttpResponse::Ok().json(CacheClearedResponse {
         message: format!("cache entries of {name} cleared"),
-        entries_removed: Some(removed),
+        entries_removed: removed,
     }))
 }
 
@@ -214,7 +215,7 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
         disk_cache_stats: cache.disk.into(),
         storage_info: StorageSummary {
             total_feature_groups: groups.len(),
-            total_features: tables.len(),
+            tables: tables.len(),
             total_size_mb: mib(total_bytes),
         },
     })

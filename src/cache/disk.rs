@@ -302,8 +302,11 @@ impl DiskCache {
     }
 
     /// Drops everything.
-    pub fn clear(&self) {
-        let Ok(trees) = &self.trees else { return };
+    pub fn clear(&self) -> usize {
+        let Ok(trees) = &self.trees else { return 0 };
+        // Counted before clearing (a scan of the keys): the `items` counter is only an
+        // estimate across restarts.
+        let removed = trees.entries.len();
         for tree in [&trees.entries, &trees.by_age, &trees.by_table] {
             if let Err(e) = tree.clear() {
                 tracing::warn!(error = %e, "could not clear the disk cache");
@@ -312,6 +315,7 @@ impl DiskCache {
         self.bytes.store(0, Ordering::Relaxed);
         self.items.store(0, Ordering::Relaxed);
         self.inserted_ms_sum.store(0, Ordering::Relaxed);
+        removed
     }
 
     /// Writes pending data to disk (at shutdown).

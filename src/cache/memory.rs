@@ -162,10 +162,12 @@ impl MemoryCache {
     }
 
     /// Drops everything.
-    pub fn clear(&self) {
+    pub fn clear(&self) -> usize {
         let mut inner = self.lock();
+        let removed = inner.lru.len();
         inner.lru.clear();
         inner.bytes = 0;
+        removed
     }
 
     /// A snapshot of size and counters.

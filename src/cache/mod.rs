@@ -123,10 +123,10 @@ impl TieredCache {
         self.memory.invalidate_table(table) + self.disk.invalidate_table(table)
     }
 
-    /// Drops everything (blocking).
-    pub fn clear(&self) {
-        self.memory.clear();
-        self.disk.clear();
+    /// Drops everything (blocking); returns how many entries both tiers held (an entry in
+    /// both tiers counts twice, as in [`Self::invalidate_table`]).
+    pub fn clear(&self) -> usize {
+        self.memory.clear() + self.disk.clear()
     }
 
     /// Flushes the disk tier (at shutdown).

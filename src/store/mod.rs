@@ -570,13 +570,9 @@ impl FeatureStore {
         self.cache.stats()
     }
 
-    /// Empties both cache tiers.
-    pub async fn clear_cache(&self) -> Result<()> {
-        self.blocking(|_, c| {
-            c.clear();
-            Ok(())
-        })
-        .await
+    /// Empties both cache tiers; returns how many entries they held.
+    pub async fn clear_cache(&self) -> Result<usize> {
+        self.blocking(|_, c| Ok(c.clear())).await
     }
 
     /// Drops the cache entries of `group/name`; returns how many.
