@@ -49,7 +49,7 @@ pub struct HealthResponse {
 
 /// A table name `/health` reports in more than one group.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"name": "user_profile",
+#[schema(as = DuplicateTable, example = json!({"name": "user_profile",
     "served": "features/user/user_profile.parquet",
     "ignored": ["features/misc/user_profile.parquet"]}))]
 pub struct DuplicateTableDto {
@@ -63,7 +63,7 @@ pub struct DuplicateTableDto {
 
 /// A table file `/health` reports as unreadable.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"group": "user", "name": "user_profile",
+#[schema(as = UnreadableTable, example = json!({"group": "user", "name": "user_profile",
     "file": "features/user/user_profile.parquet",
     "error": "Parquet error on feature_store/features/user/user_profile.parquet: Parquet error: Invalid Parquet file. Corrupt footer"}))]
 pub struct UnreadableTableDto {
@@ -79,6 +79,7 @@ pub struct UnreadableTableDto {
 
 /// One table in the listing.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TableSummary)]
 pub struct TableSummaryDto {
     /// Table name.
     #[schema(example = "user_profile")]
@@ -355,9 +356,9 @@ pub struct StorageInfoResponse {
     pub storage_info: StorageInfo,
 }
 
+// Documentation only: ids are read by hand so that a bad one is reported by position.
 /// An entity id: a number or a string; `42` and `"42"` match the same integer key (a string
 /// matches an integer key only in canonical decimal form: `"01"` and `" 1"` match nothing).
-/// Documentation only: ids are read by hand so that a bad one is reported by position.
 #[derive(Debug, Clone, ToSchema)]
 #[schema(as = EntityId)]
 pub enum EntityIdDto {
@@ -370,7 +371,8 @@ pub enum EntityIdDto {
 /// One of a batch lookup's `entity_ids`: an id (for tables keyed by one column), or an entity
 /// row naming key columns (`{"user_id": 1, "movie_id": 10}`), which filters every table
 /// whose key columns it names, composite keys included; members a table is not keyed by are
-/// ignored. Documentation only, like [`EntityIdDto`].
+/// ignored.
+// Documentation only, like `EntityIdDto`.
 #[derive(Debug, Clone, ToSchema)]
 #[schema(as = BatchEntityId)]
 pub enum BatchEntityIdDto {

@@ -118,7 +118,7 @@ pub struct HistoricalResponse {
     pub rows: Vec<serde_json::Value>,
 }
 
-/// Point-in-time correct training data (Feast's `get_historical_features` over HTTP).
+/// Point-in-time correct training data (Feast's historical retrieval over HTTP).
 ///
 /// Uploads may also be sent as `application/vnd.apache.parquet` or
 /// `application/vnd.apache.arrow.stream`.

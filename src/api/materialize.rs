@@ -35,6 +35,7 @@ pub struct MaterializeIncrementalBody {
 
 /// What materializing one view did.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MaterializedView)]
 pub struct MaterializedViewDto {
     /// The view.
     pub feature_view: String,

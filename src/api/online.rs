@@ -138,10 +138,12 @@ pub struct OnlineRowsResponse {
     pub statuses: Vec<BTreeMap<String, String>>,
 }
 
-/// The 200 answer of `/get-online-features`: column-major (default) or rows. Documentation
-/// only: the body is written by `columns_body` / `rows_body`.
+// Documentation only: the body is written by `columns_body` / `rows_body`. (A `//` comment,
+// so that the function names stay out of the OpenAPI text.)
+/// The 200 answer of `/get-online-features`: column-major (default) or rows.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = OnlineAnswer)]
 pub enum OnlineAnswerDoc {
     /// `"layout": "columns"` (Feast's shape).
     Columns(OnlineFeaturesResponse),

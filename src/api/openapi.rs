@@ -57,7 +57,7 @@ use super::registry;
         (name = "registry", description = "Entities, feature views and feature services"),
         (name = "operations", description = "Cache statistics and control, the performance report, Prometheus metrics"),
     ),
-    modifiers(&SecurityDocs, &ProblemExamples),
+    modifiers(&SecurityDocs, &ProblemExamples, &OperationIds),
 )]
 pub struct ApiDoc;
 
@@ -301,5 +301,70 @@ impl utoipa::Modify for ProblemExamples {
                 }
             }
         }
+    }
+}
+
+/// Names each operation after its method and path (`getFeaturesByGroupByName`) instead of the
+/// handler function utoipa would name it after: the document describes the HTTP API, and a
+/// renamed handler must not rename an operation that clients generate code from.
+struct OperationIds;
+
+impl utoipa::Modify for OperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                ("get", &mut item.get),
+                ("post", &mut item.post),
+                ("put", &mut item.put),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                if let Some(operation) = operation {
+                    operation.operation_id = Some(operation_id(method, path));
+                }
+            }
+        }
+    }
+}
+
+/// `get` + `/features/{group}/{name}` → `getFeaturesByGroupByName`.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let (prefix, word) = match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(parameter) => ("By", parameter),
+            None => ("", segment),
+        };
+        id.push_str(prefix);
+        for part in word.split(['-', '_']).filter(|p| !p.is_empty()) {
+            let mut chars = part.chars();
+            if let Some(first) = chars.next() {
+                id.extend(first.to_uppercase());
+                id.push_str(chars.as_str());
+            }
+        }
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operation_id;
+
+    #[test]
+    fn operation_ids_follow_method_and_path() {
+        assert_eq!(
+            operation_id("get", "/features/{group}/{name}"),
+            "getFeaturesByGroupByName"
+        );
+        assert_eq!(
+            operation_id("post", "/get-online-features"),
+            "postGetOnlineFeatures"
+        );
+        assert_eq!(
+            operation_id("delete", "/registry/feature-views/{name}"),
+            "deleteRegistryFeatureViewsByName"
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::store::{CacheStats, TierStats};
 
 /// One cache tier's statistics.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TierStats)]
 pub struct TierStatsDto {
     /// Whether the tier is in use.
     pub enabled: bool,

@@ -99,3 +99,99 @@ fn every_route_and_every_error_response_is_documented() -> TestResult {
     }
     Ok(())
 }
+
+/// Every word of `value` that sits inside an `example`/`examples` member (table and column
+/// names of the examples), and every property, parameter name and problem code: the words
+/// the document may legitimately share with a Rust function name.
+fn api_vocabulary(value: &serde_json::Value, in_example: bool, out: &mut Vec<String>) {
+    use serde_json::Value;
+    let words = |text: &str, out: &mut Vec<String>| {
+        out.extend(
+            text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map(str::to_owned),
+        );
+    };
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members {
+                if in_example {
+                    words(key, out);
+                }
+                if key == "properties"
+                    && let Some(properties) = member.as_object()
+                {
+                    out.extend(properties.keys().cloned());
+                }
+                if (key == "name" || key == "code")
+                    && let Some(text) = member.as_str()
+                {
+                    out.push(text.to_owned());
+                }
+                let example = in_example || key == "example" || key == "examples";
+                api_vocabulary(member, example, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                api_vocabulary(item, in_example, out);
+            }
+        }
+        Value::String(text) if in_example => words(text, out),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_document_names_no_internal_functions_or_types() -> TestResult {
+    let text = openapi_json();
+    let doc: serde_json::Value = serde_json::from_str(&text)?;
+    for marker in ["::", "fn ", "[`", "Documentation only", "crate", "impl "] {
+        assert!(!text.contains(marker), "the document contains {marker:?}");
+    }
+    // Schema names are the API's names, not Rust's helper types.
+    for name in doc["components"]["schemas"]
+        .as_object()
+        .ok_or("schemas")?
+        .keys()
+    {
+        assert!(
+            !name.ends_with("Dto") && !name.ends_with("Doc"),
+            "schema {name} is named after a Rust type"
+        );
+    }
+    // No snake_case function of the crate appears, unless it is also a field, parameter,
+    // problem code or example value of the API.
+    let mut allowed = Vec::new();
+    api_vocabulary(&doc, false, &mut allowed);
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut functions = Vec::new();
+    let mut dirs = vec![src];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let code = std::fs::read_to_string(&path)?;
+                for rest in code.split("fn ").skip(1) {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if name.contains('_') && !allowed.contains(&name) {
+                        functions.push(name);
+                    }
+                }
+            }
+        }
+    }
+    let words: std::collections::HashSet<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    let named: Vec<&String> = functions
+        .iter()
+        .filter(|f| words.contains(f.as_str()))
+        .collect();
+    assert!(named.is_empty(), "the document names functions {named:?}");
+    Ok(())
+}
