@@ -20,6 +20,7 @@ mod online;
 mod openapi;
 mod push;
 mod query;
+mod readme;
 mod registry;
 mod safety;
 mod shutdown;

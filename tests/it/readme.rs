@@ -1,0 +1,144 @@
+//! The README's curl examples, run as written (with bash and curl) against a server on freshly
+//! written demo data: every one answers 2xx, and those that ask about an instant find values,
+//! since the demo ends at the moment it was written and the examples ask about `$NOW`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use serde_json::Value;
+
+use crate::common::{TestResult, TestServer, featurestore_ok, write_parquet};
+
+const README: &str = include_str!("../../README.md");
+
+/// The prelude (shell variables) and the curl commands of the README's endpoint tour, each
+/// with its continuation lines joined.
+fn tour() -> TestResult<(String, Vec<String>)> {
+    let start = README
+        .find("Every endpoint, with curl")
+        .ok_or("no endpoint tour in the README")?;
+    let block = README[start..]
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .ok_or("no sh block after the tour's heading")?;
+    let mut prelude = String::new();
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in block.lines() {
+        if current.is_empty() && (line.starts_with('#') || line.trim().is_empty()) {
+            continue;
+        }
+        // Kept verbatim: the shell joins `\`-continued lines itself.
+        current.push_str(line);
+        current.push('\n');
+        // A line ending in `\` continues, and so does one inside an open single quote.
+        if line.ends_with('\\') || current.matches('\'').count() % 2 == 1 {
+            continue;
+        }
+        let command = std::mem::take(&mut current);
+        if command.starts_with("curl ") {
+            commands.push(command);
+        } else {
+            prelude.push_str(&command);
+        }
+    }
+    Ok((prelude, commands))
+}
+
+/// Entity rows for the README's upload example, at the present.
+fn entities_file(dir: &Path) -> TestResult {
+    let now = chrono::Utc::now().timestamp_micros();
+    let rows = RecordBatch::try_from_iter([
+        (
+            "user_id",
+            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+        ),
+        ("movie_id", Arc::new(Int64Array::from(vec![10, 11]))),
+        (
+            "event_timestamp",
+            Arc::new(TimestampMicrosecondArray::from(vec![now, now]).with_timezone("UTC")),
+        ),
+    ])?;
+    write_parquet(&dir.join("entities.parquet"), &rows)
+}
+
+#[tokio::test]
+async fn the_readme_examples_succeed_and_find_values_on_fresh_demo_data() -> TestResult {
+    let data = tempfile::tempdir()?;
+    let root = data.path().to_str().ok_or("a UTF-8 temporary path")?;
+    featurestore_ok(&[
+        "demo",
+        "--data-dir",
+        root,
+        "--users",
+        "30",
+        "--movies",
+        "12",
+        "--interactions",
+        "300",
+    ])?;
+    let server = TestServer::start_on(data, |_| {})?;
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let work = tempfile::tempdir()?;
+    entities_file(work.path())?;
+    let (prelude, commands) = tour()?;
+    assert!(commands.len() >= 25, "{} commands", commands.len());
+
+    let mut answers: Vec<(String, u16, String)> = Vec::new();
+    for command in &commands {
+        let script = format!(
+            "set -eu\n{prelude}{} -w '\\n%{{http_code}}'",
+            command.replace("localhost:8001", &host).trim_end()
+        );
+        // Blocking is fine here: the server runs on its own thread.
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(work.path())
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
+        let status: u16 = status.trim().parse().unwrap_or(0);
+        answers.push((command.clone(), status, body.to_owned()));
+    }
+    let failed: Vec<String> = answers
+        .iter()
+        .filter(|(_, status, _)| !(200..300).contains(status))
+        .map(|(command, status, body)| format!("{status} for {command}{body}"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "README examples failed:\n{}",
+        failed.join("\n")
+    );
+
+    // The examples that ask about an instant find values on the fresh demo.
+    let json = |needle: &str| -> TestResult<Value> {
+        let (_, _, body) = answers
+            .iter()
+            .find(|(command, _, _)| command.contains(needle))
+            .ok_or_else(|| format!("no README example contains {needle:?}"))?;
+        Ok(serde_json::from_str(body)?)
+    };
+    let as_of = json("\"entity_ids\": [1], \"timestamp\"")?;
+    assert_eq!(
+        as_of["features"]["user_profile"].as_array().map(Vec::len),
+        Some(1),
+        "{as_of}"
+    );
+    let training = json("\"label\": [1, 0]")?;
+    for row in training["rows"].as_array().ok_or("no rows")? {
+        assert!(!row["age"].is_null(), "{training}");
+        assert!(!row["genre"].is_null(), "{training}");
+    }
+    let online = json("\"movie_id\": [10, 11]}}'")?;
+    assert!(
+        online["results"][2]["statuses"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s == "PRESENT")),
+        "{online}"
+    );
+    Ok(())
+}
