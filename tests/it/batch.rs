@@ -444,7 +444,8 @@ async fn as_of_on_a_table_without_timestamp_field_is_422_no_timestamp_field() ->
 async fn invalid_timestamp_is_422_invalid_body_on_timestamp() -> TestResult {
     let server = TestServer::start()?;
     save_history(&server).await?;
-    for text in ["yesterday", "2025-06-07", "2025-06-07T00:00:00"] {
+    // (A date and time without offset is UTC: accepted, as everywhere.)
+    for text in ["yesterday", "2025-06-07", "2025-06-07T00:00"] {
         let (status, body) = batch(
             &server,
             json!({"feature_names": ["profile"], "timestamp": text}),
