@@ -11,6 +11,7 @@
 
 mod convert;
 mod downcast;
+mod duplicates;
 mod error;
 mod layout;
 mod meta;
@@ -33,6 +34,7 @@ use serde::Deserialize;
 
 pub use convert::{parse_timestamp_micros, records_to_batch};
 pub use downcast::{DowncastPolicy, FloatDowncast, downcast};
+pub use duplicates::DuplicateTable;
 pub use error::{Result, StorageError};
 pub use layout::{DEFAULT_GROUPS, Layout};
 pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, micros_type, timestamp_type};
@@ -226,18 +228,6 @@ pub struct UnreadableTable {
     pub error: String,
 }
 
-/// A table name found in more than one group folder, as `/health` reports it. Names are unique
-/// across groups, so only one of the files is served: the one the catalog held first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DuplicateTable {
-    /// The table's name.
-    pub name: String,
-    /// The file served, relative to the data root.
-    pub served: String,
-    /// The other files of that name, not served, relative to the data root.
-    pub ignored: Vec<String>,
-}
-
 /// The Parquet tree and its catalog of open tables.
 #[derive(Debug)]
 pub struct Storage {
@@ -250,7 +240,7 @@ pub struct Storage {
     unreadable: Mutex<HashMap<TableName, UnreadableTable>>,
     /// Names found in several groups at the last rescan, with the groups not served; kept so
     /// the duplicate is logged once (not on every rescan) and reported by `/health`.
-    duplicates: Mutex<HashMap<TableName, (GroupName, Vec<GroupName>)>>,
+    duplicates: Mutex<duplicates::Duplicates>,
 }
 
 impl Storage {
@@ -315,23 +305,6 @@ impl Storage {
         all
     }
 
-    /// Table names found in several groups at the last rescan, by name.
-    pub fn duplicates(&self) -> Vec<DuplicateTable> {
-        let mut all: Vec<DuplicateTable> = guard(&self.duplicates)
-            .iter()
-            .map(|(name, (served, ignored))| DuplicateTable {
-                name: name.to_string(),
-                served: self.layout.relative_table_path(served, name),
-                ignored: ignored
-                    .iter()
-                    .map(|g| self.layout.relative_table_path(g, name))
-                    .collect(),
-            })
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
-    }
-
     fn mark_unreadable(&self, group: &GroupName, name: &TableName, error: &StorageError) {
         guard(&self.unreadable).insert(
             name.clone(),
@@ -377,27 +350,6 @@ impl Storage {
             Ok(handle)
         } else {
             Err(self.other_group_error(group, &handle))
-        }
-    }
-
-    /// The error for a request naming `group` when the table is served from another group:
-    /// a duplicate conflict when a file of that name really is in `group`, else not found.
-    fn other_group_error(&self, group: &GroupName, handle: &TableHandle) -> StorageError {
-        let name = &handle.name;
-        let duplicate = guard(&self.duplicates)
-            .get(name)
-            .is_some_and(|(_, ignored)| ignored.contains(group));
-        if duplicate || self.layout.table_path(group, name).is_file() {
-            StorageError::DuplicateTable {
-                name: name.to_string(),
-                served: self.layout.relative_table_path(&handle.group, name),
-                ignored: self.layout.relative_table_path(group, name),
-            }
-        } else {
-            StorageError::TableNotFound {
-                name: name.to_string(),
-                hint: Some(format!("it is in group {:?}", handle.group.as_str())),
-            }
         }
     }
 
@@ -1007,33 +959,6 @@ impl Storage {
         });
         guard(&self.unreadable).retain(|name, _| found.contains_key(name));
         changed
-    }
-
-    /// Of the groups holding a file named `name`, the one to serve: the catalog's, else the
-    /// inferred group, else the first by name (`groups` is sorted).
-    fn served_group(&self, name: &TableName, groups: &[GroupName]) -> Option<GroupName> {
-        let current = read_lock(&self.tables).get(name).map(|h| h.group.clone());
-        let inferred = infer_group(name.as_str());
-        current
-            .filter(|g| groups.contains(g))
-            .or_else(|| groups.iter().find(|g| g.as_str() == inferred).cloned())
-            .or_else(|| groups.first().cloned())
-    }
-
-    /// Keeps the duplicates found by a rescan, logging each one that is new or changed.
-    fn record_duplicates(&self, now: HashMap<TableName, (GroupName, Vec<GroupName>)>) {
-        let mut known = guard(&self.duplicates);
-        for (name, (served, ignored)) in &now {
-            if known.get(name) != Some(&(served.clone(), ignored.clone())) {
-                tracing::warn!(
-                    table = %name,
-                    served = %self.layout.relative_table_path(served, name),
-                    ignored = ?ignored.iter().map(|g| self.layout.relative_table_path(g, name)).collect::<Vec<_>>(),
-                    "table name found in two groups; serving the file the catalog had first until one is removed or renamed"
-                );
-            }
-        }
-        *known = now;
     }
 
     /// Reloads one table if its file changed on disk since it was opened.
