@@ -65,7 +65,7 @@ pub struct HistoricalRequest {
 
 /// Query parameters of an upload (`Content-Type: application/vnd.apache.parquet`,
 /// `application/vnd.apache.arrow.stream`, or `application/octet-stream` with either inside);
-/// with a JSON body they are ignored.
+/// with a JSON body they are ignored. Any other parameter is a 400 `unknown_query_parameter`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoricalParams {
