@@ -42,6 +42,9 @@ use super::registry;
         registry::feature_services,
         registry::feature_service,
         registry::apply,
+        registry::delete_feature_view,
+        registry::delete_feature_service,
+        registry::delete_entity,
         ops::cache_stats,
         ops::clear_cache,
         ops::clear_table_cache,
@@ -145,6 +148,18 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "view_table_mismatch",
         "Feature view and table disagree",
         "feature view \"user_profile\" declares [\"age\"], but its table has no such column; re-apply the view or restore the column",
+    ),
+    (
+        409,
+        "referenced_by_feature_services",
+        "Still used by feature services",
+        "feature view \"user_profile\" is still used by feature service(s) movie_recommendation_service: delete or change those first",
+    ),
+    (
+        409,
+        "referenced_by_feature_views",
+        "Still used by feature views",
+        "entity \"user_id\" is still used by feature view(s) user_profile, user_movie_interactions: delete or change those first",
     ),
     (
         409,

@@ -1,4 +1,5 @@
-//! The registry routes: list and get entities, feature views and services; apply definitions.
+//! The registry routes: list, get and delete entities, feature views and services; apply
+//! definitions; and the registry part of a table save's answer.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -7,7 +8,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use crate::model::{Entity, FeatureService, FeatureView, RegistryDocument};
-use crate::store::{RegistryError, StoreError};
+use crate::store::{RegistryError, StoreError, SyncStatus, ViewSync};
 
 /// `GET /registry/entities`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,6 +41,155 @@ pub struct ApplyResponse {
     pub updated: Vec<String>,
     /// Objects applied again unchanged.
     pub unchanged: Vec<String>,
+}
+
+/// What a status of [`ViewSyncDto`] means.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewSyncStatus {
+    /// The save registered the view (and the entities in `entities_registered`).
+    Registered,
+    /// The view an earlier save registered now follows the table's new columns.
+    Updated,
+    /// The view matches the table.
+    Unchanged,
+    /// The view no longer matches the table (see `mismatches`); a view declared with apply is
+    /// never changed by a save.
+    Mismatch,
+    /// The table has no view and the save could not register one; `message` says why and
+    /// how to fix it.
+    NotRegistered,
+}
+
+/// One way a view and its table disagree.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViewMismatch {
+    /// The view's field at fault (`features[1].dtype`, `entities[0]`, `entity_key`).
+    #[schema(example = "features[1].dtype")]
+    pub field: String,
+    /// What is wrong.
+    #[schema(example = "column \"n\" is string, not float64")]
+    pub message: String,
+}
+
+/// What a table save did to the table's feature view.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViewSyncDto {
+    /// What happened.
+    pub status: ViewSyncStatus,
+    /// The view (named after the table).
+    pub feature_view: String,
+    /// What happened in words, and how to fix what is wrong.
+    pub message: String,
+    /// Entities the save registered (typed from the table's key columns).
+    pub entities_registered: Vec<String>,
+    /// How the view and the table disagree, or why the view could not be registered.
+    pub mismatches: Vec<ViewMismatch>,
+    /// Feature services that use what no longer matches.
+    pub broken_feature_services: Vec<String>,
+}
+
+impl From<ViewSync> for ViewSyncDto {
+    fn from(sync: ViewSync) -> Self {
+        Self {
+            status: match sync.status {
+                SyncStatus::Registered => ViewSyncStatus::Registered,
+                SyncStatus::Updated => ViewSyncStatus::Updated,
+                SyncStatus::Unchanged => ViewSyncStatus::Unchanged,
+                SyncStatus::Mismatch => ViewSyncStatus::Mismatch,
+                SyncStatus::NotRegistered => ViewSyncStatus::NotRegistered,
+            },
+            feature_view: sync.feature_view,
+            message: sync.message,
+            entities_registered: sync.entities_registered,
+            mismatches: sync
+                .mismatches
+                .into_iter()
+                .map(|m| ViewMismatch {
+                    field: m.field,
+                    message: m.message,
+                })
+                .collect(),
+            broken_feature_services: sync.broken_feature_services,
+        }
+    }
+}
+
+/// Answer to a registry delete: the definition that was removed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"message": "feature service example_service deleted", "deleted": {"name": "example_service", "features": ["user_profile:age"], "description": ""}}))]
+pub struct RegistryDeleteResponse {
+    /// What happened.
+    pub message: String,
+    /// The definition as it was.
+    #[schema(value_type = Object)]
+    pub deleted: serde_json::Value,
+}
+
+fn deleted(kind: &str, name: &str, definition: impl Serialize) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(RegistryDeleteResponse {
+        message: format!("{kind} {name} deleted"),
+        deleted: serde_json::to_value(definition).map_err(|e| ApiError::Encoding(e.to_string()))?,
+    }))
+}
+
+/// Unregister a feature view.
+///
+/// Its table is not touched. Refused while a feature service uses the view: delete or change
+/// those services first (on the demo data the example is refused that way).
+#[utoipa::path(delete, path = "/registry/feature-views/{name}", tag = "registry",
+    params(("name" = String, Path, description = "Feature view", example = "user_profile")),
+    responses(
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse),
+        (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Feature services still use it, each listed in `errors` (`referenced_by_feature_services`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_feature_view(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let view = state.store.delete_feature_view(name.clone()).await?;
+    deleted("feature view", &name, view)
+}
+
+/// Unregister a feature service.
+#[utoipa::path(delete, path = "/registry/feature-services/{name}", tag = "registry",
+    params(("name" = String, Path, description = "Feature service (the example names none of the demo's, so trying it out deletes nothing)", example = "example_service")),
+    responses(
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse),
+        (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_feature_service(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let service = state.store.delete_feature_service(name.clone()).await?;
+    deleted("feature service", &name, service)
+}
+
+/// Unregister an entity.
+///
+/// Refused while a feature view uses it: delete or change those views first (on the demo
+/// data the example is refused that way).
+#[utoipa::path(delete, path = "/registry/entities/{name}", tag = "registry",
+    params(("name" = String, Path, description = "Entity", example = "user_id")),
+    responses(
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse),
+        (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Feature views still use it, each listed in `errors` (`referenced_by_feature_views`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_entity(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let entity = state.store.delete_entity(name.clone()).await?;
+    deleted("entity", &name, entity)
 }
 
 fn not_found(kind: &'static str, name: String) -> ApiError {
