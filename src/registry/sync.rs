@@ -348,6 +348,31 @@ fn follow(
         answer.broken_feature_services = services_of(current, &view.name);
         answer
     };
+    // A file another tool wrote declares no key or timestamp: the view's own still apply
+    // while the table has those columns.
+    let mut table = table.clone();
+    let columns = table.columns.clone();
+    let has = |column: &str| columns.iter().any(|(c, _)| c == column);
+    if table.entity_key.is_empty() {
+        let keys: Vec<String> = view
+            .entities
+            .iter()
+            .map(|name| {
+                current
+                    .entities
+                    .iter()
+                    .find(|e| &e.name == name)
+                    .map_or_else(|| name.clone(), |e| e.join_key().to_owned())
+            })
+            .collect();
+        if keys.iter().all(|k| has(k)) {
+            table.entity_key = keys;
+        }
+    }
+    if table.timestamp_field.is_none() && has(&view.timestamp_field) {
+        table.timestamp_field = Some(view.timestamp_field.clone());
+    }
+    let table = &table;
     let why = unkeyable(table);
     let Some(timestamp_field) = table.timestamp_field.clone().filter(|_| why.is_empty()) else {
         return Ok((None, mismatch(why)));

@@ -248,9 +248,27 @@ impl FeatureStore {
     }
 
     /// Brings the catalog in line with the tree and drops cache entries of tables that
-    /// changed (blocking; called by the watcher).
+    /// changed (blocking; called by the watcher). The views of tables another tool rewrote
+    /// are followed or checked as after a save (mismatches are logged).
     pub fn refresh_tree(&self) -> Vec<String> {
-        refresh_tree(&self.storage, &self.cache)
+        let changed = refresh_tree(&self.storage, &self.cache);
+        for name in &changed {
+            let Some(table) = name
+                .parse::<TableName>()
+                .ok()
+                .and_then(|n| self.storage.peek(&n))
+            else {
+                continue;
+            };
+            registration::sync_view(
+                &self.storage,
+                &self.registry,
+                &table.group,
+                &table.name,
+                &SyncOptions::default(),
+            );
+        }
+        changed
     }
 
     /// A page of `group/name`: memory tier, then disk tier, then Parquet.

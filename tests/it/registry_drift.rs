@@ -4,10 +4,16 @@
 //! table delete names what still references it; materializing every view reports views
 //! without a table; and registry objects can be deleted (409 while still referenced).
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
 
 use crate::common::instants::*;
-use crate::common::{TestResult, TestServer, assert_problem};
+use crate::common::{TestResult, TestServer, assert_problem, micros, replace_externally};
 
 async fn get_ok(server: &TestServer, path: &str) -> TestResult<Value> {
     let (status, body) = server.get(path).await?;
@@ -115,6 +121,55 @@ async fn a_view_a_save_registered_follows_the_tables_new_columns_and_types() -> 
         )
         .await?;
     assert_eq!(saved["registry"]["status"], "unchanged", "{saved}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_view_a_save_registered_follows_a_table_another_tool_rewrote() -> TestResult {
+    let server = TestServer::start()?;
+    server
+        .save(
+            "misc",
+            "external",
+            json!({"entity_key": ["sku"], "records": [{"sku": "a", "stock": 1, "event_timestamp": T0}]}),
+        )
+        .await?;
+    // pandas or Spark replaces the file: no featurestore metadata, another column.
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("sku", Arc::new(StringArray::from(vec!["a"]))),
+        ("stock", Arc::new(Int64Array::from(vec![2]))),
+        ("shelf", Arc::new(StringArray::from(vec!["B3"]))),
+        (
+            "event_timestamp",
+            Arc::new(TimestampMicrosecondArray::from(vec![micros(T0)?]).with_timezone("UTC")),
+        ),
+    ];
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )?;
+    replace_externally(
+        &server.root().join("features/misc/external.parquet"),
+        &batch,
+    )?;
+    let want = pairs(&[("stock", "int64"), ("shelf", "string")]);
+    let started = Instant::now();
+    while features_of(&server, "external").await? != want {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the view did not follow: {:?}",
+            features_of(&server, "external").await?
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let view = get_ok(&server, "/registry/feature-views/external").await?;
+    assert_eq!(view["entities"], json!(["sku"]));
     Ok(())
 }
 
