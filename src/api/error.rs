@@ -262,6 +262,11 @@ impl ApiError {
                             "Still used by feature services",
                         ),
                     },
+                    RegistryError::Changed { .. } => (
+                        S::CONFLICT,
+                        "registry_changed",
+                        "Registry changed since it was read",
+                    ),
                     RegistryError::File { .. } => (
                         S::INTERNAL_SERVER_ERROR,
                         "registry_unreadable",

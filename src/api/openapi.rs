@@ -163,6 +163,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
     ),
     (
         409,
+        "registry_changed",
+        "Registry changed since it was read",
+        "the registry changed since it was read (expected version 3f2a9c0d1b7e4a55, it is 8b01e6f2c9d4a317 now): read it again and retry",
+    ),
+    (
+        409,
         "table_name_conflict",
         "Table name used in another group",
         "table \"user_profile\" already exists in group \"user\"; table names are unique across groups",

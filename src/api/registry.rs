@@ -1,7 +1,8 @@
 //! The registry routes: list, get and delete entities, feature views and services; apply
 //! definitions; and the registry part of a table save's answer.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{ETAG, IF_MATCH};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -126,8 +127,46 @@ pub struct RegistryDeleteResponse {
     pub deleted: serde_json::Value,
 }
 
-fn deleted(kind: &str, name: &str, definition: impl Serialize) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(RegistryDeleteResponse {
+/// The registry's version as an HTTP entity tag.
+fn etag(version: &str) -> (actix_web::http::header::HeaderName, String) {
+    (ETAG, format!("\"{version}\""))
+}
+
+/// A 200 carrying the registry's version as its `ETag`.
+fn ok_tagged(version: &str) -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header(etag(version));
+    response
+}
+
+/// The version named by `If-Match` (`"tag"`, `W/"tag"` or `*`), if any: a write with it
+/// succeeds only if the registry is still at that version, so two clients that read the same
+/// version cannot both write over it unseen.
+fn if_match(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| ApiError::InvalidParameter {
+        parameter: "If-Match".into(),
+        message: "must be an entity tag such as \"3f2a9c0d1b7e4a55\"".into(),
+    })?;
+    let tag = text.split(',').next().unwrap_or_default().trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+    if tag.is_empty() {
+        return Err(ApiError::InvalidParameter {
+            parameter: "If-Match".into(),
+            message: "must be an entity tag such as \"3f2a9c0d1b7e4a55\"".into(),
+        });
+    }
+    Ok(Some(tag.to_owned()))
+}
+
+fn deleted(
+    kind: &str,
+    name: &str,
+    (definition, version): (impl Serialize, String),
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok_tagged(&version).json(RegistryDeleteResponse {
         message: format!("{kind} {name} deleted"),
         deleted: serde_json::to_value(definition).map_err(|e| ApiError::Encoding(e.to_string()))?,
     }))
@@ -138,36 +177,47 @@ fn deleted(kind: &str, name: &str, definition: impl Serialize) -> Result<HttpRes
 /// Its table is not touched. Refused while a feature service uses the view: delete or change
 /// those services first (on the demo data the example is refused that way).
 #[utoipa::path(delete, path = "/registry/feature-views/{name}", tag = "registry",
-    params(("name" = String, Path, description = "Feature view", example = "user_profile")),
+    params(("name" = String, Path, description = "Feature view", example = "user_profile"), ("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written", example = "\"3f2a9c0d1b7e4a55\"")),
     responses(
-        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse),
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Feature services still use it, each listed in `errors` (`referenced_by_feature_services`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Feature services still use it, each listed in `errors` (`referenced_by_feature_services`), or the registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_feature_view(
     state: web::Data<AppState>,
+    request: HttpRequest,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let view = state.store.delete_feature_view(name.clone()).await?;
+    let expected = if_match(&request)?;
+    let view = state
+        .store
+        .delete_feature_view(name.clone(), expected)
+        .await?;
     deleted("feature view", &name, view)
 }
 
 /// Unregister a feature service.
 #[utoipa::path(delete, path = "/registry/feature-services/{name}", tag = "registry",
-    params(("name" = String, Path, description = "Feature service (the example names none of the demo's, so trying it out deletes nothing)", example = "example_service")),
+    params(("name" = String, Path, description = "Feature service (the example names none of the demo's, so trying it out deletes nothing)", example = "example_service"), ("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written", example = "\"3f2a9c0d1b7e4a55\"")),
     responses(
-        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse),
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_feature_service(
     state: web::Data<AppState>,
+    request: HttpRequest,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let service = state.store.delete_feature_service(name.clone()).await?;
+    let expected = if_match(&request)?;
+    let service = state
+        .store
+        .delete_feature_service(name.clone(), expected)
+        .await?;
     deleted("feature service", &name, service)
 }
 
@@ -176,19 +226,21 @@ pub async fn delete_feature_service(
 /// Refused while a feature view uses it: delete or change those views first (on the demo
 /// data the example is refused that way).
 #[utoipa::path(delete, path = "/registry/entities/{name}", tag = "registry",
-    params(("name" = String, Path, description = "Entity", example = "user_id")),
+    params(("name" = String, Path, description = "Entity", example = "user_id"), ("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written", example = "\"3f2a9c0d1b7e4a55\"")),
     responses(
-        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse),
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Feature views still use it, each listed in `errors` (`referenced_by_feature_views`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Feature views still use it, each listed in `errors` (`referenced_by_feature_views`), or the registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_entity(
     state: web::Data<AppState>,
+    request: HttpRequest,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let entity = state.store.delete_entity(name.clone()).await?;
+    let expected = if_match(&request)?;
+    let entity = state.store.delete_entity(name.clone(), expected).await?;
     deleted("entity", &name, entity)
 }
 
@@ -198,19 +250,21 @@ fn not_found(kind: &'static str, name: String) -> ApiError {
 
 /// Every registered entity.
 #[utoipa::path(get, path = "/registry/entities", tag = "registry",
-    responses((status = 200, description = "Entities", body = EntityList)))]
+    responses((status = 200, description = "Entities", body = EntityList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write")))))]
 pub async fn entities(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(EntityList {
-        entities: state.store.registry().entities.clone(),
+    let registry = state.store.registry();
+    ok_tagged(&crate::registry::version_tag(&registry)).json(EntityList {
+        entities: registry.entities.clone(),
     })
 }
 
 /// Every registered feature view.
 #[utoipa::path(get, path = "/registry/feature-views", tag = "registry",
-    responses((status = 200, description = "Feature views", body = FeatureViewList)))]
+    responses((status = 200, description = "Feature views", body = FeatureViewList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write")))))]
 pub async fn feature_views(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(FeatureViewList {
-        feature_views: state.store.registry().feature_views.clone(),
+    let registry = state.store.registry();
+    ok_tagged(&crate::registry::version_tag(&registry)).json(FeatureViewList {
+        feature_views: registry.feature_views.clone(),
     })
 }
 
@@ -218,7 +272,7 @@ pub async fn feature_views(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/registry/feature-views/{name}", tag = "registry",
     params(("name" = String, Path, description = "Feature view", example = "user_profile")),
     responses(
-        (status = 200, description = "The feature view", body = FeatureView),
+        (status = 200, description = "The feature view", body = FeatureView, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn feature_view(
@@ -232,15 +286,16 @@ pub async fn feature_view(
         .iter()
         .find(|v| v.name == name)
         .ok_or_else(|| not_found("feature view", name.clone()))?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(ok_tagged(&crate::registry::version_tag(&registry)).json(view))
 }
 
 /// Every registered feature service.
 #[utoipa::path(get, path = "/registry/feature-services", tag = "registry",
-    responses((status = 200, description = "Feature services", body = FeatureServiceList)))]
+    responses((status = 200, description = "Feature services", body = FeatureServiceList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write")))))]
 pub async fn feature_services(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(FeatureServiceList {
-        feature_services: state.store.registry().feature_services.clone(),
+    let registry = state.store.registry();
+    ok_tagged(&crate::registry::version_tag(&registry)).json(FeatureServiceList {
+        feature_services: registry.feature_services.clone(),
     })
 }
 
@@ -248,7 +303,7 @@ pub async fn feature_services(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/registry/feature-services/{name}", tag = "registry",
     params(("name" = String, Path, description = "Feature service", example = "movie_recommendation_service")),
     responses(
-        (status = 200, description = "The feature service", body = FeatureService),
+        (status = 200, description = "The feature service", body = FeatureService, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn feature_service(
@@ -262,17 +317,21 @@ pub async fn feature_service(
         .iter()
         .find(|s| s.name == name)
         .ok_or_else(|| not_found("feature service", name.clone()))?;
-    Ok(HttpResponse::Ok().json(service))
+    Ok(ok_tagged(&crate::registry::version_tag(&registry)).json(service))
 }
 
 /// Create or update entities, feature views and services (upsert by name).
 ///
 /// Every definition is validated against the registry and the tables' real columns and types
-/// first; when any is invalid, nothing is applied and every failure is listed.
+/// first; when any is invalid, nothing is applied and every failure is listed. Concurrent
+/// writers never lose each other's objects; send `If-Match` with the `ETag` of what you read
+/// to also refuse (409) when anything changed in between.
 #[utoipa::path(post, path = "/registry/apply", tag = "registry",
     request_body = RegistryDocument,
+    params(("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written", example = "\"3f2a9c0d1b7e4a55\"")),
     responses(
-        (status = 200, description = "Applied", body = ApplyResponse),
+        (status = 200, description = "Applied", body = ApplyResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
+        (status = 409, description = "The registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definitions, all listed in `errors` (`invalid_definitions`), or an unknown field (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
@@ -280,10 +339,12 @@ pub async fn feature_service(
     ))]
 pub async fn apply(
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: web::Json<RegistryDocument>,
 ) -> Result<HttpResponse, ApiError> {
-    let report = state.store.apply(body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(ApplyResponse {
+    let expected = if_match(&request)?;
+    let (report, version) = state.store.apply_if(body.into_inner(), expected).await?;
+    Ok(ok_tagged(&version).json(ApplyResponse {
         created: report.created,
         updated: report.updated,
         unchanged: report.unchanged,

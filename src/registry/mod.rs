@@ -83,6 +83,17 @@ pub enum RegistryError {
         /// Those objects, by name.
         names: Vec<String>,
     },
+    /// A write made on a version of the registry that is no longer the current one (its
+    /// `If-Match` names another); nothing was written.
+    #[error(
+        "the registry changed since it was read (expected version {expected}, it is {current} now): read it again and retry"
+    )]
+    Changed {
+        /// The version the writer read.
+        expected: String,
+        /// The version on disk now.
+        current: String,
+    },
     /// The registry file could not be read or written.
     #[error("registry file {path}: {message}")]
     File {
@@ -114,6 +125,32 @@ pub struct TableReferences {
     pub feature_views: Vec<String>,
     /// Feature services that use those views.
     pub feature_services: Vec<String>,
+}
+
+/// The version tag of a registry document (an HTTP entity tag): a digest of its canonical
+/// JSON, so every process computes the same tag for the same definitions.
+pub fn version_tag(doc: &RegistryDocument) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A precondition on a write: the version of the registry the writer read (`If-Match`).
+/// `None` writes whatever the registry is now (upsert semantics).
+pub type Expected<'a> = Option<&'a str>;
+
+fn check_expected(current: &RegistryDocument, expected: Expected<'_>) -> Result<(), RegistryError> {
+    match expected {
+        Some(tag) if tag != "*" && tag != version_tag(current) => Err(RegistryError::Changed {
+            expected: tag.to_owned(),
+            current: version_tag(current),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The document as last read or written, and the stamp of that file version.
@@ -212,6 +249,14 @@ impl Registry {
         &self,
         change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
     ) -> Result<R, RegistryError> {
+        self.update_tagged(change).map(|(answer, _)| answer)
+    }
+
+    /// [`Self::update`], also returning the version tag of the registry it left.
+    fn update_tagged<R>(
+        &self,
+        change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
+    ) -> Result<(R, String), RegistryError> {
         let _one = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let _lock = file::lock(&self.dir)?;
         let (current, stamp) = file::read(&self.path)?;
@@ -223,16 +268,22 @@ impl Registry {
                 return Err(e);
             }
         };
-        match next {
+        let installed = match next {
             Some(next) if next != current => {
                 crate::storage::write_json_atomic(&self.path, &next)
                     .map_err(|e| file::file_error(&self.path, e.to_string()))?;
                 let stamp = file::stamp(&self.path)?;
+                let tag = version_tag(&next);
                 self.install(next, stamp);
+                tag
             }
-            _ => self.install(current, stamp),
-        }
-        Ok(answer)
+            _ => {
+                let tag = version_tag(&current);
+                self.install(current, stamp);
+                tag
+            }
+        };
+        Ok((answer, installed))
     }
 
     fn install(&self, doc: RegistryDocument, stamp: Option<file::Stamp>) {
@@ -247,13 +298,26 @@ impl Registry {
     /// from then on (checked against its table on writes, never rewritten by them).
     pub fn apply(
         &self,
-        mut doc: RegistryDocument,
+        doc: RegistryDocument,
         columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
     ) -> Result<ApplyReport, RegistryError> {
+        self.apply_if(doc, None, columns_of)
+            .map(|(report, _)| report)
+    }
+
+    /// [`Self::apply`] only if the registry is still at version `expected`; also returns the
+    /// version it left.
+    pub fn apply_if(
+        &self,
+        mut doc: RegistryDocument,
+        expected: Expected<'_>,
+        columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
+    ) -> Result<(ApplyReport, String), RegistryError> {
         for view in &mut doc.feature_views {
             view.inferred = false;
         }
-        self.update(|current| {
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
             let (merged, report) = merge::merge(current, doc, columns_of)?;
             Ok((Some(merged), report))
         })
@@ -294,8 +358,13 @@ impl Registry {
     }
 
     /// Deletes a feature view; refused while a feature service uses it.
-    pub fn delete_view(&self, name: &str) -> Result<FeatureView, RegistryError> {
-        self.update(|current| {
+    pub fn delete_view(
+        &self,
+        name: &str,
+        expected: Expected<'_>,
+    ) -> Result<(FeatureView, String), RegistryError> {
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
             let mut next = current.clone();
             let at = position(
                 &next.feature_views,
@@ -318,8 +387,13 @@ impl Registry {
     }
 
     /// Deletes a feature service.
-    pub fn delete_service(&self, name: &str) -> Result<FeatureService, RegistryError> {
-        self.update(|current| {
+    pub fn delete_service(
+        &self,
+        name: &str,
+        expected: Expected<'_>,
+    ) -> Result<(FeatureService, String), RegistryError> {
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
             let mut next = current.clone();
             let at = position(
                 &next.feature_services,
@@ -333,8 +407,13 @@ impl Registry {
     }
 
     /// Deletes an entity; refused while a feature view uses it.
-    pub fn delete_entity(&self, name: &str) -> Result<crate::model::Entity, RegistryError> {
-        self.update(|current| {
+    pub fn delete_entity(
+        &self,
+        name: &str,
+        expected: Expected<'_>,
+    ) -> Result<(crate::model::Entity, String), RegistryError> {
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
             let mut next = current.clone();
             let at = position(&next.entities, |e| e.name == name, "entity", name)?;
             let users: Vec<String> = current
@@ -462,7 +541,12 @@ mod tests {
         assert!(first.reload()?);
         assert_eq!(names(&first), ["a", "b"]);
         assert!(!first.reload()?);
-        first.delete_entity("a")?;
+        let (_, tag) = first.delete_entity("a", None)?;
+        assert_eq!(tag, version_tag(&first.snapshot()));
+        assert!(matches!(
+            second.delete_entity("b", Some("stale")),
+            Err(RegistryError::Changed { .. })
+        ));
         second.reload()?;
         assert_eq!(names(&second), ["b"]);
         Ok(())

@@ -49,32 +49,63 @@ impl FeatureStore {
     /// Validates `doc` against the registry as it is on disk now and the tables' schemas, and
     /// applies it.
     pub async fn apply(&self, doc: RegistryDocument) -> Result<ApplyReport> {
+        Ok(self.apply_if(doc, None).await?.0)
+    }
+
+    /// [`Self::apply`] only if the registry is still at version `expected` (an `If-Match`);
+    /// also returns the version it left.
+    pub async fn apply_if(
+        &self,
+        doc: RegistryDocument,
+        expected: Option<String>,
+    ) -> Result<(ApplyReport, String)> {
         let registry = Arc::clone(&self.registry);
         self.blocking(move |s, _| {
-            Ok(registry.apply(doc, &|group, name| table_columns(s, group, name))?)
+            Ok(registry.apply_if(doc, expected.as_deref(), &|group, name| {
+                table_columns(s, group, name)
+            })?)
         })
         .await
     }
 
-    /// Unregisters a feature view (409 while a feature service uses it).
-    pub async fn delete_feature_view(&self, name: String) -> Result<FeatureView> {
+    /// Unregisters a feature view (409 while a feature service uses it), if the registry is
+    /// still at version `expected`; also returns the version it left.
+    pub async fn delete_feature_view(
+        &self,
+        name: String,
+        expected: Option<String>,
+    ) -> Result<(FeatureView, String)> {
         let registry = Arc::clone(&self.registry);
-        self.blocking(move |_, _| Ok(registry.delete_view(&name)?))
+        self.blocking(move |_, _| Ok(registry.delete_view(&name, expected.as_deref())?))
             .await
     }
 
-    /// Unregisters a feature service.
-    pub async fn delete_feature_service(&self, name: String) -> Result<FeatureService> {
+    /// Unregisters a feature service, if the registry is still at version `expected`.
+    pub async fn delete_feature_service(
+        &self,
+        name: String,
+        expected: Option<String>,
+    ) -> Result<(FeatureService, String)> {
         let registry = Arc::clone(&self.registry);
-        self.blocking(move |_, _| Ok(registry.delete_service(&name)?))
+        self.blocking(move |_, _| Ok(registry.delete_service(&name, expected.as_deref())?))
             .await
     }
 
-    /// Unregisters an entity (409 while a feature view uses it).
-    pub async fn delete_entity(&self, name: String) -> Result<Entity> {
+    /// Unregisters an entity (409 while a feature view uses it), if the registry is still at
+    /// version `expected`.
+    pub async fn delete_entity(
+        &self,
+        name: String,
+        expected: Option<String>,
+    ) -> Result<(Entity, String)> {
         let registry = Arc::clone(&self.registry);
-        self.blocking(move |_, _| Ok(registry.delete_entity(&name)?))
+        self.blocking(move |_, _| Ok(registry.delete_entity(&name, expected.as_deref())?))
             .await
+    }
+
+    /// The version tag of the definitions served now (the registry routes' `ETag`).
+    pub fn registry_version(&self) -> String {
+        crate::registry::version_tag(&self.registry.snapshot())
     }
 
     /// Re-reads the registry file if another process changed it (blocking; called by the

@@ -1,7 +1,8 @@
 //! One registry, several processes: the CLI beside a running `featurestore serve` (the real
 //! binary). Whatever either writes survives the other's next write, the server serves what
 //! the CLI applied within about a second, and the commands that cannot work beside a server
-//! say so.
+//! say so. A writer that names the version it read (`If-Match`) is refused with 409 when the
+//! registry changed in between.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::child::ChildServer;
-use crate::common::{TestResult, featurestore_command, featurestore_ok, read};
+use crate::common::{
+    TestResult, TestServer, assert_problem, featurestore_command, featurestore_ok, read,
+};
 
 /// How soon the server must serve what another process applied ("within about a second"),
 /// with room for a debug build on a loaded 2-core machine.
@@ -303,5 +306,91 @@ async fn commands_beside_the_server_print_no_lock_warnings() -> TestResult {
         assert!(output.status.success(), "{args:?}: {stderr}");
         assert!(!stderr.contains("lock"), "{args:?}: {stderr}");
     }
+    Ok(())
+}
+
+/// `path`'s `ETag` (the registry's version), unquoted.
+async fn version_of(server: &TestServer, path: &str) -> TestResult<String> {
+    let response = server.client.get(server.url(path)).send().await?;
+    let tag = response
+        .headers()
+        .get("etag")
+        .ok_or_else(|| format!("GET {path} has no ETag"))?
+        .to_str()?
+        .trim_matches('"')
+        .to_owned();
+    Ok(tag)
+}
+
+async fn apply_if_match(server: &TestServer, tag: &str, doc: &Value) -> TestResult<(u16, Value)> {
+    let response = server
+        .client
+        .post(server.url("/registry/apply"))
+        .header("if-match", format!("\"{tag}\""))
+        .json(doc)
+        .send()
+        .await?;
+    read(response).await
+}
+
+#[tokio::test]
+async fn a_write_made_on_a_stale_version_is_409_registry_changed_and_writes_nothing() -> TestResult
+{
+    let server = TestServer::start()?;
+    server
+        .save(
+            "content",
+            "movie_metadata",
+            json!({"entity_key": ["movie_id"], "records": [
+                {"movie_id": 10, "genre": "Drama", "event_timestamp": "2025-12-31T00:00:00Z"},
+            ]}),
+        )
+        .await?;
+    let read_version = version_of(&server, "/registry/feature-services").await?;
+    assert_eq!(
+        version_of(&server, "/registry/feature-views/movie_metadata").await?,
+        read_version
+    );
+    let service = |name: &str| json!({"feature_services": [{"name": name, "features": ["movie_metadata:genre"]}]});
+
+    // Two clients read the same version; the first write wins, the second is refused.
+    let (status, body) = apply_if_match(&server, &read_version, &service("first")).await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, problem) = apply_if_match(&server, &read_version, &service("second")).await?;
+    assert_problem(status, &problem, 409, "registry_changed");
+    let (status, _) = server.get("/registry/feature-services/second").await?;
+    assert_eq!(status, 404, "a refused apply wrote nothing");
+    let response = server
+        .client
+        .delete(server.url("/registry/feature-services/first"))
+        .header("if-match", format!("\"{read_version}\""))
+        .send()
+        .await?;
+    let (status, problem) = read(response).await?;
+    assert_problem(status, &problem, 409, "registry_changed");
+
+    // Read again, write again: accepted, and the answer carries the new version.
+    let current = version_of(&server, "/registry/feature-services").await?;
+    assert_ne!(current, read_version);
+    let response = server
+        .client
+        .post(server.url("/registry/apply"))
+        .header("if-match", format!("\"{current}\""))
+        .json(&service("second"))
+        .send()
+        .await?;
+    let after = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches('"').to_owned());
+    let (status, body) = read(response).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        after,
+        Some(version_of(&server, "/registry/feature-services").await?)
+    );
+    // Without If-Match, an apply is an upsert on whatever the registry is now.
+    server.apply(&service("third")).await?;
     Ok(())
 }
