@@ -40,10 +40,12 @@ enum Command {
     /// Print the tables of the data root.
     Info(CommonArgs),
     /// Validate registry definitions (a JSON document of entities, feature_views and
-    /// feature_services) against the tables and apply them.
+    /// feature_services) against the tables and apply them. Safe beside a running server,
+    /// which serves them within about a second.
     Apply(ApplyArgs),
     /// Persist the online state of feature views into the durable online store (so a
     /// restart serves them without reading Parquet) and set their watermark to --end.
+    /// Refused while a server holds the data root: use its POST /materialize instead.
     Materialize(MaterializeArgs),
     /// Like materialize, each view's window starting where its previous run ended.
     MaterializeIncremental(MaterializeIncrementalArgs),
