@@ -35,6 +35,7 @@ fn bench_cache(c: &mut Criterion) {
     let declaration = Declaration {
         entity_key: Some(vec!["user_id".into()]),
         timestamp_field: Some("event_timestamp".into()),
+        ..Declaration::default()
     };
     storage
         .save_batch(&group, &name, &table.batch, declaration)

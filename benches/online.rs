@@ -76,6 +76,7 @@ fn bench_online(c: &mut Criterion) {
         let declaration = Declaration {
             entity_key: Some(vec!["user_id".into()]),
             timestamp_field: Some("event_timestamp".into()),
+            ..Declaration::default()
         };
         store
             .save_batch(
@@ -144,6 +145,7 @@ fn bench_online(c: &mut Criterion) {
         let declaration = Declaration {
             entity_key: Some(vec!["user_id".into(), "movie_id".into()]),
             timestamp_field: Some("event_timestamp".into()),
+            ..Declaration::default()
         };
         store
             .save_batch(

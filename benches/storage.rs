@@ -47,6 +47,7 @@ fn declaration() -> Declaration {
     Declaration {
         entity_key: Some(vec!["user_id".into(), "movie_id".into()]),
         timestamp_field: Some("event_timestamp".into()),
+        ..Declaration::default()
     }
 }
 

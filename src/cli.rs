@@ -19,8 +19,8 @@ use crate::config::{Config, LoggingConfig};
 use crate::demo::{self, DemoSpec, DemoTable};
 use crate::model::{GroupName, TableName};
 use crate::store::{
-    Declaration, FeatureStore, HistoricalEntities, HistoricalQuery, MaterializeRequest,
-    to_parquet_bytes,
+    Declaration, FeatureStore, HistoricalEntities, HistoricalQuery, LocalDatabases,
+    MaterializeRequest, to_parquet_bytes,
 };
 
 /// featurestore: a lightweight, file-system feature store with a REST API.
@@ -40,10 +40,12 @@ enum Command {
     /// Print the tables of the data root.
     Info(CommonArgs),
     /// Validate registry definitions (a JSON document of entities, feature_views and
-    /// feature_services) against the tables and apply them.
+    /// feature_services) against the tables and apply them. Safe beside a running server,
+    /// which serves them within about a second.
     Apply(ApplyArgs),
     /// Persist the online state of feature views into the durable online store (so a
     /// restart serves them without reading Parquet) and set their watermark to --end.
+    /// Refused while a server holds the data root: use its POST /materialize instead.
     Materialize(MaterializeArgs),
     /// Like materialize, each view's window starting where its previous run ended.
     MaterializeIncremental(MaterializeIncrementalArgs),
@@ -235,7 +237,7 @@ pub fn main() -> Result<()> {
             init_tracing(&config.logging);
             check_data_root(&config, MissingRoot::Create)?;
             actix_web::rt::System::new().block_on(async {
-                let store = open_store(&config)?;
+                let store = open_store(&config, LocalDatabases::None)?;
                 write_demo(&store, &args.spec()).await
             })
         }
@@ -248,7 +250,7 @@ pub fn main() -> Result<()> {
             let doc: crate::model::RegistryDocument = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a registry document", args.file.display()))?;
             actix_web::rt::System::new().block_on(async {
-                let store = open_store(&config)?;
+                let store = open_store(&config, LocalDatabases::None)?;
                 let report = store.apply(doc).await?;
                 print_report(&report);
                 Ok(())
@@ -342,8 +344,13 @@ fn check_data_root(config: &Config, missing: MissingRoot) -> Result<()> {
     }
 }
 
-fn open_store(config: &Config) -> Result<FeatureStore> {
-    FeatureStore::open(config.store_options()).with_context(|| {
+/// Opens the store with the single-process databases the command needs: a command that
+/// works beside a running server on the same data root (`apply`, `demo`, `historical`,
+/// `info`) opens neither, so it never competes with the server for them.
+fn open_store(config: &Config, databases: LocalDatabases) -> Result<FeatureStore> {
+    let mut options = config.store_options();
+    options.local_databases = databases;
+    FeatureStore::open(options).with_context(|| {
         format!(
             "cannot open the data root {}",
             config.storage.data_dir.display()
@@ -352,7 +359,7 @@ fn open_store(config: &Config) -> Result<FeatureStore> {
 }
 
 async fn serve(config: Config, demo: bool, bench_floor_bytes: Option<usize>) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config, LocalDatabases::All)?;
     if demo && store.is_empty().await? {
         tracing::info!("the data root has no tables: creating the demo tables");
         let args = DemoArgs {
@@ -492,6 +499,7 @@ async fn write_demo(store: &FeatureStore, spec: &DemoSpec) -> Result<()> {
         let declaration = Declaration {
             entity_key: Some(entity_key),
             timestamp_field: Some(timestamp_field.to_owned()),
+            ..Declaration::default()
         };
         let outcome = store.save_batch(group, name, batch, declaration).await?;
         // Plain stdout, not `bar.println`: the bar is hidden when the output is piped or
@@ -528,7 +536,13 @@ fn print_report(report: &crate::store::ApplyReport) {
 
 async fn materialize(config: Config, request: MaterializeRequest) -> Result<()> {
     let started = Instant::now();
-    let store = open_store(&config)?;
+    let store = open_store(&config, LocalDatabases::OnlineStore)?;
+    if let Some(why) = store.online_store_error() {
+        anyhow::bail!(
+            "cannot materialize: the online store {} cannot be opened ({why}). If `featurestore serve` is running on this data root, it holds the online store: materialize through it with POST /materialize (or POST /materialize-incremental), or stop it first",
+            config.storage.data_dir.join("online").display()
+        );
+    }
     let registry = store.registry();
     let count = request
         .feature_views
@@ -543,7 +557,7 @@ async fn materialize(config: Config, request: MaterializeRequest) -> Result<()> 
             progress.inc(1);
         })
         .await
-        .context("materialization failed (is a server running on this data root? then use POST /materialize)")?;
+        .context("materialization failed")?;
     bar.finish_and_clear();
     let time = |micros: i64| {
         DateTime::from_timestamp_micros(micros)
@@ -551,6 +565,10 @@ async fn materialize(config: Config, request: MaterializeRequest) -> Result<()> 
             .unwrap_or_else(|| "the beginning".into())
     };
     for view in &done {
+        if let Some(why) = &view.skipped {
+            println!("  {:<28} skipped: {why}", view.feature_view);
+            continue;
+        }
         println!(
             "  {:<28} {} .. {}: {} rows in the window, {} entities online ({} ms)",
             view.feature_view,
@@ -564,7 +582,7 @@ async fn materialize(config: Config, request: MaterializeRequest) -> Result<()> 
     }
     println!(
         "{} view(s) materialized in {:.1} s",
-        done.len(),
+        done.iter().filter(|v| v.skipped.is_none()).count(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -592,7 +610,7 @@ async fn historical(config: Config, args: HistoricalArgs) -> Result<()> {
     };
     bar.inc(1);
     bar.set_message("joining");
-    let store = open_store(&config)?;
+    let store = open_store(&config, LocalDatabases::None)?;
     let answer = store
         .historical(HistoricalQuery {
             features: args.features,
@@ -695,7 +713,7 @@ fn csv_fields(line: &str) -> Vec<String> {
 }
 
 async fn info(config: Config) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config, LocalDatabases::None)?;
     let tables = store.list().await?;
     println!("data root: {}", config.storage.data_dir.display());
     println!(

@@ -298,6 +298,7 @@ pub fn registry_document() -> RegistryDocument {
             owner: "recsys@example.com".into(),
             tags: [("example".to_owned(), "movie-recommendation".to_owned())].into(),
             push_source: Some(format!("{name}_push")),
+            inferred: false,
         }
     };
     let entity = |name: &str, description: &str| Entity {

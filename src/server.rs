@@ -80,6 +80,21 @@ pub async fn run(
             None
         }
     };
+    // Definitions another process applied (the `apply` command, another replica) are served
+    // within about a second; every registry write re-reads the file anyway.
+    let registry_store = store.clone();
+    let registry_dir = store.registry_dir();
+    let _watch_registry = match crate::watch::watch(&registry_dir, WATCH_DEBOUNCE, move || {
+        if registry_store.reload_registry() {
+            tracing::info!("the registry changed on disk; reloaded");
+        }
+    }) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            tracing::warn!(dir = %registry_dir.display(), error = %e, "cannot watch the registry; definitions applied by other processes are seen on this server's next registry write");
+            None
+        }
+    };
     let data = web::Data::new(state);
     let workers = if config.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())

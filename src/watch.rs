@@ -1,4 +1,6 @@
-//! Noticing tables that other tools add, replace or remove under `features/`.
+//! Noticing tables that other tools add, replace or remove under `features/`, and registry
+//! definitions that other processes write under `registry/` (the server runs one watcher on
+//! each folder).
 //!
 //! A `notify` watcher feeds a thread that waits until the tree has been quiet for the debounce
 //! interval, then calls back once: a Spark or pandas job copying a file produces dozens of

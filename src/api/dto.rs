@@ -238,27 +238,40 @@ pub struct FeaturePageResponse {
 /// `POST /features/{group}/{name}`: the records that replace the table.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-// A scratch table without a timestamp field, so executing the example (Swagger's "Try it
-// out") neither replaces a demo table nor registers a feature view.
+// A scratch table, so executing the example (Swagger's "Try it out") replaces no demo table;
+// it registers the scratch entity `example_id` and view `example_table`, which the registry's
+// delete examples then remove.
 #[schema(example = json!({
     "records": [
-        {"example_id": 1, "score": 0.5, "label": "a"},
-        {"example_id": 2, "score": 0.75, "label": "b"}
+        {"example_id": 1, "score": 0.5, "label": "a", "event_timestamp": "2026-01-01T00:00:00Z"},
+        {"example_id": 2, "score": 0.75, "label": "b", "event_timestamp": "2026-01-01T00:00:00Z"}
     ],
-    "entity_key": ["example_id"]
+    "entity_key": ["example_id"],
+    "ttl_seconds": 86400
 }))]
 pub struct SaveFeaturesRequest {
     /// The rows: JSON objects of scalars (integers, numbers, strings, booleans, null). A key
     /// missing from a record is null there.
     #[schema(value_type = Vec<Record>)]
     pub records: RecordColumns,
-    /// Entity key columns. Default: the previous declaration, else `entity_id` if present.
+    /// Entity key columns. Default: the previous declaration, else `entity_id` if present,
+    /// else the columns that are join keys of registered entities (several: a composite key,
+    /// in column order).
     #[serde(default)]
     pub entity_key: Option<Vec<String>>,
     /// The event timestamp column, whose values must be RFC 3339 strings. Default: the
     /// previous declaration, else `event_timestamp` if present.
     #[serde(default)]
     pub timestamp_field: Option<String>,
+    /// TTL in seconds of the feature view the save registers (or registered before); values
+    /// older than this are served as expired. Default: the view's, else none (forever).
+    #[serde(default)]
+    #[schema(example = 604800)]
+    pub ttl_seconds: Option<u64>,
+    /// A column of RFC 3339 strings stored as timestamps and used by the view as its created
+    /// (ingestion) timestamp, to break ties between rows of the same event time.
+    #[serde(default)]
+    pub created_timestamp_field: Option<String>,
 }
 
 /// Answer to a save.
@@ -266,7 +279,11 @@ pub struct SaveFeaturesRequest {
 #[schema(example = json!({
     "message": "table user/user_profile created with 2 rows",
     "file_path": "features/user/user_profile.parquet",
-    "rows_saved": 2, "version": 1, "entity_key": ["user_id"], "timestamp_field": "event_timestamp"
+    "rows_saved": 2, "version": 1, "entity_key": ["user_id"], "timestamp_field": "event_timestamp",
+    "entity_key_source": "declared",
+    "registry": {"status": "registered", "feature_view": "user_profile",
+                 "message": "registered feature view user_profile (entities user_id, timestamp event_timestamp, features age, avg_rating)",
+                 "entities_registered": [], "mismatches": [], "broken_feature_services": []}
 }))]
 pub struct SaveFeaturesResponse {
     /// What happened.
@@ -281,6 +298,13 @@ pub struct SaveFeaturesResponse {
     pub entity_key: Vec<String>,
     /// Timestamp field in effect.
     pub timestamp_field: Option<String>,
+    /// Where the entity key came from: `declared`, `previous` (the table's earlier
+    /// declaration), `entity_id` (the column of that name), `registered_entities` (the columns
+    /// that are join keys of registered entities) or `none`.
+    #[schema(example = "declared")]
+    pub entity_key_source: String,
+    /// What the save did to the table's feature view.
+    pub registry: super::registry::ViewSyncDto,
 }
 
 /// Answer to a delete.
@@ -292,6 +316,13 @@ pub struct DeleteResponse {
     /// The version the table had.
     #[schema(example = 3)]
     pub deleted_version: u64,
+    /// Registered feature views over the table, kept registered (they serve again if the
+    /// table is written again; unregister with `DELETE /registry/feature-views/{name}`).
+    #[schema(example = json!(["user_profile"]))]
+    pub feature_views: Vec<String>,
+    /// Feature services that use those views.
+    #[schema(example = json!(["movie_recommendation_service"]))]
+    pub feature_services: Vec<String>,
 }
 
 /// One column's types.

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::auth::AuthFailure;
 use crate::auth::Scope;
 use crate::model::NameError;
-use crate::store::{NameKind, RegistryError, StorageError, StoreError};
+use crate::store::{NameKind, Referrers, RegistryError, StorageError, StoreError};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -265,6 +265,23 @@ impl ApiError {
                     RegistryError::NotFound { .. } => {
                         (S::NOT_FOUND, "registry_object_not_found", "Not registered")
                     }
+                    RegistryError::InUse { by, .. } => match by {
+                        Referrers::FeatureViews => (
+                            S::CONFLICT,
+                            "referenced_by_feature_views",
+                            "Still used by feature views",
+                        ),
+                        Referrers::FeatureServices => (
+                            S::CONFLICT,
+                            "referenced_by_feature_services",
+                            "Still used by feature services",
+                        ),
+                    },
+                    RegistryError::Changed { .. } => (
+                        S::CONFLICT,
+                        "registry_changed",
+                        "Registry changed since it was read",
+                    ),
                     RegistryError::File { .. } => (
                         S::INTERNAL_SERVER_ERROR,
                         "registry_unreadable",
@@ -408,6 +425,21 @@ impl ApiError {
                 .map(|e| FieldError {
                     field: e.field.clone(),
                     message: e.message.clone(),
+                })
+                .collect(),
+            ApiError::Store(StoreError::Registry(RegistryError::InUse {
+                kind,
+                name,
+                by,
+                names,
+            })) => names
+                .iter()
+                .map(|n| FieldError {
+                    field: match by {
+                        Referrers::FeatureViews => "feature_views".into(),
+                        Referrers::FeatureServices => "feature_services".into(),
+                    },
+                    message: format!("{n} uses {kind} {name}"),
                 })
                 .collect(),
             ApiError::Store(StoreError::UnknownNames { kind, field, names }) => names

@@ -19,7 +19,8 @@ use super::records::{JsonObject, write_records};
 use super::{AppState, mib};
 use crate::model::{GroupName, TableName};
 use crate::store::{
-    BatchQuery, Declaration, EntityId, Page, PageRequest, dtype_name, parse_timestamp_micros,
+    BatchQuery, Declaration, EntityId, Page, PageRequest, ViewOptions, dtype_name,
+    parse_timestamp_micros,
 };
 
 /// Query parameters of `GET /features/{group}/{name}`. Taken as strings so that a bad value
@@ -290,11 +291,16 @@ pub async fn save_table(
     let declaration = Declaration {
         entity_key: body.entity_key,
         timestamp_field: body.timestamp_field,
+        created_timestamp_field: body.created_timestamp_field,
     };
-    let outcome = state
+    let view = ViewOptions {
+        ttl_seconds: body.ttl_seconds,
+    };
+    let saved = state
         .store
-        .save_records(group.clone(), name.clone(), body.records, declaration)
+        .save_records(group.clone(), name.clone(), body.records, declaration, view)
         .await?;
+    let outcome = saved.table;
     let (status, verb) = if outcome.created {
         (StatusCode::CREATED, "created")
     } else {
@@ -307,6 +313,8 @@ pub async fn save_table(
         version: outcome.version,
         entity_key: outcome.entity_key,
         timestamp_field: outcome.timestamp_field,
+        entity_key_source: saved.entity_key_source.as_str().to_owned(),
+        registry: saved.registry.into(),
     }))
 }
 
@@ -389,10 +397,29 @@ pub async fn delete_table(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let version = state.store.delete(group.clone(), name.clone()).await?;
+    let deleted = state.store.delete(group.clone(), name.clone()).await?;
+    let references = deleted.references;
+    let mut message = format!("table {group}/{name} deleted");
+    if !references.feature_views.is_empty() {
+        message.push_str(&format!(
+            "; still registered: feature view(s) {}",
+            references.feature_views.join(", ")
+        ));
+        if !references.feature_services.is_empty() {
+            message.push_str(&format!(
+                ", used by feature service(s) {}",
+                references.feature_services.join(", ")
+            ));
+        }
+        message.push_str(
+            " (they serve again when the table is written again; unregister them with DELETE /registry/...)",
+        );
+    }
     Ok(HttpResponse::Ok().json(DeleteResponse {
-        message: format!("table {group}/{name} deleted"),
-        deleted_version: version,
+        message,
+        deleted_version: deleted.version,
+        feature_views: references.feature_views,
+        feature_services: references.feature_services,
     }))
 }
 

@@ -49,6 +49,13 @@ pub struct MaterializedViewDto {
     pub entities: u64,
     /// Time taken, in milliseconds.
     pub millis: u64,
+    /// Present when the view was left out: why (its table is missing) and what to do. Only a
+    /// request for every view skips; a view named in `feature_views` without a table is a 404.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        example = "no table content/movie_metadata: write the table again, or unregister the view with DELETE /registry/feature-views/movie_metadata"
+    )]
+    pub skipped: Option<String>,
 }
 
 /// The 200 answer of the materialize routes.
@@ -85,6 +92,7 @@ fn response(views: Vec<MaterializedView>) -> HttpResponse {
                 rows_in_window: v.rows_in_window,
                 entities: v.entities,
                 millis: v.millis,
+                skipped: v.skipped,
             })
             .collect(),
     })
@@ -101,7 +109,7 @@ fn response(views: Vec<MaterializedView>) -> HttpResponse {
     responses(
         (status = 200, description = "Views materialized", body = MaterializeResponse),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown feature views, all named, or a view's table is missing (`unknown_feature_views`, `table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown feature views, all named, or the table of a view named in `feature_views` is missing (`unknown_feature_views`, `table_not_found`); without `feature_views`, views without a table are reported as `skipped`", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A timestamp is missing or not RFC 3339, or start_ts is after end_ts (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
@@ -132,7 +140,7 @@ pub async fn materialize(
     responses(
         (status = 200, description = "Views materialized", body = MaterializeResponse),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown feature views, all named, or a view's table is missing (`unknown_feature_views`, `table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown feature views, all named, or the table of a view named in `feature_views` is missing (`unknown_feature_views`, `table_not_found`); without `feature_views`, views without a table are reported as `skipped`", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "end_ts is missing or not RFC 3339 (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),

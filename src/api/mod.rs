@@ -159,14 +159,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(resource("/registry/entities").route(web::get().to(registry::entities)))
         .service(resource("/registry/feature-views").route(web::get().to(registry::feature_views)))
         .service(
-            resource("/registry/feature-views/{name}").route(web::get().to(registry::feature_view)),
+            resource("/registry/entities/{name}").route(web::delete().to(registry::delete_entity)),
+        )
+        .service(
+            resource("/registry/feature-views/{name}")
+                .route(web::get().to(registry::feature_view))
+                .route(web::delete().to(registry::delete_feature_view)),
         )
         .service(
             resource("/registry/feature-services").route(web::get().to(registry::feature_services)),
         )
         .service(
             resource("/registry/feature-services/{name}")
-                .route(web::get().to(registry::feature_service)),
+                .route(web::get().to(registry::feature_service))
+                .route(web::delete().to(registry::delete_feature_service)),
         )
         .service(resource("/registry/apply").route(web::post().to(registry::apply)))
         .service(resource("/cache/stats").route(web::get().to(ops::cache_stats)))

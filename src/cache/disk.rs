@@ -86,7 +86,10 @@ impl DiskCache {
             Self::open_trees(dir)
                 .map_err(|e| format!("cannot open the disk cache at {}: {e}", dir.display()))
         };
-        if let Err(reason) = &trees {
+        // Turned off on purpose (a command beside the server, or by config) is no warning.
+        if let Err(reason) = &trees
+            && max_bytes > 0
+        {
             tracing::warn!(%reason, "disk cache tier is off; serving from memory and Parquet only");
         }
         let cache = Self {

@@ -96,6 +96,11 @@ pub struct FeatureView {
     /// accepted too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_source: Option<String>,
+    /// True when a table save registered the view (it then follows the table's columns on
+    /// every save); absent for views declared with `apply`, which are only checked. Applying
+    /// a view makes it declared.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inferred: bool,
 }
 
 /// A named list of features, one per model.

@@ -6,17 +6,26 @@
 //! the registry and the tables' real columns, and nothing is written unless all of it is
 //! valid. A view's empty feature list means "every column that is not a join key or a
 //! timestamp", resolved at apply time so clients see the real list.
+//!
+//! Every write, whatever it changes, is a read-modify-write of the file as it is on disk now,
+//! under a lock shared by every process on the data root (see [`file`]); the in-memory copy
+//! only serves reads, and [`Registry::reload`] brings it up to date with the file.
 
-use std::collections::{BTreeMap, HashMap};
+mod file;
+mod merge;
+mod sync;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
 use crate::model::{
-    Entity, FeatureDef, FeatureRef, FeatureService, FeatureView, GroupName, RegistryDocument,
-    TableName, ValueType,
+    FeatureRef, FeatureService, FeatureView, GroupName, RegistryDocument, TableName,
 };
+
+pub use file::LOCK_FILE;
+pub use sync::{SyncOptions, SyncStatus, TableFacts, ViewSync};
 
 /// File name of the registry document.
 pub const REGISTRY_FILE: &str = "registry.json";
@@ -28,6 +37,24 @@ pub struct Invalid {
     pub field: String,
     /// What is wrong.
     pub message: String,
+}
+
+/// What kind of objects still use one that a delete names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Referrers {
+    /// Feature views (of an entity).
+    FeatureViews,
+    /// Feature services (of a feature view).
+    FeatureServices,
+}
+
+impl std::fmt::Display for Referrers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Referrers::FeatureViews => "feature view(s)",
+            Referrers::FeatureServices => "feature service(s)",
+        })
+    }
 }
 
 /// Registry failures.
@@ -43,6 +70,29 @@ pub enum RegistryError {
         kind: &'static str,
         /// The name asked for.
         name: String,
+    },
+    /// A delete of an object that others still reference; nothing was deleted.
+    #[error("{kind} {name:?} is still used by {by} {}: delete or change those first", .names.join(", "))]
+    InUse {
+        /// `entity` or `feature view`.
+        kind: &'static str,
+        /// The object.
+        name: String,
+        /// What kind of objects use it.
+        by: Referrers,
+        /// Those objects, by name.
+        names: Vec<String>,
+    },
+    /// A write made on a version of the registry that is no longer the current one (its
+    /// `If-Match` names another); nothing was written.
+    #[error(
+        "the registry changed since it was read (expected version {expected}, it is {current} now): read it again and retry"
+    )]
+    Changed {
+        /// The version the writer read.
+        expected: String,
+        /// The version on disk now.
+        current: String,
     },
     /// The registry file could not be read or written.
     #[error("registry file {path}: {message}")]
@@ -68,39 +118,99 @@ pub struct ApplyReport {
 /// A table's columns and their logical types, for validation.
 pub type Columns = Vec<(String, String)>;
 
+/// The registered objects that name one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableReferences {
+    /// Feature views over the table.
+    pub feature_views: Vec<String>,
+    /// Feature services that use those views.
+    pub feature_services: Vec<String>,
+}
+
+/// The version tag of a registry document (an HTTP entity tag): a digest of its canonical
+/// JSON, so every process computes the same tag for the same definitions.
+pub fn version_tag(doc: &RegistryDocument) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A precondition on a write: the version of the registry the writer read (`If-Match`).
+/// `None` writes whatever the registry is now (upsert semantics).
+pub type Expected<'a> = Option<&'a str>;
+
+fn check_expected(current: &RegistryDocument, expected: Expected<'_>) -> Result<(), RegistryError> {
+    match expected {
+        Some(tag) if tag != "*" && tag != version_tag(current) => Err(RegistryError::Changed {
+            expected: tag.to_owned(),
+            current: version_tag(current),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The document as last read or written, and the stamp of that file version.
+#[derive(Debug)]
+struct Loaded {
+    doc: Arc<RegistryDocument>,
+    stamp: Option<file::Stamp>,
+}
+
 /// The registry.
 #[derive(Debug)]
 pub struct Registry {
+    dir: PathBuf,
     path: PathBuf,
-    doc: RwLock<Arc<RegistryDocument>>,
+    loaded: RwLock<Loaded>,
+    /// Serialises this process's writers before they queue on the file lock.
+    writer: Mutex<()>,
 }
 
 impl Registry {
-    /// Opens the registry in `dir` (empty when the file does not exist yet).
+    /// Opens the registry in `dir` (empty when the file does not exist yet), removing the
+    /// temporary files of interrupted writes when no other process is writing.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
         let path = dir.join(REGISTRY_FILE);
-        let doc = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RegistryError::File {
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistryDocument::default(),
-            Err(e) => {
-                return Err(RegistryError::File {
-                    path,
-                    message: e.to_string(),
-                });
-            }
-        };
+        if let Some(lock) = file::try_lock(dir) {
+            file::sweep_temp_files(dir, &lock);
+        }
+        let (doc, stamp) = file::read(&path)?;
         Ok(Self {
+            dir: dir.to_owned(),
             path,
-            doc: RwLock::new(Arc::new(doc)),
+            loaded: RwLock::new(Loaded {
+                doc: Arc::new(doc),
+                stamp,
+            }),
+            writer: Mutex::new(()),
         })
     }
 
     /// The current definitions.
     pub fn snapshot(&self) -> Arc<RegistryDocument> {
-        Arc::clone(&self.doc.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.loaded.read().unwrap_or_else(|p| p.into_inner()).doc)
+    }
+
+    /// Re-reads the file if another process replaced it since it was last read (one `stat`
+    /// when it did not); returns whether the definitions changed. A file that cannot be read
+    /// keeps the current definitions served.
+    pub fn reload(&self) -> Result<bool, RegistryError> {
+        let now = file::stamp(&self.path)?;
+        if now == self.loaded.read().unwrap_or_else(|p| p.into_inner()).stamp {
+            return Ok(false);
+        }
+        let (doc, stamp) = file::read(&self.path)?;
+        let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *loaded.doc != doc;
+        *loaded = Loaded {
+            doc: Arc::new(doc),
+            stamp,
+        };
+        Ok(changed)
     }
 
     /// A feature view by name.
@@ -129,348 +239,238 @@ impl Registry {
             })
     }
 
+    /// The one way the registry is written: under the cross-process lock, `change` gets the
+    /// document as it is on disk now and returns the document to write (`None`: nothing to
+    /// write) and its answer. The file is replaced atomically only when the document changed.
+    /// `change` must depend on nothing but its argument and the tables, so that a backend
+    /// without locks (conditional writes on an object store) can run it again after losing a
+    /// race.
+    fn update<R>(
+        &self,
+        change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
+    ) -> Result<R, RegistryError> {
+        self.update_tagged(change).map(|(answer, _)| answer)
+    }
+
+    /// [`Self::update`], also returning the version tag of the registry it left.
+    fn update_tagged<R>(
+        &self,
+        change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
+    ) -> Result<(R, String), RegistryError> {
+        let _one = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = file::lock(&self.dir)?;
+        let (current, stamp) = file::read(&self.path)?;
+        let outcome = change(&current);
+        let (next, answer) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                self.install(current, stamp);
+                return Err(e);
+            }
+        };
+        let installed = match next {
+            Some(next) if next != current => {
+                crate::storage::write_json_atomic(&self.path, &next)
+                    .map_err(|e| file::file_error(&self.path, e.to_string()))?;
+                let stamp = file::stamp(&self.path)?;
+                let tag = version_tag(&next);
+                self.install(next, stamp);
+                tag
+            }
+            _ => {
+                let tag = version_tag(&current);
+                self.install(current, stamp);
+                tag
+            }
+        };
+        Ok((answer, installed))
+    }
+
+    fn install(&self, doc: RegistryDocument, stamp: Option<file::Stamp>) {
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Loaded {
+            doc: Arc::new(doc),
+            stamp,
+        };
+    }
+
     /// Validates `doc` and merges it in (upsert by name); `columns_of(group, table)` gives a
-    /// table's columns, `None` when it does not exist. Writes the registry file atomically.
+    /// table's columns, `None` when it does not exist. Every view applied is a declared one
+    /// from then on (checked against its table on writes, never rewritten by them).
     pub fn apply(
         &self,
         doc: RegistryDocument,
         columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
     ) -> Result<ApplyReport, RegistryError> {
-        // One writer at a time: hold the write lock across validate + persist + swap.
-        let mut current = self.doc.write().unwrap_or_else(|p| p.into_inner());
-        let (merged, report) = merge(&current, doc, columns_of)?;
-        crate::storage::write_json_atomic(&self.path, &merged).map_err(|e| {
-            RegistryError::File {
-                path: self.path.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        *current = Arc::new(merged);
-        Ok(report)
+        self.apply_if(doc, None, columns_of)
+            .map(|(report, _)| report)
     }
-}
 
-fn merge(
-    current: &RegistryDocument,
-    doc: RegistryDocument,
-    columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
-) -> Result<(RegistryDocument, ApplyReport), RegistryError> {
-    let mut errors = Vec::new();
-    let mut report = ApplyReport::default();
-    let mut invalid = |field: String, message: String| errors.push(Invalid { field, message });
-
-    duplicates(
-        "entities",
-        doc.entities.iter().map(|e| e.name.as_str()),
-        &mut invalid,
-    );
-    duplicates(
-        "feature_views",
-        doc.feature_views.iter().map(|v| v.name.as_str()),
-        &mut invalid,
-    );
-    duplicates(
-        "feature_services",
-        doc.feature_services.iter().map(|s| s.name.as_str()),
-        &mut invalid,
-    );
-
-    let mut entities: BTreeMap<String, Entity> = current
-        .entities
-        .iter()
-        .map(|e| (e.name.clone(), e.clone()))
-        .collect();
-    for (i, entity) in doc.entities.into_iter().enumerate() {
-        if let Err(e) = entity.name.parse::<TableName>() {
-            invalid(
-                format!("entities[{i}].name"),
-                e.to_string().replace("table name", "entity name"),
-            );
+    /// [`Self::apply`] only if the registry is still at version `expected`; also returns the
+    /// version it left.
+    pub fn apply_if(
+        &self,
+        mut doc: RegistryDocument,
+        expected: Expected<'_>,
+        columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
+    ) -> Result<(ApplyReport, String), RegistryError> {
+        for view in &mut doc.feature_views {
+            view.inferred = false;
         }
-        record(
-            &mut report,
-            "entity",
-            &entity.name,
-            entities.get(&entity.name),
-            &entity,
-        );
-        entities.insert(entity.name.clone(), entity);
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
+            let (merged, report) = merge::merge(current, doc, columns_of)?;
+            Ok((Some(merged), report))
+        })
     }
 
-    let mut views: BTreeMap<String, FeatureView> = current
-        .feature_views
-        .iter()
-        .map(|v| (v.name.clone(), v.clone()))
-        .collect();
-    for (i, mut view) in doc.feature_views.into_iter().enumerate() {
-        let at = |field: &str| format!("feature_views[{i}].{field}");
-        let (group, name) = match (
-            view.group.parse::<GroupName>(),
-            view.name.parse::<TableName>(),
-        ) {
-            (Ok(g), Ok(n)) => (g, n),
-            (g, n) => {
-                if let Err(e) = g {
-                    invalid(at("group"), e.to_string());
-                }
-                if let Err(e) = n {
-                    invalid(at("name"), e.to_string());
-                }
-                continue;
-            }
-        };
-        let Some(columns) = columns_of(&group, &name) else {
-            invalid(
-                at("name"),
-                format!("no table {group}/{name}: write the table before registering its view"),
-            );
-            continue;
-        };
-        let dtype_of: HashMap<&str, &str> = columns
+    /// Brings the view of a table just written in line with it (see [`sync`]).
+    pub fn sync_table(
+        &self,
+        table: &TableFacts,
+        options: &SyncOptions,
+    ) -> Result<ViewSync, RegistryError> {
+        self.update(|current| sync::sync(current, table, options))
+    }
+
+    /// The views over table `name` and the services that use them.
+    pub fn references(&self, name: &str) -> TableReferences {
+        let doc = self.snapshot();
+        let feature_views: Vec<String> = doc
+            .feature_views
             .iter()
-            .map(|(c, t)| (c.as_str(), t.as_str()))
+            .filter(|v| v.name == name)
+            .map(|v| v.name.clone())
             .collect();
-        for (j, entity) in view.entities.iter().enumerate() {
-            if view.entities[..j].contains(entity) {
-                invalid(
-                    format!("{}[{j}]", at("entities")),
-                    format!("entity {entity:?} is listed twice"),
-                );
+        let feature_services = doc
+            .feature_services
+            .iter()
+            .filter(|s| {
+                s.features
+                    .iter()
+                    .any(|r| feature_views.contains(&referenced_view(r)))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        TableReferences {
+            feature_views,
+            feature_services,
+        }
+    }
+
+    /// Deletes a feature view; refused while a feature service uses it.
+    pub fn delete_view(
+        &self,
+        name: &str,
+        expected: Expected<'_>,
+    ) -> Result<(FeatureView, String), RegistryError> {
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
+            let mut next = current.clone();
+            let at = position(
+                &next.feature_views,
+                |v| v.name == name,
+                "feature view",
+                name,
+            )?;
+            let users = services_of(current, name);
+            if !users.is_empty() {
+                return Err(RegistryError::InUse {
+                    kind: "feature view",
+                    name: name.to_owned(),
+                    by: Referrers::FeatureServices,
+                    names: users,
+                });
             }
-        }
-        if view.entities.is_empty() {
-            invalid(
-                at("entities"),
-                "a feature view needs at least one entity".into(),
-            );
-        }
-        let mut keys = Vec::new();
-        for (j, entity_name) in view.entities.iter().enumerate() {
-            let Some(entity) = entities.get(entity_name) else {
-                invalid(
-                    format!("{}[{j}]", at("entities")),
-                    format!("entity {entity_name:?} is not defined"),
-                );
-                continue;
-            };
-            let key = entity.join_key();
-            match dtype_of.get(key) {
-                None => invalid(
-                    format!("{}[{j}]", at("entities")),
-                    format!("table {name} has no join key column {key:?}"),
-                ),
-                Some(t) if !key_type_fits(entity.value_type, t) => invalid(
-                    format!("{}[{j}]", at("entities")),
-                    format!(
-                        "join key {key:?} is {t} in the table but the entity says {:?}",
-                        entity.value_type
-                    ),
-                ),
-                Some(_) => {}
-            }
-            keys.push(key.to_owned());
-        }
-        match dtype_of.get(view.timestamp_field.as_str()) {
-            Some(t) if t.starts_with("timestamp") => {}
-            Some(t) => invalid(
-                at("timestamp_field"),
-                format!("column {:?} is {t}, not a timestamp", view.timestamp_field),
-            ),
-            None => invalid(
-                at("timestamp_field"),
-                format!("table {name} has no column {:?}", view.timestamp_field),
-            ),
-        }
-        if let Some(created) = &view.created_timestamp_field {
-            match dtype_of.get(created.as_str()) {
-                Some(t) if t.starts_with("timestamp") => {}
-                _ => invalid(
-                    at("created_timestamp_field"),
-                    format!("table {name} has no timestamp column {created:?}"),
-                ),
-            }
-        }
-        if view.features.is_empty() {
-            let skip: Vec<&str> = keys
+            let removed = next.feature_views.remove(at);
+            Ok((Some(next), removed))
+        })
+    }
+
+    /// Deletes a feature service.
+    pub fn delete_service(
+        &self,
+        name: &str,
+        expected: Expected<'_>,
+    ) -> Result<(FeatureService, String), RegistryError> {
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
+            let mut next = current.clone();
+            let at = position(
+                &next.feature_services,
+                |s| s.name == name,
+                "feature service",
+                name,
+            )?;
+            let removed = next.feature_services.remove(at);
+            Ok((Some(next), removed))
+        })
+    }
+
+    /// Deletes an entity; refused while a feature view uses it.
+    pub fn delete_entity(
+        &self,
+        name: &str,
+        expected: Expected<'_>,
+    ) -> Result<(crate::model::Entity, String), RegistryError> {
+        self.update_tagged(|current| {
+            check_expected(current, expected)?;
+            let mut next = current.clone();
+            let at = position(&next.entities, |e| e.name == name, "entity", name)?;
+            let users: Vec<String> = current
+                .feature_views
                 .iter()
-                .map(String::as_str)
-                .chain([view.timestamp_field.as_str()])
-                .chain(view.created_timestamp_field.as_deref())
+                .filter(|v| v.entities.iter().any(|e| e == name))
+                .map(|v| v.name.clone())
                 .collect();
-            view.features = columns
-                .iter()
-                .filter(|(c, _)| !skip.contains(&c.as_str()))
-                .map(|(c, t)| FeatureDef {
-                    name: c.clone(),
-                    dtype: Some(t.clone()),
-                })
-                .collect();
-        }
-        for (j, feature) in view.features.iter().enumerate() {
-            let field = format!("{}[{j}]", at("features"));
-            if view.features[..j].iter().any(|f| f.name == feature.name) {
-                invalid(
-                    field.clone(),
-                    format!("feature {:?} is listed twice", feature.name),
-                );
+            if !users.is_empty() {
+                return Err(RegistryError::InUse {
+                    kind: "entity",
+                    name: name.to_owned(),
+                    by: Referrers::FeatureViews,
+                    names: users,
+                });
             }
-            if keys.contains(&feature.name)
-                || feature.name == view.timestamp_field
-                || view.created_timestamp_field.as_ref() == Some(&feature.name)
-            {
-                invalid(
-                    field,
-                    format!(
-                        "{:?} is a join key or timestamp of the view, not a feature",
-                        feature.name
-                    ),
-                );
-            }
-        }
-        for (j, feature) in view.features.iter_mut().enumerate() {
-            match (dtype_of.get(feature.name.as_str()), &feature.dtype) {
-                (None, _) => invalid(
-                    format!("{}[{j}]", at("features")),
-                    format!("table {name} has no column {:?}", feature.name),
-                ),
-                (Some(actual), Some(declared)) if declared != actual => invalid(
-                    format!("{}[{j}].dtype", at("features")),
-                    format!("column {:?} is {actual}, not {declared}", feature.name),
-                ),
-                (Some(actual), _) => feature.dtype = Some((*actual).to_owned()),
-            }
-        }
-        if let Some(source) = &view.push_source {
-            if let Err(e) = source.parse::<TableName>() {
-                invalid(
-                    at("push_source"),
-                    e.to_string().replace("table name", "push source name"),
-                );
-            }
-            if let Some(other) = views
-                .values()
-                .find(|v| v.name != view.name && v.push_source.as_ref() == Some(source))
-            {
-                invalid(
-                    at("push_source"),
-                    format!("push source {source:?} already feeds view {:?}", other.name),
-                );
-            }
-        }
-        record(
-            &mut report,
-            "feature view",
-            &view.name,
-            views.get(&view.name),
-            &view,
-        );
-        views.insert(view.name.clone(), view);
-    }
-
-    let mut services: BTreeMap<String, FeatureService> = current
-        .feature_services
-        .iter()
-        .map(|s| (s.name.clone(), s.clone()))
-        .collect();
-    for (i, service) in doc.feature_services.into_iter().enumerate() {
-        if let Err(e) = service.name.parse::<TableName>() {
-            invalid(
-                format!("feature_services[{i}].name"),
-                e.to_string().replace("table name", "service name"),
-            );
-        }
-        if service.features.is_empty() {
-            invalid(
-                format!("feature_services[{i}].features"),
-                "a feature service needs at least one feature".into(),
-            );
-        }
-        for (j, reference) in service.features.iter().enumerate() {
-            let field = format!("feature_services[{i}].features[{j}]");
-            if let Err(message) = resolve_ref(reference, &views) {
-                invalid(field, message);
-            }
-        }
-        record(
-            &mut report,
-            "feature service",
-            &service.name,
-            services.get(&service.name),
-            &service,
-        );
-        services.insert(service.name.clone(), service);
-    }
-
-    if !errors.is_empty() {
-        return Err(RegistryError::Invalid(errors));
-    }
-    let merged = RegistryDocument {
-        entities: entities.into_values().collect(),
-        feature_views: views.into_values().collect(),
-        feature_services: services.into_values().collect(),
-    };
-    Ok((merged, report))
-}
-
-/// Checks one service reference (`view` or `view:feature`) against the views.
-fn resolve_ref(reference: &str, views: &BTreeMap<String, FeatureView>) -> Result<(), String> {
-    let (view_name, feature) = match reference.parse::<FeatureRef>() {
-        Ok(r) => (r.view, Some(r.feature)),
-        Err(_) if !reference.contains(':') => (reference.to_owned(), None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let Some(view) = views.get(&view_name) else {
-        return Err(format!("feature view {view_name:?} is not defined"));
-    };
-    match feature {
-        Some(f) if !view.features.iter().any(|d| d.name == f) => {
-            Err(format!("feature view {view_name:?} has no feature {f:?}"))
-        }
-        _ => Ok(()),
+            let removed = next.entities.remove(at);
+            Ok((Some(next), removed))
+        })
     }
 }
 
-fn key_type_fits(value_type: ValueType, dtype: &str) -> bool {
-    match value_type {
-        ValueType::Int64 => dtype.starts_with("int") || dtype.starts_with("uint"),
-        ValueType::String => dtype == "string",
-    }
-}
-
-fn duplicates<'a>(
-    kind: &str,
-    names: impl Iterator<Item = &'a str>,
-    invalid: &mut impl FnMut(String, String),
-) {
-    let mut seen = HashMap::new();
-    for (i, name) in names.enumerate() {
-        if let Some(first) = seen.insert(name, i) {
-            invalid(
-                format!("{kind}[{i}].name"),
-                format!("{name:?} is also defined at {kind}[{first}]"),
-            );
-        }
-    }
-}
-
-fn record<T: PartialEq>(
-    report: &mut ApplyReport,
-    kind: &str,
+fn position<T>(
+    items: &[T],
+    matches: impl Fn(&T) -> bool,
+    kind: &'static str,
     name: &str,
-    before: Option<&T>,
-    after: &T,
-) {
-    let line = format!("{kind} {name}");
-    match before {
-        None => report.created.push(line),
-        Some(b) if b == after => report.unchanged.push(line),
-        Some(_) => report.updated.push(line),
-    }
+) -> Result<usize, RegistryError> {
+    items
+        .iter()
+        .position(matches)
+        .ok_or_else(|| RegistryError::NotFound {
+            kind,
+            name: name.to_owned(),
+        })
+}
+
+/// The view a service reference (`view` or `view:feature`) names.
+fn referenced_view(reference: &str) -> String {
+    reference
+        .parse::<FeatureRef>()
+        .map_or_else(|_| reference.to_owned(), |r| r.view)
+}
+
+/// The services that reference view `view`, by name.
+fn services_of(doc: &RegistryDocument, view: &str) -> Vec<String> {
+    doc.feature_services
+        .iter()
+        .filter(|s| s.features.iter().any(|r| referenced_view(r) == view))
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ValueType;
 
     fn columns(_: &GroupName, name: &TableName) -> Option<Columns> {
         (name.as_str() == "user_profile").then(|| {
@@ -507,6 +507,48 @@ mod tests {
         assert_eq!(again.unchanged.len(), 3);
         let reopened = Registry::open(dir.path())?;
         assert_eq!(reopened.snapshot(), registry.snapshot());
+        Ok(())
+    }
+
+    #[test]
+    fn two_registries_on_one_folder_keep_each_others_writes()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let first = Registry::open(dir.path())?;
+        let second = Registry::open(dir.path())?;
+        let entity = |name: &str| RegistryDocument {
+            entities: vec![crate::model::Entity {
+                name: name.into(),
+                join_key: None,
+                value_type: ValueType::Int64,
+                description: String::new(),
+            }],
+            ..RegistryDocument::default()
+        };
+        first.apply(entity("a"), &columns)?;
+        // `second` loaded the empty registry; its write must merge into the file, not
+        // replace it with what it had in memory.
+        second.apply(entity("b"), &columns)?;
+        let names = |r: &Registry| -> Vec<String> {
+            r.snapshot()
+                .entities
+                .iter()
+                .map(|e| e.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&second), ["a", "b"]);
+        assert_eq!(names(&first), ["a"]);
+        assert!(first.reload()?);
+        assert_eq!(names(&first), ["a", "b"]);
+        assert!(!first.reload()?);
+        let (_, tag) = first.delete_entity("a", None)?;
+        assert_eq!(tag, version_tag(&first.snapshot()));
+        assert!(matches!(
+            second.delete_entity("b", Some("stale")),
+            Err(RegistryError::Changed { .. })
+        ));
+        second.reload()?;
+        assert_eq!(names(&second), ["b"]);
         Ok(())
     }
 

@@ -56,10 +56,18 @@ pub fn records_to_batch(
     records: &RecordColumns,
     timestamp_field: Option<&str>,
 ) -> Result<RecordBatch> {
+    records_to_batch_with(records, timestamp_field.as_slice())
+}
+
+/// [`records_to_batch`] with several timestamp columns (an event and a created timestamp).
+pub fn records_to_batch_with(
+    records: &RecordColumns,
+    timestamp_fields: &[&str],
+) -> Result<RecordBatch> {
     let mut fields = Vec::with_capacity(records.column_count());
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(records.column_count());
     for (name, values) in records.columns() {
-        let array = if Some(name) == timestamp_field {
+        let array = if timestamp_fields.contains(&name) {
             timestamp_column(name, values)?
         } else {
             column(name, values)?

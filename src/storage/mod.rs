@@ -15,6 +15,7 @@ mod duplicates;
 mod error;
 mod layout;
 mod meta;
+mod presence;
 mod reader;
 mod records;
 mod table;
@@ -117,6 +118,9 @@ pub struct Declaration {
     pub entity_key: Option<Vec<String>>,
     /// Event timestamp column.
     pub timestamp_field: Option<String>,
+    /// A second timestamp column (a view's `created_timestamp_field`) whose RFC 3339 strings
+    /// become timestamps like the event timestamp's; only JSON saves need it said.
+    pub created_timestamp_field: Option<String>,
 }
 
 /// One open version of a table, with what featurestore knows about it.
@@ -241,17 +245,23 @@ pub struct Storage {
     /// Names found in several groups at the last rescan, with the groups not served; kept so
     /// the duplicate is logged once (not on every rescan) and reported by `/health`.
     duplicates: Mutex<duplicates::Duplicates>,
+    /// Held while the tree is open, so no other process sweeps under this one's writes.
+    _presence: presence::Presence,
 }
 
 impl Storage {
     /// Opens (creating the skeleton of) the tree at `config.data_dir`, sweeps temporary files
-    /// left by a crash, and loads every readable table. Unreadable tables are logged and
+    /// left by a crash (when no other process has the tree open), and loads every readable
+    /// table. Unreadable tables are logged and
     /// skipped so one bad file cannot keep the server down.
     pub fn open(config: StorageConfig) -> Result<Self> {
         let layout = Layout::new(&config.data_dir);
         for dir in layout.skeleton_dirs() {
             fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
         }
+        // Crash leftovers are only swept by a process alone on the tree: beside a running
+        // server (the CLI), they may be the server's writes in progress.
+        let (presence, alone) = presence::Presence::join(&layout.root().join("metadata"));
         let storage = Self {
             layout,
             config,
@@ -259,10 +269,15 @@ impl Storage {
             write_locks: Mutex::new(HashMap::new()),
             unreadable: Mutex::new(HashMap::new()),
             duplicates: Mutex::new(HashMap::new()),
+            _presence: presence,
         };
-        storage.sweep_temp_files();
+        if alone {
+            storage.sweep_temp_files();
+        }
         let _ = storage.rescan();
-        storage.sweep_orphan_parts();
+        if alone {
+            storage.sweep_orphan_parts();
+        }
         Ok(storage)
     }
 
@@ -375,7 +390,17 @@ impl Storage {
         {
             return Err(missing_declared("timestamp_field", field));
         }
-        let batch = records_to_batch(records, timestamp_field.as_deref())?;
+        if let Some(field) = &declaration.created_timestamp_field
+            && !records.names().contains(field)
+        {
+            return Err(missing_declared("created_timestamp_field", field));
+        }
+        let timestamp_fields: Vec<&str> = timestamp_field
+            .iter()
+            .chain(declaration.created_timestamp_field.iter())
+            .map(String::as_str)
+            .collect();
+        let batch = convert::records_to_batch_with(records, &timestamp_fields)?;
         let declaration = Declaration {
             timestamp_field,
             ..declaration
@@ -589,6 +614,7 @@ impl Storage {
         let declaration = Declaration {
             entity_key: (!handle.entity_key.is_empty()).then(|| handle.entity_key.clone()),
             timestamp_field: handle.timestamp_field.clone(),
+            ..Declaration::default()
         };
         let existing = self.peek(&handle.name);
         let saved = self.save_locked(&handle.group, &handle.name, &rows, declaration, existing)?;
@@ -999,9 +1025,9 @@ impl Storage {
     }
 
     fn sweep_temp_files(&self) {
-        // The registry is written with the same atomic writer, so an interrupted apply leaves
-        // its temporary file there.
-        let mut dirs = vec![self.layout.root().to_path_buf(), self.layout.registry_dir()];
+        // Not the registry's folder: another process may be writing the registry right now,
+        // so the registry sweeps its own temporary files, under its cross-process lock.
+        let mut dirs = vec![self.layout.root().to_path_buf()];
         for top in ["features", "metadata"] {
             let top = self.layout.root().join(top);
             dirs.extend(

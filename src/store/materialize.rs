@@ -43,6 +43,26 @@ pub struct MaterializedView {
     pub entities: u64,
     /// Time taken, in milliseconds.
     pub millis: u64,
+    /// Why the view was not materialized (its table is missing); `None` when it was.
+    pub skipped: Option<String>,
+}
+
+/// The entry of a view that a materialization of every view left out because its table is
+/// missing; its watermark does not move.
+pub(super) fn skipped(view: &FeatureView, request: &MaterializeRequest) -> MaterializedView {
+    MaterializedView {
+        feature_view: view.name.clone(),
+        start_micros: request.start_micros,
+        end_micros: request.end_micros,
+        rows_in_window: 0,
+        entities: 0,
+        millis: 0,
+        skipped: Some(format!(
+            "no table {}/{}: write the table again, or unregister the view with DELETE \
+             /registry/feature-views/{}",
+            view.group, view.name, view.name
+        )),
+    }
 }
 
 /// Materializes one view (blocking).
@@ -117,6 +137,7 @@ pub(super) fn materialize_view(
         rows_in_window,
         entities: record.rows,
         millis: started.elapsed().as_millis() as u64,
+        skipped: None,
     })
 }
 

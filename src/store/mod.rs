@@ -11,6 +11,7 @@ mod historical;
 mod materialize;
 mod online;
 mod push;
+mod registration;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,9 @@ use arrow::record_batch::RecordBatch;
 
 pub use crate::cache::{CacheStats, TierStats};
 pub use crate::online::{FeatureColumn, FieldStatus};
-pub use crate::registry::{ApplyReport, Invalid, RegistryError};
+pub use crate::registry::{
+    ApplyReport, Invalid, Referrers, RegistryError, SyncStatus, TableReferences, ViewSync,
+};
 pub use crate::storage::AppendOutcome;
 pub use crate::storage::{
     ColumnInfo, Declaration, DuplicateTable, RecordColumns, SaveOutcome, StorageError, TableInfo,
@@ -33,14 +36,15 @@ pub use historical::{
 pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
 pub use push::{PushOutcome, PushRequest, PushTarget};
+pub use registration::{Deleted, KeySource, Saved, ViewOptions};
 
 use std::collections::HashMap;
 
 use crate::cache::{CacheConfig, CacheKey, Clock, ReadKind, SystemClock, TieredCache};
-use crate::model::{Entity, FeatureView, GroupName, RegistryDocument, TableName, ValueType};
+use crate::model::{FeatureView, GroupName, TableName};
 use crate::online::ViewIndex;
 use crate::online::durable::OnlineDb;
-use crate::registry::Registry;
+use crate::registry::{Registry, SyncOptions};
 use crate::storage::{Storage, StorageConfig, TableHandle};
 
 /// A page of a table, as asked for.
@@ -134,6 +138,21 @@ pub struct StoreOptions {
     pub max_batch_rows: u64,
     /// The clock of the memory tier's TTL.
     pub clock: Arc<dyn Clock>,
+    /// Whether to open the sled databases under `cache/` and `online/` (each can be held by
+    /// one process only). A command that runs beside a possible server and needs neither
+    /// (`apply`, `demo`, `historical`, `info`) leaves them to the server.
+    pub local_databases: LocalDatabases,
+}
+
+/// Which of the data root's single-process databases a store opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalDatabases {
+    /// The disk cache tier and the durable online store (the server).
+    All,
+    /// Only the durable online store (`materialize`).
+    OnlineStore,
+    /// Neither: the store reads and writes tables and the registry only.
+    None,
 }
 
 impl StoreOptions {
@@ -144,6 +163,7 @@ impl StoreOptions {
             cache,
             max_batch_rows,
             clock: Arc::new(SystemClock),
+            local_databases: LocalDatabases::All,
         }
     }
 }
@@ -169,18 +189,29 @@ impl FeatureStore {
     /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
     pub fn open(options: StoreOptions) -> Result<Self> {
         let storage = Storage::open(options.storage)?;
+        let mut cache_config = options.cache;
+        if options.local_databases != LocalDatabases::All {
+            cache_config.disk_max_mb = 0;
+        }
         let cache = TieredCache::open(
-            &options.cache,
+            &cache_config,
             &storage.layout().cache_dir(),
             Arc::clone(&options.clock),
         );
         let registry = Registry::open(&storage.layout().registry_dir())?;
         let online_dir = storage.layout().online_dir();
-        let (durable, durable_error) = match OnlineDb::open(&online_dir) {
-            Ok(db) => (Some(Arc::new(db)), None),
-            Err(e) => {
-                tracing::warn!(path = %online_dir.display(), error = %e, "the durable online store is unavailable; online lookups are served from the tables");
-                (None, Some(e.to_string()))
+        let (durable, durable_error) = if options.local_databases == LocalDatabases::None {
+            (None, Some("not opened by this command".to_owned()))
+        } else {
+            match OnlineDb::open(&online_dir) {
+                Ok(db) => (Some(Arc::new(db)), None),
+                Err(e) => {
+                    // A command that needs it reports it to its user instead.
+                    if options.local_databases == LocalDatabases::All {
+                        tracing::warn!(path = %online_dir.display(), error = %e, "the durable online store is unavailable; online lookups are served from the tables");
+                    }
+                    (None, Some(e.to_string()))
+                }
             }
         };
         Ok(Self {
@@ -219,9 +250,27 @@ impl FeatureStore {
     }
 
     /// Brings the catalog in line with the tree and drops cache entries of tables that
-    /// changed (blocking; called by the watcher).
+    /// changed (blocking; called by the watcher). The views of tables another tool rewrote
+    /// are followed or checked as after a save (mismatches are logged).
     pub fn refresh_tree(&self) -> Vec<String> {
-        refresh_tree(&self.storage, &self.cache)
+        let changed = refresh_tree(&self.storage, &self.cache);
+        for name in &changed {
+            let Some(table) = name
+                .parse::<TableName>()
+                .ok()
+                .and_then(|n| self.storage.peek(&n))
+            else {
+                continue;
+            };
+            registration::sync_view(
+                &self.storage,
+                &self.registry,
+                &table.group,
+                &table.name,
+                &SyncOptions::default(),
+            );
+        }
+        changed
     }
 
     /// A page of `group/name`: memory tier, then disk tier, then Parquet.
@@ -276,26 +325,50 @@ impl FeatureStore {
         .await
     }
 
-    /// Replaces (or creates) `group/name` from JSON records.
+    /// Replaces (or creates) `group/name` from JSON records, then brings its feature view in
+    /// step: registers one when the table has none (its entity key inferred from the
+    /// registered entities when not declared), lets one that a save registered follow the new
+    /// columns, and checks one declared with `apply`.
     pub async fn save_records(
         &self,
         group: GroupName,
         name: TableName,
         records: RecordColumns,
         declaration: Declaration,
-    ) -> Result<SaveOutcome> {
+        view: ViewOptions,
+    ) -> Result<Saved> {
         let registry = Arc::clone(&self.registry);
         self.blocking(move |s, c| {
+            reload_registry(&registry);
+            let (declaration, entity_key_source) = registration::complete_declaration(
+                s,
+                &registry.snapshot(),
+                &group,
+                &name,
+                &records,
+                declaration,
+            );
+            let options = SyncOptions {
+                register: true,
+                ttl_seconds: view.ttl_seconds,
+                created_timestamp_field: declaration.created_timestamp_field.clone(),
+            };
             let outcome = s.save_records(&group, &name, &records, declaration);
             c.invalidate_table(name.as_str());
-            let outcome = outcome?;
-            register_inferred(s, &registry, &group, &name);
-            Ok(outcome)
+            let table = outcome?;
+            let registry = registration::sync_view(s, &registry, &group, &name, &options);
+            Ok(Saved {
+                table,
+                entity_key_source,
+                registry,
+            })
         })
         .await
     }
 
-    /// Replaces (or creates) `group/name` from an Arrow batch with logical types.
+    /// Replaces (or creates) `group/name` from an Arrow batch with logical types. A view the
+    /// table already has is followed or checked (mismatches are logged); none is registered,
+    /// since the callers (the demo) declare their own.
     pub async fn save_batch(
         &self,
         group: GroupName,
@@ -303,10 +376,13 @@ impl FeatureStore {
         batch: RecordBatch,
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
+        let registry = Arc::clone(&self.registry);
         self.blocking(move |s, c| {
             let outcome = s.save_batch(&group, &name, &batch, declaration);
             c.invalidate_table(name.as_str());
-            Ok(outcome?)
+            let outcome = outcome?;
+            registration::sync_view(s, &registry, &group, &name, &SyncOptions::default());
+            Ok(outcome)
         })
         .await
     }
@@ -317,10 +393,12 @@ impl FeatureStore {
             .await
     }
 
-    /// Deletes `group/name`; returns the version it had.
-    pub async fn delete(&self, group: GroupName, name: TableName) -> Result<u64> {
+    /// Deletes `group/name`; returns the version it had and the registered objects that
+    /// still name it.
+    pub async fn delete(&self, group: GroupName, name: TableName) -> Result<Deleted> {
         let durable = self.durable.clone();
         let indexes = Arc::clone(&self.indexes);
+        let registry = Arc::clone(&self.registry);
         self.blocking(move |s, c| {
             let deleted = s.delete(&group, &name);
             c.invalidate_table(name.as_str());
@@ -333,7 +411,11 @@ impl FeatureStore {
             {
                 tracing::warn!(table = %name, error = %e, "could not drop the deleted table's online rows");
             }
-            Ok(deleted)
+            reload_registry(&registry);
+            Ok(Deleted {
+                version: deleted,
+                references: registry.references(name.as_str()),
+            })
         })
         .await
     }
@@ -388,20 +470,6 @@ impl FeatureStore {
                     })
                 })
                 .collect()
-        })
-        .await
-    }
-
-    /// The registry's current definitions.
-    pub fn registry(&self) -> Arc<RegistryDocument> {
-        self.registry.snapshot()
-    }
-
-    /// Validates `doc` against the registry and the tables' schemas and applies it.
-    pub async fn apply(&self, doc: RegistryDocument) -> Result<ApplyReport> {
-        let registry = Arc::clone(&self.registry);
-        self.blocking(move |s, _| {
-            Ok(registry.apply(doc, &|group, name| table_columns(s, group, name))?)
         })
         .await
     }
@@ -518,6 +586,7 @@ impl FeatureStore {
             });
         }
         let registry = self.registry.snapshot();
+        let all_views = request.feature_views.is_none();
         let views: Vec<FeatureView> = match &request.feature_views {
             None => registry.feature_views.clone(),
             Some(names) => {
@@ -556,13 +625,29 @@ impl FeatureStore {
                 .map(|view| {
                     let keys = online::view_join_keys(&registry, view);
                     let done =
-                        materialize::materialize_view(s, &indexes, &db, view, keys, &request, now)?;
+                        materialize::materialize_view(s, &indexes, &db, view, keys, &request, now);
+                    // Asked for every view, one whose table is gone is reported, not fatal
+                    // to the others; a view named in the request must exist.
+                    let done = match done {
+                        Err(StoreError::Storage(StorageError::TableNotFound { .. }))
+                            if all_views =>
+                        {
+                            materialize::skipped(view, &request)
+                        }
+                        other => other?,
+                    };
                     progress(&done);
                     Ok(done)
                 })
                 .collect()
         })
         .await
+    }
+
+    /// Why the durable online store is not open, if it is not (another process holds it, or
+    /// this store was opened without it).
+    pub fn online_store_error(&self) -> Option<&str> {
+        self.durable_error.as_deref()
     }
 
     /// Both cache tiers' statistics.
@@ -649,96 +734,15 @@ impl FeatureStore {
     }
 }
 
-/// A table's columns and served types, for registry validation; `None` when it does not exist
-/// in that group.
-fn table_columns(
-    storage: &Storage,
-    group: &GroupName,
-    name: &TableName,
-) -> Option<Vec<(String, String)>> {
-    let table = storage.get_in_group(group, name).ok()?;
-    Some(
-        table
-            .file
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), dtype_name(f.data_type())))
-            .collect(),
-    )
-}
-
-/// Registers a table saved through the API as a feature view when it is not registered yet
-/// and has an entity key and a timestamp field: entities for its key columns (typed from the
-/// table), every other column as a feature, no TTL. A failure is logged, never fatal: the
-/// table itself was saved.
-fn register_inferred(storage: &Storage, registry: &Registry, group: &GroupName, name: &TableName) {
-    let existing = registry.snapshot();
-    if existing
-        .feature_views
-        .iter()
-        .any(|v| v.name == name.as_str())
-    {
-        return;
-    }
-    let Ok(table) = storage.get_in_group(group, name) else {
-        return;
-    };
-    let Some(timestamp_field) = table.timestamp_field.clone() else {
-        return;
-    };
-    if table.entity_key.is_empty() {
-        return;
-    }
-    let schema = table.file.schema();
-    let mut entities = Vec::new();
-    for key in &table.entity_key {
-        if existing.entities.iter().any(|e| e.join_key() == key) {
-            continue;
+/// [`Registry::reload`], logged instead of failing: a registry file that cannot be read
+/// keeps the definitions last read in service.
+fn reload_registry(registry: &Registry) -> bool {
+    match registry.reload() {
+        Ok(changed) => changed,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot re-read the registry; serving the definitions last read");
+            false
         }
-        let value_type = match schema.field_with_name(key).map(|f| f.data_type().clone()) {
-            Ok(t) if t.is_integer() => ValueType::Int64,
-            Ok(arrow::datatypes::DataType::Utf8) => ValueType::String,
-            _ => return,
-        };
-        entities.push(Entity {
-            name: key.clone(),
-            join_key: None,
-            value_type,
-            description: String::new(),
-        });
-    }
-    let entity_names: Vec<String> = table
-        .entity_key
-        .iter()
-        .map(|key| {
-            existing
-                .entities
-                .iter()
-                .find(|e| e.join_key() == key)
-                .map_or_else(|| key.clone(), |e| e.name.clone())
-        })
-        .collect();
-    let view = FeatureView {
-        name: name.to_string(),
-        group: group.to_string(),
-        entities: entity_names,
-        timestamp_field,
-        created_timestamp_field: None,
-        ttl_seconds: None,
-        features: Vec::new(),
-        description: "registered when the table was first saved".into(),
-        owner: String::new(),
-        tags: Default::default(),
-        push_source: None,
-    };
-    let doc = RegistryDocument {
-        entities,
-        feature_views: vec![view],
-        feature_services: Vec::new(),
-    };
-    if let Err(e) = registry.apply(doc, &|g, n| table_columns(storage, g, n)) {
-        tracing::warn!(table = %name, error = %e, "could not register the saved table as a feature view");
     }
 }
 

@@ -1,6 +1,7 @@
 //! Swagger UI's "Try it out" sends each operation's examples as they are in the OpenAPI
 //! document. On the demo data every one of them must succeed and leave the demo intact: the
-//! save and delete examples use a scratch table, the rest read or re-apply what the demo has.
+//! save, apply and delete examples add and remove scratch objects (`misc/example_table`, its
+//! view and entity, `example_service`), the rest read or re-apply what the demo has.
 
 use serde_json::{Value, json};
 
@@ -80,8 +81,19 @@ fn example_requests(doc: &Value) -> TestResult<Vec<ExampleRequest>> {
             });
         }
     }
-    // Deletes last, so the delete example finds the table the save example wrote.
-    out.sort_by_key(|r| r.method == "DELETE");
+    // Deletes last, so they find what the save and apply examples wrote, and in the order
+    // references allow: services, then views, then entities, then tables.
+    out.sort_by_key(|r| match r.method.as_str() {
+        "DELETE" => [
+            "/registry/feature-services/",
+            "/registry/feature-views/",
+            "/registry/entities/",
+        ]
+        .iter()
+        .position(|prefix| r.path.starts_with(prefix))
+        .map_or(4, |at| at + 1),
+        _ => 0,
+    });
     Ok(out)
 }
 
@@ -132,6 +144,22 @@ async fn every_request_example_succeeds_on_the_demo_and_leaves_it_serving() -> T
     let (_, listing) = server.get("/features").await?;
     assert_eq!(listing["table_count"], 3, "listing: {listing}");
     assert_eq!(server.get("/features/misc/example_table").await?.0, 404);
+    assert_eq!(
+        server.get("/registry/feature-views/example_table").await?.0,
+        404
+    );
+    assert_eq!(
+        server
+            .get("/registry/feature-services/example_service")
+            .await?
+            .0,
+        404
+    );
+    let (_, entities) = server.get("/registry/entities").await?;
+    assert!(
+        !entities.to_string().contains("example_id"),
+        "entities: {entities}"
+    );
     let (status, answer) = server
         .post(
             "/get-online-features",

@@ -368,6 +368,7 @@ async fn a_table_saved_with_an_entity_key_and_a_timestamp_is_registered() -> Tes
             "description": "registered when the table was first saved",
             "owner": "",
             "tags": {},
+            "inferred": true,
         })
     );
     assert_eq!(

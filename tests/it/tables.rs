@@ -68,6 +68,15 @@ async fn save_creates_with_201_then_replaces_with_200_and_a_new_version() -> Tes
             "version": 1,
             "entity_key": ["user_id"],
             "timestamp_field": "event_timestamp",
+            "entity_key_source": "declared",
+            "registry": {
+                "status": "registered",
+                "feature_view": "x",
+                "message": "registered feature view x (entities user_id, timestamp event_timestamp, features age); registered entity user_id typed from the table",
+                "entities_registered": ["user_id"],
+                "mismatches": [],
+                "broken_feature_services": [],
+            },
         })
     );
     assert!(server.root().join("features/user/x.parquet").is_file());
@@ -92,6 +101,15 @@ async fn save_creates_with_201_then_replaces_with_200_and_a_new_version() -> Tes
             "version": 2,
             "entity_key": ["user_id"],
             "timestamp_field": "event_timestamp",
+            "entity_key_source": "previous",
+            "registry": {
+                "status": "unchanged",
+                "feature_view": "x",
+                "message": "feature view x matches the table",
+                "entities_registered": [],
+                "mismatches": [],
+                "broken_feature_services": [],
+            },
         })
     );
     let (status, page) = server.get("/features/user/x").await?;
@@ -837,7 +855,8 @@ async fn delete_removes_the_table_and_recreating_continues_the_version() -> Test
     assert_eq!(status, 200, "body: {body}");
     assert_eq!(
         body,
-        json!({"message": "table user/x deleted", "deleted_version": 2})
+        json!({"message": "table user/x deleted", "deleted_version": 2,
+               "feature_views": [], "feature_services": []})
     );
     assert!(!server.root().join("features/user/x.parquet").exists());
 

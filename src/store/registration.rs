@@ -1,0 +1,275 @@
+//! Between a table write and the registry: which entity key a save infers from the registered
+//! entities, and keeping the table's feature view in step after the write (blocking helpers
+//! the facade runs on the blocking pool).
+
+use std::sync::Arc;
+
+use super::{ApplyReport, FeatureStore, Result, SaveOutcome, TableReferences, reload_registry};
+use crate::model::{Entity, FeatureService, FeatureView, GroupName, RegistryDocument, TableName};
+use crate::registry::{Registry, SyncOptions, SyncStatus, TableFacts, ViewSync};
+use crate::storage::{
+    DEFAULT_ENTITY_KEY, Declaration, JsonScalar, RecordColumns, Storage, dtype_name,
+};
+
+/// What a JSON save did: the table, where its entity key came from, and its feature view.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// The table write.
+    pub table: SaveOutcome,
+    /// Where the entity key in effect came from.
+    pub entity_key_source: KeySource,
+    /// What the save did to the table's feature view.
+    pub registry: ViewSync,
+}
+
+/// What a save asks of the table's feature view besides the table itself.
+#[derive(Debug, Clone, Default)]
+pub struct ViewOptions {
+    /// TTL of the view the save registers (or of the view it registered before).
+    pub ttl_seconds: Option<u64>,
+}
+
+/// What a table delete did: the version the table had and what still names it.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// The version the table had.
+    pub version: u64,
+    /// The registered views over it and the services using them, kept registered (a table
+    /// created again under the name serves them again).
+    pub references: TableReferences,
+}
+
+/// The registry side of the facade.
+impl FeatureStore {
+    /// The registry's current definitions.
+    pub fn registry(&self) -> Arc<RegistryDocument> {
+        self.registry.snapshot()
+    }
+
+    /// Validates `doc` against the registry as it is on disk now and the tables' schemas, and
+    /// applies it.
+    pub async fn apply(&self, doc: RegistryDocument) -> Result<ApplyReport> {
+        Ok(self.apply_if(doc, None).await?.0)
+    }
+
+    /// [`Self::apply`] only if the registry is still at version `expected` (an `If-Match`);
+    /// also returns the version it left.
+    pub async fn apply_if(
+        &self,
+        doc: RegistryDocument,
+        expected: Option<String>,
+    ) -> Result<(ApplyReport, String)> {
+        let registry = Arc::clone(&self.registry);
+        self.blocking(move |s, _| {
+            Ok(registry.apply_if(doc, expected.as_deref(), &|group, name| {
+                table_columns(s, group, name)
+            })?)
+        })
+        .await
+    }
+
+    /// Unregisters a feature view (409 while a feature service uses it), if the registry is
+    /// still at version `expected`; also returns the version it left.
+    pub async fn delete_feature_view(
+        &self,
+        name: String,
+        expected: Option<String>,
+    ) -> Result<(FeatureView, String)> {
+        let registry = Arc::clone(&self.registry);
+        self.blocking(move |_, _| Ok(registry.delete_view(&name, expected.as_deref())?))
+            .await
+    }
+
+    /// Unregisters a feature service, if the registry is still at version `expected`.
+    pub async fn delete_feature_service(
+        &self,
+        name: String,
+        expected: Option<String>,
+    ) -> Result<(FeatureService, String)> {
+        let registry = Arc::clone(&self.registry);
+        self.blocking(move |_, _| Ok(registry.delete_service(&name, expected.as_deref())?))
+            .await
+    }
+
+    /// Unregisters an entity (409 while a feature view uses it), if the registry is still at
+    /// version `expected`.
+    pub async fn delete_entity(
+        &self,
+        name: String,
+        expected: Option<String>,
+    ) -> Result<(Entity, String)> {
+        let registry = Arc::clone(&self.registry);
+        self.blocking(move |_, _| Ok(registry.delete_entity(&name, expected.as_deref())?))
+            .await
+    }
+
+    /// The version tag of the definitions served now (the registry routes' `ETag`).
+    pub fn registry_version(&self) -> String {
+        crate::registry::version_tag(&self.registry.snapshot())
+    }
+
+    /// Re-reads the registry file if another process changed it (blocking; called by the
+    /// watcher). Returns whether the definitions changed.
+    pub fn reload_registry(&self) -> bool {
+        reload_registry(&self.registry)
+    }
+
+    /// The registry's folder, whose changes the watcher reports.
+    pub fn registry_dir(&self) -> std::path::PathBuf {
+        self.storage.layout().registry_dir()
+    }
+}
+
+/// Where the entity key of a save came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The save declared it.
+    Declared,
+    /// Kept from the table's previous declaration.
+    Previous,
+    /// The column `entity_id`.
+    EntityId,
+    /// The columns that are join keys of registered entities.
+    RegisteredEntities,
+    /// None could be found; the table has no entity key.
+    None,
+}
+
+impl KeySource {
+    /// The snake_case name the API answers with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Declared => "declared",
+            KeySource::Previous => "previous",
+            KeySource::EntityId => "entity_id",
+            KeySource::RegisteredEntities => "registered_entities",
+            KeySource::None => "none",
+        }
+    }
+}
+
+/// Completes `declaration` for a JSON save of `records`: when it names no entity key, the
+/// table keeps its previous one, else takes `entity_id`, else the columns that are join keys
+/// of registered entities (several: a composite key, in column order). A view the table
+/// already has also lends its created-timestamp column, so a later save that does not repeat
+/// it keeps that column a timestamp.
+pub(super) fn complete_declaration(
+    storage: &Storage,
+    registry: &RegistryDocument,
+    group: &GroupName,
+    name: &TableName,
+    records: &RecordColumns,
+    mut declaration: Declaration,
+) -> (Declaration, KeySource) {
+    let columns = records.names();
+    if declaration.created_timestamp_field.is_none() {
+        declaration.created_timestamp_field = registry
+            .feature_views
+            .iter()
+            .find(|v| v.name == name.as_str())
+            .and_then(|v| v.created_timestamp_field.clone())
+            .filter(|c| columns.contains(c) && Some(c) != declaration.timestamp_field.as_ref());
+    }
+    if declaration.entity_key.is_some() {
+        return (declaration, KeySource::Declared);
+    }
+    let previous = storage
+        .get_in_group(group, name)
+        .map(|t| t.entity_key.clone())
+        .unwrap_or_default();
+    if !previous.is_empty() && previous.iter().all(|k| columns.contains(k)) {
+        return (declaration, KeySource::Previous);
+    }
+    if columns.iter().any(|c| c == DEFAULT_ENTITY_KEY) {
+        return (declaration, KeySource::EntityId);
+    }
+    let key: Vec<String> = records
+        .columns()
+        .filter(|(column, values)| {
+            registry.entities.iter().any(|e| e.join_key() == *column) && can_key(values)
+        })
+        .map(|(column, _)| column.to_owned())
+        .collect();
+    if key.is_empty() {
+        return (declaration, KeySource::None);
+    }
+    declaration.entity_key = Some(key);
+    (declaration, KeySource::RegisteredEntities)
+}
+
+/// Whether a column can be an entity key: integers or strings (not both), nulls aside.
+fn can_key(values: &[JsonScalar]) -> bool {
+    let ints = values.iter().any(|v| matches!(v, JsonScalar::Int(_)));
+    let strings = values.iter().any(|v| matches!(v, JsonScalar::Str(_)));
+    (ints != strings)
+        && values.iter().all(|v| {
+            matches!(
+                v,
+                JsonScalar::Int(_) | JsonScalar::Str(_) | JsonScalar::Null
+            )
+        })
+}
+
+/// A table's columns and served types, for registry validation; `None` when it does not exist
+/// in that group.
+pub(super) fn table_columns(
+    storage: &Storage,
+    group: &GroupName,
+    name: &TableName,
+) -> Option<Vec<(String, String)>> {
+    let table = storage.get_in_group(group, name).ok()?;
+    Some(
+        table
+            .file
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), dtype_name(f.data_type())))
+            .collect(),
+    )
+}
+
+/// Brings the view of `group/name`, just written, in line with the table (see
+/// `registry::sync`). A registry that cannot be written is reported in the answer, never
+/// fatal: the table itself was saved.
+pub(super) fn sync_view(
+    storage: &Storage,
+    registry: &Registry,
+    group: &GroupName,
+    name: &TableName,
+    options: &SyncOptions,
+) -> ViewSync {
+    let failed = |message: String| ViewSync {
+        status: SyncStatus::NotRegistered,
+        feature_view: name.to_string(),
+        message,
+        entities_registered: Vec::new(),
+        mismatches: Vec::new(),
+        broken_feature_services: Vec::new(),
+    };
+    let table = match storage.get_in_group(group, name) {
+        Ok(table) => table,
+        Err(e) => return failed(format!("the saved table cannot be read back: {e}")),
+    };
+    let facts = TableFacts {
+        group: group.clone(),
+        name: name.clone(),
+        columns: table_columns(storage, group, name).unwrap_or_default(),
+        entity_key: table.entity_key.clone(),
+        timestamp_field: table.timestamp_field.clone(),
+    };
+    match registry.sync_table(&facts, options) {
+        Ok(sync) => {
+            if sync.status == SyncStatus::Mismatch {
+                tracing::warn!(view = %name, "{}", sync.message);
+            }
+            sync
+        }
+        Err(e) => {
+            tracing::warn!(table = %name, error = %e, "could not update the registry after a save");
+            failed(format!(
+                "the table was saved, but the registry could not be updated: {e}"
+            ))
+        }
+    }
+}
