@@ -9,6 +9,7 @@ mod concurrency;
 mod crash;
 mod faults;
 mod floor;
+mod fold;
 mod fuzz;
 mod health;
 mod historical;
