@@ -18,6 +18,7 @@ mod materialize;
 mod online;
 mod openapi;
 mod push;
+mod readers;
 mod registry;
 mod safety;
 mod shutdown;
