@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use crate::common::instants::*;
-use crate::common::{TestResult, TestServer, featurestore_ok};
+use crate::common::{TestResult, featurestore_ok};
 use crate::push::{fixture_on_system_clock, hold_folds, profile_row, push_profile};
 
 const PACKAGES: [&str; 3] = ["pandas", "pyarrow", "duckdb"];
