@@ -362,3 +362,57 @@ async fn an_all_null_join_key_column_takes_its_entitys_type() -> TestResult {
     assert_eq!(answer["offline"]["compacted"], false, "{answer}");
     Ok(())
 }
+
+/// Copies every file under `from` into `to`, keeping relative paths.
+fn copy_tree(from: &Path, to: &Path) -> TestResult {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fold_cut_short_after_its_rename_serves_each_row_once_after_a_restart() -> TestResult {
+    let server = fixture_on_system_clock(hold_folds).await?;
+    push_profile(&server, profile_row(3, 33, 3.0, "Noir", T0), "offline").await?;
+    push_profile(&server, profile_row(4, 44, 4.0, "Noir", T0), "offline").await?;
+    let parts_dir = server.root().join("features/user/_appends/user_profile/v1");
+    let saved = tempfile::tempdir()?;
+    copy_tree(&parts_dir, saved.path())?;
+    let (status, body) = server.post(COMPACT, &json!({})).await?;
+    assert_eq!(status, 200, "{body}");
+    let before = get_ok(&server, "/features/user/user_profile").await?;
+    // As if the process died between the rename of the folded file and the removal of the
+    // parts it folded: they are back on disk beside the new file.
+    copy_tree(saved.path(), &parts_dir)?;
+    let server = crate::common::restart_with(server, hold_folds).await?;
+    let after = get_ok(&server, "/features/user/user_profile").await?;
+    assert_eq!(after["metadata"]["total_rows"], 4);
+    assert_eq!(after["data"], before["data"]);
+    assert!(!parts_dir.exists(), "the folded parts were not swept");
+    assert!(part_files(&server, "user", "user_profile").is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fold_cut_short_before_its_rename_leaves_the_table_and_its_parts() -> TestResult {
+    let server = fixture_on_system_clock(hold_folds).await?;
+    push_profile(&server, profile_row(3, 33, 3.0, "Noir", T0), "offline").await?;
+    let before = get_ok(&server, "/features/user/user_profile").await?;
+    let data = server.stop();
+    // The staged file of a fold that never reached its rename.
+    let staged = data.path().join(format!(
+        "features/user/.user_profile.parquet.tmp-{}-0",
+        u32::MAX
+    ));
+    std::fs::write(&staged, b"PAR1 half a fold")?;
+    let server = TestServer::start_on(data, hold_folds)?;
+    let after = get_ok(&server, "/features/user/user_profile").await?;
+    assert_eq!(after["data"], before["data"]);
+    assert_eq!(after["metadata"]["version"], before["metadata"]["version"]);
+    assert_eq!(part_files(&server, "user", "user_profile").len(), 1);
+    assert!(!staged.exists(), "the staged file was not swept");
+    Ok(())
+}
