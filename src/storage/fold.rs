@@ -59,17 +59,6 @@ pub struct FoldOutcome {
     pub after: (u64, u64),
 }
 
-/// What the background folder needs to know of a table's parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PendingParts {
-    /// Parts not yet folded.
-    pub parts: usize,
-    /// Their bytes on disk.
-    pub part_bytes: u64,
-    /// Bytes of the table file itself.
-    pub base_bytes: u64,
-}
-
 impl Storage {
     /// Appends rows to `group/name` as a new part file with the table file's stored types. A
     /// value that needs a wider type folds the table with the rows instead (`compacted` in the
@@ -203,18 +192,6 @@ impl Storage {
             compacted: false,
             created: false,
             appended_to,
-        })
-    }
-
-    /// How many parts `name` has waiting, and their size beside the table file's; `None` for
-    /// a table not in the catalog.
-    pub fn pending_parts(&self, name: &TableName) -> Option<PendingParts> {
-        let handle = self.peek(name)?;
-        let base_bytes = handle.file.base().file_size();
-        Some(PendingParts {
-            parts: handle.file.part_count(),
-            part_bytes: handle.file.file_size().saturating_sub(base_bytes),
-            base_bytes,
         })
     }
 
