@@ -14,12 +14,13 @@
 //!
 //! Hazards. A fold reads and writes the whole table, so its heavy part runs outside the
 //! table's write lock, on a snapshot: pushes are not held up by it. The new file is staged
-//! (complete and synced under a temporary name), then, under the lock, renamed into place only
-//! if the table is still the snapshot that was folded; if a push or a replace landed in
-//! between, the staged file is dropped and the fold is redone under the lock, so no
-//! acknowledged row can be lost. A crash before the rename leaves the old file and its parts
-//! (the temporary is swept at start-up); after it, the new file, whose parts folder is new
-//! and empty, and the old parts folder that start-up sweeps as an orphan.
+//! (complete and synced under a temporary name); then, under the lock, the parts pushed
+//! meanwhile are hard-linked into the new file's parts folder and the staged file is renamed
+//! into place, so no acknowledged row can be lost. Only when a replace or a widening push
+//! changed the table file meanwhile is the staged file dropped and the fold redone under the
+//! lock. A crash before the rename leaves the old file and its parts (the temporary and the
+//! new parts folder are swept at start-up); after it, the new file with its parts, and the old
+//! parts folder that start-up sweeps as an orphan.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ use super::downcast::fit_exactly;
 use super::error::{Result, StorageError};
 use super::layout::Layout;
 use super::meta::{ColumnMeta, LogicalType, Sidecar, TableMeta};
-use super::reader::ParquetFile;
+use super::reader::{ParquetFile, base_id_of};
 use super::writer::{stage_table, sync_dir, write_json, write_table};
 use super::{
     AppendOutcome, Declaration, PreparedSave, SaveOutcome, Storage, TableFile, TableHandle,
@@ -197,7 +198,7 @@ impl Storage {
 
     /// Folds the parts of `name` (which must be in `group` when one is given) into its table
     /// file, keeping its stored types. Readers keep the snapshot they hold; pushes wait only
-    /// for the final rename (see the module's hazards).
+    /// for the final links and rename (see the module's hazards).
     pub fn fold(&self, group: Option<&GroupName>, name: &TableName) -> Result<FoldOutcome> {
         let snapshot = match group {
             Some(group) => self.get_in_group(group, name)?,
@@ -223,30 +224,116 @@ impl Storage {
                 hint: Some("it was deleted while its parts were being folded".into()),
             });
         };
-        let (saved, parts_folded) = if (current.version, current.file.snapshot_id()) == before {
+        let folded = snapshot.file.part_count();
+        // Pushes that landed meanwhile appended parts to the same table file: they move over
+        // to the new file, if it kept the stored types they were written with.
+        let same_file = current.file.fingerprint() == snapshot.file.fingerprint()
+            && current.file.part_count() >= folded;
+        let late = &current.file.parts()[folded.min(current.file.part_count())..];
+        let kept_types = same_types(
+            prepared.stored.schema().fields(),
+            snapshot.file.stored_schema(),
+        );
+        let (version, rows) = if same_file && (late.is_empty() || kept_types) {
+            let base_id = base_id_of(prepared.meta.version);
+            let moved = self.carry_parts(&snapshot.group, name, &base_id, late)?;
             staged.commit()?;
-            let parts = snapshot.file.part_count();
-            (self.install_save(&snapshot.group, name, prepared)?, parts)
+            self.install_fold(&current, prepared, &moved)?
         } else {
-            // A write landed while the file was being prepared: fold what is there now.
+            // A replace or a widening push landed meanwhile: fold what is there now.
             drop(staged);
             if current.file.part_count() == 0 {
                 return Ok(unchanged(&current));
             }
-            let parts = current.file.part_count();
-            (self.fold_locked(&current, None)?, parts)
+            let saved = self.fold_locked(&current, None)?;
+            (saved.version, saved.rows)
         };
         let after = self
             .peek(name)
             .map_or(before, |h| (h.version, h.file.snapshot_id()));
-        tracing::info!(table = %name, rows = saved.rows, parts = parts_folded, millis = started.elapsed().as_millis() as u64, "folded pushed parts into the table file");
+        tracing::info!(table = %name, rows, parts = folded, carried = late.len(), millis = started.elapsed().as_millis() as u64, "folded pushed parts into the table file");
         Ok(FoldOutcome {
-            version: saved.version,
-            rows: saved.rows,
-            parts_folded,
+            version,
+            rows,
+            parts_folded: folded,
             before: (current.version, current.file.snapshot_id()),
             after,
         })
+    }
+
+    /// Links `late` (parts appended while a fold was prepared) into the parts folder of the
+    /// new table file `base_id`, numbered from 1 in append order, durably. The old links stay
+    /// until the new file is in place: a crash before its rename leaves the old table whole,
+    /// and the new folder is an orphan that start-up sweeps.
+    fn carry_parts(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        base_id: &str,
+        late: &[ParquetFile],
+    ) -> Result<Vec<PathBuf>> {
+        if late.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dir = self.layout.parts_dir(group, name, base_id);
+        // No current file has this id (it is the version of a part, never of a table file),
+        // so anything there is left over from an attempt that failed.
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        }
+        self.create_dirs_durably(&dir)?;
+        let mut moved = Vec::with_capacity(late.len());
+        for (i, part) in late.iter().enumerate() {
+            let target = self.layout.part_path(group, name, base_id, i + 1);
+            fs::hard_link(part.path(), &target).map_err(|e| StorageError::io(&target, e))?;
+            moved.push(target);
+        }
+        sync_dir(&dir)?;
+        Ok(moved)
+    }
+
+    /// Makes the folded file (already renamed into place) with the carried parts `moved` the
+    /// current snapshot of `current`'s table: same rows, so same version. Returns the version
+    /// and the rows.
+    fn install_fold(
+        &self,
+        current: &TableHandle,
+        prepared: PreparedSave,
+        moved: &[PathBuf],
+    ) -> Result<(u64, u64)> {
+        let (group, name) = (&current.group, &current.name);
+        let base = ParquetFile::open(&prepared.path)?;
+        let base_id = base.base_id();
+        let parts = moved
+            .iter()
+            .map(|p| ParquetFile::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        let file = TableFile::from_segments(base, parts);
+        let version = current.version;
+        let sidecar = Sidecar {
+            version,
+            deleted: false,
+            row_count: file.row_count(),
+            file_size_bytes: file.file_size(),
+            table: Some(prepared.meta),
+            fingerprint: Some(file.fingerprint()),
+        };
+        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &sidecar) {
+            tracing::warn!(table = %name, error = %e, "could not write the table's sidecar");
+        }
+        let rows = file.row_count();
+        let handle = TableHandle {
+            group: group.clone(),
+            name: name.clone(),
+            file,
+            version,
+            entity_key: current.entity_key.clone(),
+            timestamp_field: current.timestamp_field.clone(),
+        };
+        write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+        self.mark_readable(name);
+        self.remove_parts(group, name, Some(&base_id));
+        Ok((version, rows))
     }
 
     /// Rewrites a table's base file and parts, plus `extra` rows (logical types), as one new
@@ -383,6 +470,15 @@ fn unchanged(handle: &TableHandle) -> FoldOutcome {
         before: at,
         after: at,
     }
+}
+
+/// Whether `fields` have the names and types of `schema`'s, in order.
+fn same_types(fields: &arrow::datatypes::Fields, schema: &SchemaRef) -> bool {
+    fields.len() == schema.fields().len()
+        && fields
+            .iter()
+            .zip(schema.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
 }
 
 /// `schema`'s fields, every one nullable and without schema metadata: a part's values may

@@ -416,3 +416,56 @@ async fn a_fold_cut_short_before_its_rename_leaves_the_table_and_its_parts() -> 
     assert!(!staged.exists(), "the staged file was not swept");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushes_racing_a_fold_are_all_kept_in_the_table_file() -> TestResult {
+    let server = fixture_on_system_clock(hold_folds).await?;
+    // A table large enough that its fold takes a while, so pushes land during it.
+    let records: Vec<Value> = (1..=60_000)
+        .map(|i| {
+            json!({"user_id": i, "age": 20 + i % 50, "avg_rating": 3.5,
+                        "favorite_genre": "Drama", "event_timestamp": T0_MINUS_1H})
+        })
+        .collect();
+    server
+        .save(
+            "user",
+            "user_profile",
+            json!({"records": records, "entity_key": ["user_id"]}),
+        )
+        .await?;
+    push_profile(&server, profile_row(1, 21, 3.0, "Noir", T0), "offline").await?;
+    let url = server.url(COMPACT);
+    let folding = tokio::spawn(async move {
+        let mut folded = 0;
+        for _ in 0..3 {
+            let answer = reqwest::Client::new().post(&url).send().await?;
+            let body: Value = answer.json().await?;
+            folded += body["parts_folded"].as_u64().ok_or("parts_folded")?;
+        }
+        TestResult::Ok(folded)
+    });
+    let pushed: Vec<i64> = (100_001..100_031).collect();
+    for id in &pushed {
+        push_profile(&server, profile_row(*id, 40, 3.0, "Noir", T0), "offline").await?;
+    }
+    folding.await??;
+    let (status, body) = server.post(COMPACT, &json!({})).await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(part_files(&server, "user", "user_profile").is_empty());
+    let file = read_parquet(&server.root().join(PROFILE_FILE))?;
+    assert_eq!(file.num_rows(), 60_000 + 1 + pushed.len());
+    let page = get_ok(
+        &server,
+        "/features/user/user_profile?offset=60001&limit=1000&columns=user_id",
+    )
+    .await?;
+    let ids: Vec<i64> = page["data"]
+        .as_array()
+        .ok_or("data")?
+        .iter()
+        .filter_map(|r| r["user_id"].as_i64())
+        .collect();
+    assert_eq!(ids, pushed);
+    Ok(())
+}
