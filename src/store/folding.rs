@@ -13,14 +13,18 @@
 //!
 //! Without a running folder (the CLI, or a store opened by a test without a server), a push
 //! that brings a table to `compact_after_parts` parts folds it on the spot, as before.
+//! `POST /features/{group}/{name}/compact` ([`FeatureStore::compact`]) folds on request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::model::TableName;
-use crate::storage::StorageConfig;
+use super::online::{self, IndexCache};
+use super::{FeatureStore, Result, StoreError};
+use crate::cache::TieredCache;
+use crate::model::{GroupName, TableName};
+use crate::storage::{FoldOutcome, Storage, StorageConfig, StorageError};
 
 /// Longest a failed fold waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -237,6 +241,82 @@ pub(super) fn start(
         queue,
         thread: Some(thread),
     })
+}
+
+impl FeatureStore {
+    /// Starts folding pushed parts into table files in the background (see `folding`),
+    /// beginning with the tables that already have parts; dropping the guard stops it.
+    pub fn start_folding(&self) -> std::io::Result<FoldGuard> {
+        let waiting = self
+            .storage
+            .list()
+            .into_iter()
+            .filter(|t| t.file.part_count() > 0)
+            .map(|t| (t.name.clone(), t.file.part_count()))
+            .collect();
+        let store = self.clone();
+        start(
+            Arc::clone(&self.folds),
+            waiting,
+            move |name| match fold_table(&store.storage, &store.cache, &store.indexes, None, name) {
+                Ok(_) => FoldResult::Done,
+                Err(StoreError::Storage(StorageError::TableNotFound { .. })) => FoldResult::Gone,
+                Err(e) => {
+                    tracing::warn!(table = %name, error = %e, "could not fold pushed parts into the table file; will retry");
+                    FoldResult::Failed
+                }
+            },
+        )
+    }
+
+    /// Folds the pushed parts of `group/name` into its table file now (nothing to do is not an
+    /// error: the answer says 0 parts).
+    pub async fn compact(&self, group: GroupName, name: TableName) -> Result<FoldOutcome> {
+        let indexes = Arc::clone(&self.indexes);
+        self.blocking(move |s, c| fold_table(s, c, &indexes, Some(&group), &name))
+            .await
+    }
+}
+
+/// Folds a table's parts into its file, then carries its online index over (same rows) and
+/// drops its cached pages (their keys name the old snapshot: dead entries, freed at once).
+pub(super) fn fold_table(
+    storage: &Storage,
+    cache: &TieredCache,
+    indexes: &online::IndexCache,
+    group: Option<&GroupName>,
+    name: &TableName,
+) -> Result<FoldOutcome> {
+    let outcome = storage.fold(group, name)?;
+    if outcome.parts_folded > 0 {
+        online::retag(indexes, name.as_str(), outcome.before, outcome.after);
+        cache.invalidate_table(name.as_str());
+    }
+    Ok(outcome)
+}
+
+/// After an offline push that left `parts` parts on `view`'s table: tells the folder, or, with
+/// no folder running, folds here once the parts reach `storage.compact_after_parts` (a bound on
+/// the parts a table gathers). The rows are durable already, so a failed fold is logged, not
+/// the push's failure.
+pub(super) fn after_push(
+    folds: &FoldQueue,
+    storage: &Storage,
+    cache: &TieredCache,
+    indexes: &IndexCache,
+    view: &str,
+    parts: usize,
+) {
+    let Ok(name) = view.parse::<TableName>() else {
+        return;
+    };
+    if parts > 0
+        && !folds.pushed(&name, parts)
+        && parts >= folds.max_parts()
+        && let Err(e) = fold_table(storage, cache, indexes, None, &name)
+    {
+        tracing::warn!(table = %name, error = %e, "could not fold pushed parts");
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod error;
 mod folding;
 mod historical;
 mod materialize;
+mod null_types;
 mod online;
 mod push;
 
@@ -43,7 +44,7 @@ use crate::model::{Entity, FeatureView, GroupName, RegistryDocument, TableName, 
 use crate::online::ViewIndex;
 use crate::online::durable::OnlineDb;
 use crate::registry::Registry;
-use crate::storage::{LogicalType, Storage, StorageConfig, TableHandle};
+use crate::storage::{Storage, StorageConfig, TableHandle};
 
 /// A page of a table, as asked for.
 #[derive(Debug, Clone)]
@@ -200,41 +201,6 @@ impl FeatureStore {
         })
     }
 
-    /// Starts folding pushed parts into table files in the background (see `folding`),
-    /// beginning with the tables that already have parts; dropping the guard stops it.
-    pub fn start_folding(&self) -> std::io::Result<FoldGuard> {
-        let waiting = self
-            .storage
-            .list()
-            .into_iter()
-            .filter(|t| t.file.part_count() > 0)
-            .map(|t| (t.name.clone(), t.file.part_count()))
-            .collect();
-        let store = self.clone();
-        folding::start(
-            Arc::clone(&self.folds),
-            waiting,
-            move |name| match fold_table(&store.storage, &store.cache, &store.indexes, None, name) {
-                Ok(_) => folding::FoldResult::Done,
-                Err(StoreError::Storage(StorageError::TableNotFound { .. })) => {
-                    folding::FoldResult::Gone
-                }
-                Err(e) => {
-                    tracing::warn!(table = %name, error = %e, "could not fold pushed parts into the table file; will retry");
-                    folding::FoldResult::Failed
-                }
-            },
-        )
-    }
-
-    /// Folds the pushed parts of `group/name` into its table file now (nothing to do is not an
-    /// error: the answer says 0 parts).
-    pub async fn compact(&self, group: GroupName, name: TableName) -> Result<FoldOutcome> {
-        let indexes = Arc::clone(&self.indexes);
-        self.blocking(move |s, c| fold_table(s, c, &indexes, Some(&group), &name))
-            .await
-    }
-
     /// Runs a blocking closure on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -324,7 +290,7 @@ impl FeatureStore {
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
         let registry = Arc::clone(&self.registry);
-        let null_types = registered_types(&registry.snapshot(), &name);
+        let null_types = null_types::registered_types(&registry.snapshot(), &name);
         self.blocking(move |s, c| {
             let outcome = s.save_records_typed(&group, &name, &records, declaration, &null_types);
             c.invalidate_table(name.as_str());
@@ -532,16 +498,8 @@ impl FeatureStore {
                 offline: Some(appended),
                 ..
             }) = &outcome
-                && appended.parts > 0
-                && let Ok(name) = view.name.parse::<TableName>()
-                && !folds.pushed(&name, appended.parts)
-                && appended.parts >= folds.max_parts()
             {
-                // No background folder: fold here, as a bound on the parts a table gathers.
-                // The rows are durable already, so a failure is logged, not the push's.
-                if let Err(e) = fold_table(s, c, &indexes, None, &name) {
-                    tracing::warn!(table = %name, error = %e, "could not fold pushed parts");
-                }
+                folding::after_push(&folds, s, c, &indexes, &view.name, appended.parts);
             }
             outcome
         })
@@ -799,47 +757,6 @@ fn register_inferred(storage: &Storage, registry: &Registry, group: &GroupName, 
     if let Err(e) = registry.apply(doc, &|g, n| table_columns(storage, g, n)) {
         tracing::warn!(table = %name, error = %e, "could not register the saved table as a feature view");
     }
-}
-
-/// The column types the registry knows for table `name`: its view's declared feature types,
-/// and the value types of entities whose join keys it may hold. A saved column of only nulls
-/// takes them instead of staying typed null.
-fn registered_types(registry: &RegistryDocument, name: &TableName) -> Vec<(String, LogicalType)> {
-    let mut types: Vec<(String, LogicalType)> = registry
-        .feature_views
-        .iter()
-        .filter(|v| v.name == name.as_str())
-        .flat_map(|v| &v.features)
-        .filter_map(|f| {
-            let t = f.dtype.as_deref().and_then(LogicalType::from_dtype)?;
-            Some((f.name.clone(), t))
-        })
-        .collect();
-    types.extend(registry.entities.iter().map(|e| {
-        let t = match e.value_type {
-            ValueType::Int64 => LogicalType::Int64,
-            ValueType::String => LogicalType::String,
-        };
-        (e.join_key().to_owned(), t)
-    }));
-    types
-}
-
-/// Folds a table's parts into its file, then carries its online index over (same rows) and
-/// drops its cached pages (their keys name the old snapshot: dead entries, freed at once).
-fn fold_table(
-    storage: &Storage,
-    cache: &TieredCache,
-    indexes: &online::IndexCache,
-    group: Option<&GroupName>,
-    name: &TableName,
-) -> Result<FoldOutcome> {
-    let outcome = storage.fold(group, name)?;
-    if outcome.parts_folded > 0 {
-        online::retag(indexes, name.as_str(), outcome.before, outcome.after);
-        cache.invalidate_table(name.as_str());
-    }
-    Ok(outcome)
 }
 
 fn refresh_tree(storage: &Storage, cache: &TieredCache) -> Vec<String> {
