@@ -469,3 +469,33 @@ async fn pushes_racing_a_fold_are_all_kept_in_the_table_file() -> TestResult {
     assert_eq!(ids, pushed);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_all_null_column_takes_the_type_its_view_declares() -> TestResult {
+    let server = TestServer::start_with(hold_folds)?;
+    let scores = |score: Value| {
+        json!({"entity_key": ["user_id"], "records": [
+            {"user_id": 1, "score": score, "event_timestamp": T0_MINUS_1H},
+        ]})
+    };
+    server.save("user", "user_scores", scores(json!(3))).await?;
+    server
+        .apply(&json!({
+            "entities": [{"name": "user_id", "value_type": "int64"}],
+            "feature_views": [{"name": "user_scores", "group": "user", "entities": ["user_id"],
+                               "timestamp_field": "event_timestamp",
+                               "features": [{"name": "score", "dtype": "int64"}]}],
+        }))
+        .await?;
+    // Deleted and saved again with only nulls: the view still says int64.
+    let (status, body) = server.delete("/features/user/user_scores").await?;
+    assert_eq!(status, 200, "{body}");
+    server
+        .save("user", "user_scores", scores(Value::Null))
+        .await?;
+    let info = get_ok(&server, "/features/user/user_scores/info").await?;
+    let score = &info["storage_info"]["columns"][1];
+    assert_eq!(score["name"], "score");
+    assert_eq!(score["logical_type"], "int64");
+    Ok(())
+}

@@ -1081,3 +1081,38 @@ async fn recreating_a_deleted_table_in_another_group_continues_the_version() -> 
     assert_eq!(body["version"], 3, "a name's versions never repeat: {body}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_demos_ages_and_ids_are_stored_as_signed_integers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().to_str().ok_or("a UTF-8 temporary path")?;
+    crate::common::featurestore_ok(&[
+        "demo",
+        "--data-dir",
+        root,
+        "--users",
+        "300",
+        "--movies",
+        "10",
+        "--interactions",
+        "100",
+        "--seed",
+        "5",
+    ])?;
+    let server = TestServer::start_on(dir, |_| {})?;
+    let types = stored_types(&server, "/features/user/user_profile/info").await?;
+    let of = |column: &str| {
+        types
+            .iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, t)| t.as_str())
+    };
+    // Ages 18 to 75: int8, so `age - 40` in pandas or NumPy cannot wrap around.
+    assert_eq!(of("age"), Some("int8"), "{types:?}");
+    assert_eq!(of("user_id"), Some("int16"), "{types:?}");
+    assert!(
+        types.iter().all(|(_, t)| !t.starts_with("uint")),
+        "{types:?}"
+    );
+    Ok(())
+}
