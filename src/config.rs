@@ -225,10 +225,11 @@ mod tests {
         for (key, value, named) in [
             ("STORAGE__FOLD_DELAY_MS", "60001", "storage.fold_delay_ms"),
             ("STORAGE__FOLD_MAX_SHARE", "0", "storage.fold_max_share"),
+            // Enum values are named by their choices (serde does not give the key here).
             (
                 "STORAGE__INTEGER_DOWNCAST",
                 "\"sometimes\"",
-                "integer_downcast",
+                "`signed`, `unsigned`, `never`",
             ),
         ] {
             let bad = Config::load(None, [(format!("FEATURESTORE__{key}"), value.to_owned())]);
