@@ -236,7 +236,15 @@ pub(super) fn start(
                     FoldResult::Failed => worker.retry(&table),
                 }
             }
-        })?;
+        });
+    let thread = match thread {
+        Ok(thread) => thread,
+        Err(e) => {
+            // Without the thread, pushes must go back to folding on their own.
+            queue.lock().running = false;
+            return Err(e);
+        }
+    };
     Ok(FoldGuard {
         queue,
         thread: Some(thread),
