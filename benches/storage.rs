@@ -1,5 +1,7 @@
 //! Storage benchmarks: save of 1 M interaction rows, a 100-row page deep into that table,
-//! a full read, and a 100 k-record JSON save.
+//! a full read, a 100 k-record JSON save, and the fold of one pushed part into the demo's
+//! 300 k-row `user_profile` (what the background folder does after a push; one thread, so its
+//! wall time is its CPU time).
 //!
 //! Run: `cargo bench --bench storage` (add `-- page` to run one group). Fixtures (the demo's
 //! interaction table, generated deterministically) are built outside the timed loops. The
@@ -10,9 +12,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use chrono::DateTime;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use featurestore::config::Config;
-use featurestore::demo::{DemoSpec, user_movie_interactions};
+use featurestore::demo::{DemoSpec, user_movie_interactions, user_profile};
 use featurestore::model::{GroupName, TableName};
 use featurestore::storage::{Declaration, RecordColumns, Storage, StorageConfig};
 
@@ -70,6 +72,12 @@ fn bench_storage(c: &mut Criterion) {
     });
     save.finish();
 
+    // With a filter that skips `save` (e.g. `-- fold`), the table is saved once here.
+    if storage.get(&name).is_err() {
+        storage
+            .save_batch(&group, &name, &table.batch, declaration())
+            .expect("save");
+    }
     let handle = storage.get(&name).expect("table saved");
     let all = handle.file.all_columns();
     let mut page = c.benchmark_group("page");
@@ -110,6 +118,42 @@ fn bench_storage(c: &mut Criterion) {
         })
     });
     ingest.finish();
+
+    // One pushed row (a part) folded into the 300 k-row user_profile, as after a push.
+    let profile = user_profile(&spec(ROWS)).expect("demo data");
+    let (user, profile_name): (GroupName, TableName) = (
+        "user".parse().expect("valid group"),
+        "user_profile".parse().expect("valid name"),
+    );
+    let keyed = Declaration {
+        entity_key: Some(vec!["user_id".into()]),
+        timestamp_field: Some("event_timestamp".into()),
+        ..Declaration::default()
+    };
+    storage
+        .save_batch(&user, &profile_name, &profile.batch, keyed)
+        .expect("save user_profile");
+    let pushed = profile.batch.slice(0, 1);
+    let mut fold = c.benchmark_group("fold");
+    fold.sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    fold.throughput(Throughput::Elements(profile.batch.num_rows() as u64));
+    fold.bench_function("user_profile_300k_plus_one_part", |b| {
+        b.iter_batched(
+            || {
+                storage
+                    .append_batch(&user, &profile_name, &pushed, Declaration::default())
+                    .expect("append")
+            },
+            |_| {
+                storage
+                    .fold(Some(&user), black_box(&profile_name))
+                    .expect("fold")
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    fold.finish();
 }
 
 /// The first `rows` demo interactions as a JSON array of records.

@@ -222,5 +222,21 @@ mod tests {
             )],
         );
         assert!(matches!(bad, Err(ConfigError::Invalid(m)) if m.contains("api.max_page_limit")));
+        for (key, value, named) in [
+            ("STORAGE__FOLD_DELAY_MS", "60001", "storage.fold_delay_ms"),
+            ("STORAGE__FOLD_MAX_SHARE", "0", "storage.fold_max_share"),
+            // Enum values are named by their choices (serde does not give the key here).
+            (
+                "STORAGE__INTEGER_DOWNCAST",
+                "\"sometimes\"",
+                "`signed`, `unsigned`, `never`",
+            ),
+        ] {
+            let bad = Config::load(None, [(format!("FEATURESTORE__{key}"), value.to_owned())]);
+            assert!(
+                matches!(&bad, Err(ConfigError::Invalid(m)) if m.contains(named)),
+                "{key}: {bad:?}"
+            );
+        }
     }
 }

@@ -95,6 +95,14 @@ pub async fn run(
             None
         }
     };
+    // Pushed rows reach the plain table files within `storage.fold_delay_ms` of the last push.
+    let _fold = match store.start_folding() {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the background folder; pushed parts are folded every storage.compact_after_parts pushes");
+            None
+        }
+    };
     let data = web::Data::new(state);
     let workers = if config.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())

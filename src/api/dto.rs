@@ -335,7 +335,7 @@ pub struct ColumnStorageInfo {
     #[schema(example = "int64")]
     pub logical_type: String,
     /// Type in the Parquet file after downcasting.
-    #[schema(example = "uint8")]
+    #[schema(example = "int8")]
     pub stored_type: String,
 }
 

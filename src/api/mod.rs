@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod body;
+mod compact;
 pub mod dto;
 pub mod error;
 mod features;
@@ -182,6 +183,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(
             resource("/features/{group}/{name}/info").route(web::get().to(features::table_info)),
+        )
+        .service(
+            resource("/features/{group}/{name}/compact")
+                .route(web::post().to(compact::compact_table)),
         );
 }
 

@@ -8,6 +8,7 @@ use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::{RefOr, Response};
 
 use super::auth::docs::SecurityDocs;
+use super::compact;
 use super::dto;
 use super::error::{FieldError, PROBLEM_JSON, Problem};
 use super::features;
@@ -30,6 +31,7 @@ use super::registry;
         features::save_table,
         features::table_info,
         features::delete_table,
+        compact::compact_table,
         features::batch,
         online::get_online_features,
         push::push,

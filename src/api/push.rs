@@ -95,9 +95,12 @@ pub struct OfflineWrite {
     pub version: u64,
     /// Rows in the table now.
     pub total_rows: u64,
-    /// Appended part files not yet folded into the table file.
+    /// Appended part files not yet folded into the table file (the server folds them in the
+    /// background, `storage.fold_delay_ms` after the table's last push).
     pub parts: usize,
-    /// Whether this push folded the parts into a new table file.
+    /// Whether this push rewrote the table file instead of appending a part: a value needed a
+    /// wider stored type than the table had (or a column that held only nulls got its first
+    /// values), and parts always share the table file's stored types.
     pub compacted: bool,
 }
 
@@ -119,8 +122,12 @@ pub struct PushResponse {
 /// Push rows to a feature view (Feast-compatible).
 ///
 /// The rows are validated against the view's table first; on any error nothing is written.
-/// Offline rows are appended as a part file (no rewrite of the table); online rows are stored
-/// durably in the online store. Either way the next `/get-online-features` sees them.
+/// Offline rows are appended as a part file (no rewrite of the table) and folded into the
+/// table file in the background, `storage.fold_delay_ms` after the table's last push (or at
+/// once with `POST /features/{group}/{name}/compact`); online rows are stored durably in the
+/// online store. Either way the next `/get-online-features` sees them. A value that needs a
+/// wider type than the table stores, or the first values of a column that held only nulls,
+/// widen the table's stored type.
 #[utoipa::path(
     post, path = "/push", tag = "serving",
     request_body = PushBody,

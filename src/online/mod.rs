@@ -542,6 +542,23 @@ impl ViewIndex {
         })
     }
 
+    /// The same index, marked as built from another snapshot of the same rows: a fold
+    /// rewrites a table's parts into its file without changing a row, and an index rebuilt
+    /// for it would only cost a full scan.
+    pub fn retagged(&self, version: u64, snapshot: u64) -> Self {
+        Self {
+            view: self.view.clone(),
+            version,
+            snapshot,
+            join_keys: self.join_keys.clone(),
+            valid_until: self.valid_until,
+            key_is_int: self.key_is_int.clone(),
+            has_created: self.has_created,
+            base: Arc::clone(&self.base),
+            overlay: self.overlay.clone(),
+        }
+    }
+
     /// Every indexed row (the latest per key), base and overlay merged, in the index layout:
     /// what materialization persists.
     pub fn latest_rows(&self, now_micros: i64) -> Result<RecordBatch, StorageError> {
@@ -704,7 +721,10 @@ where
                 };
                 let status = if ttl_micros.is_some_and(|ttl| ts < now_micros.saturating_sub(ttl)) {
                     FieldStatus::OutsideMaxAge
-                } else if column.is_null(hit.row as usize) {
+                } else if column.is_null(hit.row as usize)
+                    // A column typed null has no validity buffer: `is_null` says false.
+                    || column.data_type() == &arrow::datatypes::DataType::Null
+                {
                     FieldStatus::NullValue
                 } else {
                     FieldStatus::Present

@@ -48,6 +48,21 @@ impl LogicalType {
         }
     }
 
+    /// The logical type a registry `dtype` names (`int64`, `float64`, `float32`, `string`,
+    /// `bool`, `timestamp[us, UTC]`), as `dtype_name` spells them.
+    pub fn from_dtype(dtype: &str) -> Option<Self> {
+        [
+            LogicalType::Int64,
+            LogicalType::Float64,
+            LogicalType::Float32,
+            LogicalType::String,
+            LogicalType::Bool,
+            LogicalType::Timestamp,
+        ]
+        .into_iter()
+        .find(|t| dtype_name(&t.arrow_type()).eq_ignore_ascii_case(dtype.trim()))
+    }
+
     /// The logical type for an Arrow type, if it is one featurestore writes.
     pub fn from_arrow(data_type: &DataType) -> Option<Self> {
         Some(match data_type {

@@ -13,6 +13,7 @@ mod convert;
 mod downcast;
 mod duplicates;
 mod error;
+mod fold;
 mod layout;
 mod meta;
 mod presence;
@@ -34,18 +35,19 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
 pub use convert::{parse_timestamp_micros, records_to_batch};
-pub use downcast::{DowncastPolicy, FloatDowncast, downcast};
+pub use downcast::{DowncastPolicy, FloatDowncast, IntegerDowncast, downcast};
 pub use duplicates::DuplicateTable;
 pub use error::{Result, StorageError};
+pub use fold::FoldOutcome;
 pub use layout::{DEFAULT_GROUPS, Layout};
 pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, micros_type, timestamp_type};
 pub use records::{JsonScalar, RecordColumns};
 pub use table::TableFile;
-pub use typed::json_columns_to_batch;
+pub use typed::{json_columns_to_batch, logical_schema};
 
 use crate::model::{GroupName, TableName, infer_group};
+use downcast::downcast_onto;
 use meta::Sidecar;
-use reader::ParquetFile;
 use writer::{WriteSettings, sync_dir, write_json, write_table};
 
 /// Writes a JSON document atomically (temp file, fsync, rename), for metadata kept beside the
@@ -67,15 +69,22 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// `lossless`, `always` or `never`.
     pub float_downcast: FloatDowncast,
+    /// `signed`, `unsigned` or `never`.
+    pub integer_downcast: IntegerDowncast,
     /// Strings are stored as dictionaries when distinct / total is below this.
     pub dictionary_ratio: f64,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     /// Rows per Parquet data page.
     pub page_rows: usize,
-    /// Appended parts a table may have before the next append compacts them into its base
-    /// file (one rewrite per this many pushes).
+    /// Pushed parts a table may gather under steady pushes before they are folded into its
+    /// file without waiting for a quiet moment.
     pub compact_after_parts: usize,
+    /// Quiet time after a table's last push before its parts are folded into its file.
+    pub fold_delay_ms: u64,
+    /// Most of the time background folds of one table may take, as a share of wall time:
+    /// after a fold that took `d`, the table's next one waits at least `d × (1 / share − 1)`.
+    pub fold_max_share: f64,
 }
 
 impl StorageConfig {
@@ -93,12 +102,19 @@ impl StorageConfig {
         if self.compact_after_parts == 0 {
             return Err("storage.compact_after_parts must be at least 1".into());
         }
+        if self.fold_delay_ms > 60_000 {
+            return Err("storage.fold_delay_ms must be at most 60000 (one minute)".into());
+        }
+        if !(self.fold_max_share > 0.0 && self.fold_max_share <= 1.0) {
+            return Err("storage.fold_max_share must be above 0 and at most 1".into());
+        }
         Ok(())
     }
 
     fn policy(&self) -> DowncastPolicy {
         DowncastPolicy {
             float: self.float_downcast,
+            integer: self.integer_downcast,
             dictionary_ratio: self.dictionary_ratio,
         }
     }
@@ -109,6 +125,14 @@ impl StorageConfig {
             page_rows: self.page_rows,
         }
     }
+}
+
+/// A table file's content, narrowed and described, about to be written.
+struct PreparedSave {
+    path: PathBuf,
+    stored: RecordBatch,
+    meta: TableMeta,
+    created: bool,
 }
 
 /// Entity key and timestamp field a writer declares for a table (both optional).
@@ -376,6 +400,21 @@ impl Storage {
         records: &RecordColumns,
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
+        self.save_records_typed(group, name, records, declaration, &[])
+    }
+
+    /// [`Storage::save_records`], with types for columns whose values are all null: such a
+    /// column takes the type `null_types` names for it (from the registry), else the type it
+    /// had in the table being replaced, else stays typed null until a push brings values.
+    /// A column typed null could never say which values it lacks, nor take pushed values.
+    pub fn save_records_typed(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        records: &RecordColumns,
+        declaration: Declaration,
+        null_types: &[(String, LogicalType)],
+    ) -> Result<SaveOutcome> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let existing = self.existing_for_write(group, name)?;
@@ -401,6 +440,7 @@ impl Storage {
             .map(String::as_str)
             .collect();
         let batch = convert::records_to_batch_with(records, &timestamp_fields)?;
+        let batch = type_null_columns(batch, null_types, existing.as_deref())?;
         let declaration = Declaration {
             timestamp_field,
             ..declaration
@@ -492,218 +532,6 @@ impl Storage {
         ok
     }
 
-    /// Appends rows to `group/name` as a new part file: the cost of a push is the size of the
-    /// push, not of the table. `batch` must have the table's columns (in any order) with
-    /// types that fit the table's. Every `storage.compact_after_parts` appends, the parts are
-    /// folded into a new base file (an atomic replace, like any save). A table that does not
-    /// exist yet is created from the batch, with `declaration`.
-    pub fn append_batch(
-        &self,
-        group: &GroupName,
-        name: &TableName,
-        batch: &RecordBatch,
-        declaration: Declaration,
-    ) -> Result<AppendOutcome> {
-        let lock = self.write_lock(name);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(current) = self.existing_for_write(group, name)? else {
-            let saved = self.save_locked(group, name, batch, declaration, None)?;
-            return Ok(AppendOutcome {
-                version: saved.version,
-                rows: saved.rows,
-                total_rows: saved.rows,
-                parts: 0,
-                compacted: false,
-                created: true,
-                appended_to: None,
-            });
-        };
-        let schema = current.file.schema();
-        let mut columns = Vec::with_capacity(schema.fields().len());
-        for field in schema.fields() {
-            let column = batch.column_by_name(field.name()).ok_or_else(|| {
-                StorageError::invalid(
-                    field.name(),
-                    None,
-                    format!(
-                        "column {:?} is missing; every column of the table is required",
-                        field.name()
-                    ),
-                )
-            })?;
-            columns.push((field.name().clone(), Arc::clone(column)));
-        }
-        if batch.num_columns() != columns.len() {
-            return Err(StorageError::invalid(
-                "",
-                None,
-                "the rows have columns the table does not have".into(),
-            ));
-        }
-        let ordered = RecordBatch::try_from_iter(columns)?;
-        let (stored, logical_columns) =
-            downcast(&typed::to_logical(&ordered)?, self.config.policy())?;
-        let version = current.version.max(self.latest_version(name)) + 1;
-        let base_id = current.file.base().base_id();
-        let parts_dir = self.layout.parts_dir(group, name, &base_id);
-        self.create_dirs_durably(&parts_dir)?;
-        let path = self
-            .layout
-            .part_path(group, name, &base_id, current.file.part_count() + 1);
-        let meta = TableMeta {
-            version,
-            entity_key: current.entity_key.clone(),
-            timestamp_field: current.timestamp_field.clone(),
-            columns: logical_columns,
-            arrow_bytes: ordered.get_array_memory_size() as u64,
-            written_at: rfc3339(SystemTime::now()),
-        };
-        write_table(&path, &stored, &meta, self.config.write_settings())?;
-        let file = current.file.with_part(ParquetFile::open(&path)?);
-        let sidecar = Sidecar {
-            version,
-            deleted: false,
-            row_count: file.row_count(),
-            file_size_bytes: file.file_size(),
-            table: file.meta().cloned(),
-            fingerprint: Some(file.fingerprint()),
-        };
-        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &sidecar) {
-            tracing::warn!(table = %name, error = %e, "could not write the table's sidecar");
-        }
-        let handle = Arc::new(TableHandle {
-            group: group.clone(),
-            name: name.clone(),
-            file,
-            version,
-            entity_key: current.entity_key.clone(),
-            timestamp_field: current.timestamp_field.clone(),
-        });
-        write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
-        let mut outcome = AppendOutcome {
-            version,
-            rows: ordered.num_rows() as u64,
-            total_rows: handle.file.row_count(),
-            parts: handle.file.part_count(),
-            compacted: false,
-            created: false,
-            appended_to: Some((current.version, current.file.snapshot_id())),
-        };
-        if handle.file.part_count() >= self.config.compact_after_parts {
-            // The parts are durable already: a failed compaction leaves a correct (if
-            // fragmented) table, so it is logged rather than failing the append.
-            match self.compact_locked(&handle) {
-                Ok(saved) => {
-                    outcome.version = saved.version;
-                    outcome.parts = 0;
-                    outcome.compacted = true;
-                }
-                Err(e) => {
-                    tracing::warn!(table = %name, error = %e, "could not compact appended parts")
-                }
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// Rewrites a table's base file and parts as one new base file.
-    fn compact_locked(&self, handle: &TableHandle) -> Result<SaveOutcome> {
-        let started = std::time::Instant::now();
-        let rows = handle.file.read_all(&handle.file.all_columns())?;
-        let rows = typed::to_logical(&rows)?;
-        let declaration = Declaration {
-            entity_key: (!handle.entity_key.is_empty()).then(|| handle.entity_key.clone()),
-            timestamp_field: handle.timestamp_field.clone(),
-            ..Declaration::default()
-        };
-        let existing = self.peek(&handle.name);
-        let saved = self.save_locked(&handle.group, &handle.name, &rows, declaration, existing)?;
-        tracing::info!(table = %handle.name, rows = saved.rows, millis = started.elapsed().as_millis() as u64, "compacted appended parts into the table file");
-        Ok(saved)
-    }
-
-    /// Creates `dir` and its missing parents, syncing each parent so the new entries survive
-    /// a crash along with the files later written into them.
-    fn create_dirs_durably(&self, dir: &Path) -> Result<()> {
-        if dir.is_dir() {
-            return Ok(());
-        }
-        if let Some(parent) = dir.parent() {
-            self.create_dirs_durably(parent)?;
-        }
-        match fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StorageError::io(dir, e)),
-        }
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
-        }
-        Ok(())
-    }
-
-    /// Opens a base file with the parts appended to it, in append order.
-    fn open_with_parts(
-        &self,
-        group: &GroupName,
-        name: &TableName,
-        path: &Path,
-    ) -> Result<TableFile> {
-        let base = ParquetFile::open(path)?;
-        let dir = self.layout.parts_dir(group, name, &base.base_id());
-        let mut part_paths: Vec<PathBuf> = fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_str().is_some_and(Layout::is_part_file))
-            .map(|e| e.path())
-            .collect();
-        part_paths.sort();
-        let parts = part_paths
-            .iter()
-            .map(|p| ParquetFile::open(p))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(TableFile::from_segments(base, parts))
-    }
-
-    /// Removes the appended parts of `group/name`, except those of the base file `keep`.
-    /// Best effort: leftovers are invisible (they belong to no current base file) and are
-    /// swept at the next start.
-    fn remove_parts(&self, group: &GroupName, name: &TableName, keep: Option<&str>) {
-        let dir = self.layout.appends_dir(group, name);
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if keep.is_some_and(|k| entry.file_name().to_str() == Some(k)) {
-                continue;
-            }
-            if let Err(e) = fs::remove_dir_all(entry.path()) {
-                tracing::warn!(path = %entry.path().display(), error = %e, "could not remove parts of a replaced table file");
-            }
-        }
-        if keep.is_none() {
-            let _ = fs::remove_dir(&dir);
-        }
-    }
-
-    /// At start-up: drops parts that belong to no current base file (a crash between a
-    /// replace and the removal of the old parts) and temporary files of interrupted appends.
-    /// Parts of tables that did not load are kept: their base file may only be unreadable
-    /// for now.
-    fn sweep_orphan_parts(&self) {
-        for table in self.list() {
-            let base_id = table.file.base().base_id();
-            self.remove_parts(&table.group, &table.name, Some(&base_id));
-            let dir = self.layout.parts_dir(&table.group, &table.name, &base_id);
-            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if entry.file_name().to_str().is_some_and(Layout::is_temp_file) {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-    }
-
     fn write_lock(&self, name: &TableName) -> Arc<Mutex<()>> {
         let mut locks = self.write_locks.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(locks.entry(name.clone()).or_default())
@@ -737,13 +565,46 @@ impl Storage {
         declaration: Declaration,
         existing: Option<Arc<TableHandle>>,
     ) -> Result<SaveOutcome> {
+        let prepared = self.prepare_save(
+            group,
+            name,
+            batch,
+            declaration,
+            existing.as_deref(),
+            None,
+            false,
+        )?;
+        write_table(
+            &prepared.path,
+            &prepared.stored,
+            &prepared.meta,
+            self.config.write_settings(),
+        )?;
+        self.install_save(group, name, prepared)
+    }
+
+    /// Checks a logical batch about to become `group/name`'s file and narrows it: to the
+    /// types of `keep_types` where the values fit them (a fold keeps the table's stored types),
+    /// else by the downcast rules. The file gets the next version, or `existing`'s with
+    /// `same_rows` (a fold that changes no row: cached pages of that version stay true).
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_save(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+        existing: Option<&TableHandle>,
+        keep_types: Option<&arrow::datatypes::Schema>,
+        same_rows: bool,
+    ) -> Result<PreparedSave> {
         let columns: Vec<String> = batch
             .schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let entity_key = resolve_entity_key(&columns, declaration.entity_key, existing.as_deref())?;
+        let entity_key = resolve_entity_key(&columns, declaration.entity_key, existing)?;
         for key in &entity_key {
             check_entity_key_type(batch, key)?;
         }
@@ -759,13 +620,12 @@ impl Storage {
                 ));
             }
         }
-        let sidecar_path = self.layout.sidecar_path(group, name);
-        let previous_version = existing
-            .as_ref()
-            .map_or(0, |h| h.version)
-            .max(self.latest_version(name));
-        let version = previous_version + 1;
-        let (stored, logical_columns) = downcast(batch, self.config.policy())?;
+        let latest = self.latest_version(name);
+        let version = match existing {
+            Some(h) if same_rows && h.version >= latest => h.version,
+            _ => existing.map_or(0, |h| h.version).max(latest) + 1,
+        };
+        let (stored, logical_columns) = downcast_onto(batch, self.config.policy(), keep_types)?;
         let meta = TableMeta {
             version,
             entity_key: entity_key.clone(),
@@ -774,9 +634,32 @@ impl Storage {
             arrow_bytes: batch.get_array_memory_size() as u64,
             written_at: rfc3339(SystemTime::now()),
         };
-        let path = self.layout.table_path(group, name);
-        write_table(&path, &stored, &meta, self.config.write_settings())?;
+        Ok(PreparedSave {
+            path: self.layout.table_path(group, name),
+            stored,
+            meta,
+            created: existing.is_none(),
+        })
+    }
+
+    /// Opens a table file just written from `prepared` and makes it the current snapshot:
+    /// sidecar, catalog, and the removal of the parts the replaced file had.
+    fn install_save(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        prepared: PreparedSave,
+    ) -> Result<SaveOutcome> {
+        let PreparedSave {
+            path,
+            meta,
+            created,
+            ..
+        } = prepared;
         let file = TableFile::open(&path)?;
+        let version = meta.version;
+        let entity_key = meta.entity_key.clone();
+        let timestamp_field = meta.timestamp_field.clone();
         let sidecar = Sidecar {
             version,
             deleted: false,
@@ -785,17 +668,17 @@ impl Storage {
             table: Some(meta),
             fingerprint: Some(file.fingerprint()),
         };
-        if let Err(e) = write_json(&sidecar_path, &sidecar) {
+        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &sidecar) {
             // The footer is the authority; a stale sidecar only costs a readable copy.
             tracing::warn!(table = %name, error = %e, "could not write the table's sidecar");
         }
         let outcome = SaveOutcome {
-            created: existing.is_none(),
+            created,
             version,
             rows: file.row_count(),
             relative_path: self.layout.relative_table_path(group, name),
             entity_key: entity_key.clone(),
-            timestamp_field: declaration.timestamp_field.clone(),
+            timestamp_field: timestamp_field.clone(),
         };
         let handle = TableHandle {
             group: group.clone(),
@@ -803,7 +686,7 @@ impl Storage {
             file,
             version,
             entity_key,
-            timestamp_field: declaration.timestamp_field,
+            timestamp_field,
         };
         write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
         self.mark_readable(name);
@@ -1070,6 +953,53 @@ fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Each update of the guarded map is one insert or remove: a poisoned one is consistent.
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `batch` with each all-null column retyped: as `hints` says, else as in `existing`.
+fn type_null_columns(
+    batch: RecordBatch,
+    hints: &[(String, LogicalType)],
+    existing: Option<&TableHandle>,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Null)
+    {
+        return Ok(batch);
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut arrays = Vec::with_capacity(schema.fields().len());
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        let hinted = hints
+            .iter()
+            .find(|(column, _)| column == field.name())
+            .map(|(_, t)| t.arrow_type())
+            .or_else(|| {
+                existing
+                    .and_then(|h| h.file.schema().field_with_name(field.name()).ok())
+                    .map(|f| f.data_type().clone())
+            })
+            .filter(|t| t != &DataType::Null && LogicalType::from_arrow(t).is_some());
+        match hinted {
+            Some(t) if field.data_type() == &DataType::Null => {
+                fields.push(arrow::datatypes::Field::new(field.name(), t.clone(), true));
+                arrays.push(arrow::array::new_null_array(&t, batch.num_rows()));
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                arrays.push(Arc::clone(array));
+            }
+        }
+    }
+    let options =
+        arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        arrays,
+        &options,
+    )?)
 }
 
 fn default_if_present(columns: &[String], default: &str) -> Option<String> {

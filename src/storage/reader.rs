@@ -104,6 +104,12 @@ impl ChunkReader for PreadFile {
     }
 }
 
+/// The id of a base file featurestore wrote with `version` in its footer: the name of the
+/// folder its parts live in.
+pub(super) fn base_id_of(version: u64) -> String {
+    format!("v{version}")
+}
+
 /// One Parquet file (a table's base file or one of its appended parts), open for reading.
 #[derive(Debug, Clone)]
 pub struct ParquetFile {
@@ -165,7 +171,7 @@ impl ParquetFile {
     /// the previous file's parts behind, as a replace must).
     pub fn base_id(&self) -> String {
         match &self.meta {
-            Some(meta) => format!("v{}", meta.version),
+            Some(meta) => base_id_of(meta.version),
             None => format!("f{:016x}", self.snapshot_id),
         }
     }

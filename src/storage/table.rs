@@ -62,6 +62,11 @@ impl TableFile {
         &self.base
     }
 
+    /// The appended parts, in append order.
+    pub(super) fn parts(&self) -> &[ParquetFile] {
+        &self.parts
+    }
+
     /// The base file's path.
     pub fn path(&self) -> &Path {
         self.base.path()

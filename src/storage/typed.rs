@@ -81,8 +81,9 @@ pub fn json_columns_to_batch(
                 ),
             ));
         }
-        arrays.push(column(name, values, field.data_type())?);
-        fields.push(Field::new(field.name(), field.data_type().clone(), true));
+        let array = column(name, values, field.data_type())?;
+        fields.push(Field::new(field.name(), array.data_type().clone(), true));
+        arrays.push(array);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     Ok(RecordBatch::try_new_with_options(
@@ -118,13 +119,21 @@ fn column(name: &str, values: &[Value], target: &DataType) -> Result<ArrayRef> {
         })
     };
     match target {
-        DataType::Null => match values.iter().position(|v| !v.is_null()) {
+        // A column that held only nulls has no type yet: the first values pushed give it one
+        // (the table is widened to it when the rows are written).
+        DataType::Null => match values.iter().find(|v| !v.is_null()) {
             None => Ok(new_null_array(target, values.len())),
-            Some(row) => Err(mismatch(
+            Some(Value::Bool(_)) => column(name, values, &DataType::Boolean),
+            Some(Value::String(_)) => column(name, values, &DataType::Utf8),
+            Some(Value::Number(_)) if values.iter().all(|v| v.is_null() || v.is_i64()) => {
+                column(name, values, &DataType::Int64)
+            }
+            Some(Value::Number(_)) => column(name, values, &DataType::Float64),
+            Some(other) => Err(mismatch(
                 name,
-                row,
-                &values[row],
-                "null (the column holds only nulls)",
+                values.iter().position(|v| !v.is_null()).unwrap_or(0),
+                other,
+                "a number, a string or a boolean",
             )),
         },
         t if t.is_integer() => {
@@ -228,6 +237,32 @@ fn unsupported(name: &str, target: &DataType) -> StorageError {
     )
 }
 
+/// The logical type values of a stored or served type are handled in: integers as Int64,
+/// strings as Utf8, timestamps as µs UTC.
+fn logical_type(data_type: &DataType) -> DataType {
+    match data_type {
+        t if t.is_integer() => DataType::Int64,
+        DataType::Float16 => DataType::Float32,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+            DataType::Utf8
+        }
+        DataType::Timestamp(_, _) => super::meta::timestamp_type(),
+        other => other.clone(),
+    }
+}
+
+/// `schema` with logical types: what pushed values are checked against, so that a value the
+/// table's narrower stored type cannot hold widens the table instead of being refused.
+pub fn logical_schema(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), logical_type(f.data_type()), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// The batch with each column in its logical type (the types featurestore writes): integers
 /// as Int64, strings as Utf8, timestamps as µs UTC. Used before writing rows of a table
 /// another tool created, whose served types may be narrower.
@@ -239,16 +274,7 @@ pub fn to_logical(batch: &RecordBatch) -> Result<RecordBatch> {
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut arrays = Vec::with_capacity(batch.num_columns());
     for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
-        let logical = match array.data_type() {
-            t if t.is_integer() => DataType::Int64,
-            DataType::Float16 => DataType::Float32,
-            DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Dictionary(_, _) => DataType::Utf8,
-            DataType::Timestamp(_, _) => super::meta::timestamp_type(),
-            other => other.clone(),
-        };
+        let logical = logical_type(array.data_type());
         let array = if array.data_type() == &logical {
             Arc::clone(array)
         } else {

@@ -6,7 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -30,21 +30,51 @@ pub struct WriteSettings {
 
 /// Writes `path` atomically with whatever `fill` writes into the temporary file.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&File) -> Result<()>) -> Result<()> {
+    stage(path, fill)?.commit()
+}
+
+/// A complete, synced temporary file waiting to be renamed onto its target. Dropping it
+/// without [`Staged::commit`] removes it, so a write that lost a race leaves nothing behind.
+#[derive(Debug)]
+pub struct Staged {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Renames the file onto its target and makes the rename durable.
+    pub fn commit(mut self) -> Result<()> {
+        let dir = self.target.parent().unwrap_or_else(|| Path::new("."));
+        fs::rename(&self.temp, &self.target).map_err(|e| StorageError::io(&self.target, e))?;
+        self.committed = true;
+        sync_dir(dir)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: start-up sweeps temporary files a failed removal leaves.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Writes whatever `fill` writes into a synced temporary file beside `path`, not yet renamed.
+pub fn stage(path: &Path, fill: impl FnOnce(&File) -> Result<()>) -> Result<Staged> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-    let temp = Layout::temp_path_for(path);
-    let result = (|| {
-        let file = File::create(&temp).map_err(|e| StorageError::io(&temp, e))?;
-        fill(&file)?;
-        file.sync_all().map_err(|e| StorageError::io(&temp, e))?;
-        fs::rename(&temp, path).map_err(|e| StorageError::io(path, e))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        // Best effort: the temporary may not exist if creating it was what failed.
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    let staged = Staged {
+        temp: Layout::temp_path_for(path),
+        target: path.to_owned(),
+        committed: false,
+    };
+    let file = File::create(&staged.temp).map_err(|e| StorageError::io(&staged.temp, e))?;
+    fill(&file)?;
+    file.sync_all()
+        .map_err(|e| StorageError::io(&staged.temp, e))?;
+    Ok(staged)
 }
 
 /// Makes a rename or unlink in `dir` durable.
@@ -61,6 +91,16 @@ pub fn write_table(
     meta: &TableMeta,
     settings: WriteSettings,
 ) -> Result<()> {
+    stage_table(path, batch, meta, settings)?.commit()
+}
+
+/// Like [`write_table`], but leaves the file staged for the caller to commit.
+pub fn stage_table(
+    path: &Path,
+    batch: &RecordBatch,
+    meta: &TableMeta,
+    settings: WriteSettings,
+) -> Result<Staged> {
     let meta_json = serde_json::to_string(meta).map_err(|source| StorageError::Metadata {
         path: path.to_owned(),
         source,
@@ -72,7 +112,7 @@ pub fn write_table(
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_owned(), meta_json)]))
         .build();
-    write_atomic(path, |file| {
+    stage(path, |file| {
         let parquet_err = |e| write_error(path, e);
         let mut writer = ArrowWriter::try_new(BufWriter::new(file), batch.schema(), Some(props))
             .map_err(parquet_err)?;

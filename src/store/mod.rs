@@ -7,8 +7,10 @@
 
 mod batch;
 mod error;
+mod folding;
 mod historical;
 mod materialize;
+mod null_types;
 mod online;
 mod push;
 mod registration;
@@ -23,13 +25,14 @@ pub use crate::online::{FeatureColumn, FieldStatus};
 pub use crate::registry::{
     ApplyReport, Invalid, Referrers, RegistryError, SyncStatus, TableReferences, ViewSync,
 };
-pub use crate::storage::AppendOutcome;
+pub use crate::storage::{AppendOutcome, FoldOutcome};
 pub use crate::storage::{
     ColumnInfo, Declaration, DuplicateTable, RecordColumns, SaveOutcome, StorageError, TableInfo,
     UnreadableTable, dtype_name, parse_timestamp_micros,
 };
 pub use batch::EntityId;
 pub use error::{NameKind, Result, StoreError};
+pub use folding::FoldGuard;
 pub use historical::{
     ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, to_parquet_bytes,
 };
@@ -183,11 +186,14 @@ pub struct FeatureStore {
     clock: Arc<dyn Clock>,
     started: Instant,
     max_batch_rows: u64,
+    /// Tables whose pushed parts wait to be folded into their files.
+    folds: Arc<folding::FoldQueue>,
 }
 
 impl FeatureStore {
     /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
     pub fn open(options: StoreOptions) -> Result<Self> {
+        let folds = Arc::new(folding::FoldQueue::new(&options.storage));
         let storage = Storage::open(options.storage)?;
         let mut cache_config = options.cache;
         if options.local_databases != LocalDatabases::All {
@@ -224,6 +230,7 @@ impl FeatureStore {
             clock: options.clock,
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
+            folds,
         })
     }
 
@@ -340,9 +347,11 @@ impl FeatureStore {
         let registry = Arc::clone(&self.registry);
         self.blocking(move |s, c| {
             reload_registry(&registry);
+            let snapshot = registry.snapshot();
+            let null_types = null_types::registered_types(&snapshot, &name);
             let (declaration, entity_key_source) = registration::complete_declaration(
                 s,
-                &registry.snapshot(),
+                &snapshot,
                 &group,
                 &name,
                 &records,
@@ -353,7 +362,7 @@ impl FeatureStore {
                 ttl_seconds: view.ttl_seconds,
                 created_timestamp_field: declaration.created_timestamp_field.clone(),
             };
-            let outcome = s.save_records(&group, &name, &records, declaration);
+            let outcome = s.save_records_typed(&group, &name, &records, declaration, &null_types);
             c.invalidate_table(name.as_str());
             let table = outcome?;
             let registry = registration::sync_view(s, &registry, &group, &name, &options);
@@ -541,6 +550,7 @@ impl FeatureStore {
         let indexes = Arc::clone(&self.indexes);
         let durable = self.durable.clone();
         let durable_error = self.durable_error.clone();
+        let folds = Arc::clone(&self.folds);
         self.blocking(move |s, c| {
             let outcome = push::push(
                 s,
@@ -554,6 +564,13 @@ impl FeatureStore {
             );
             if request.to != PushTarget::Online {
                 c.invalidate_table(&view.name);
+            }
+            if let Ok(PushOutcome {
+                offline: Some(appended),
+                ..
+            }) = &outcome
+            {
+                folding::after_push(&folds, s, c, &indexes, &view.name, appended.parts);
             }
             outcome
         })

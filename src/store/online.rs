@@ -411,6 +411,19 @@ pub(super) fn merge_pushed(
     }
 }
 
+/// Carries the kept index of `view` over a fold: built from the snapshot `before`, it holds
+/// exactly the rows of `after`. An index of any other snapshot is left alone.
+pub(super) fn retag(indexes: &IndexCache, view: &str, before: (u64, u64), after: (u64, u64)) {
+    let lock = indexes.view_lock(view);
+    let _updating = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut ready = indexes.ready.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(index) = ready.get(view).cloned()
+        && (index.version, index.snapshot) == before
+    {
+        ready.insert(view.to_owned(), Arc::new(index.retagged(after.0, after.1)));
+    }
+}
+
 /// Drops the kept index of `view`, so the next lookup rebuilds it.
 pub(super) fn forget_index(indexes: &IndexCache, view: &str) {
     indexes

@@ -18,7 +18,7 @@ use super::error::{NameKind, Result, StoreError};
 use super::online::{self, IndexCache};
 use crate::model::{FeatureView, GroupName, RegistryDocument, TableName};
 use crate::online::durable::OnlineDb;
-use crate::storage::{AppendOutcome, Declaration, Storage, json_columns_to_batch};
+use crate::storage::{AppendOutcome, Declaration, Storage, json_columns_to_batch, logical_schema};
 
 /// Where pushed rows go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,8 @@ pub(super) fn push(
         .parse()
         .map_err(|e: crate::model::NameError| invalid("feature_view", e.to_string()))?;
     let table = storage.get_in_group(&group, &name)?;
-    let rows = json_columns_to_batch(&request.df, table.file.schema()).map_err(|e| match e {
+    let schema = logical_schema(table.file.schema());
+    let rows = json_columns_to_batch(&request.df, &schema).map_err(|e| match e {
         crate::storage::StorageError::InvalidRecords {
             column: Some(column),
             message,
@@ -168,6 +169,8 @@ pub(super) fn push(
     // not `table` above: a replace landing in between would otherwise have the rows merged
     // into an index of the replaced table, served as current until the next write.
     match (appended.appended_to, storage.peek(&name)) {
+        // The push widened the table's types: the index's columns may have changed type too.
+        _ if appended.compacted => online::forget_index(indexes, &view.name),
         // Nobody wrote since: the new snapshot is the one appended to plus these rows.
         (Some(previous), Some(now)) if now.version == appended.version => online::merge_pushed(
             indexes,

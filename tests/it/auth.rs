@@ -191,6 +191,7 @@ fn writes() -> Vec<(Method, &'static str, Option<Value>)> {
             "/materialize",
             Some(json!({"start_ts": T0_MINUS_1D, "end_ts": T0})),
         ),
+        (Method::POST, "/features/user/user_profile/compact", None),
         (Method::DELETE, "/cache/user/user_profile", None),
         (Method::DELETE, "/cache", None),
         (Method::DELETE, "/features/user/user_profile", None),

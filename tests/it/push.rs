@@ -2,8 +2,11 @@
 //! online lookup whichever store they went to (latest event wins, TTL and future rows as for
 //! any row), online rows durable across a restart and forgotten with their table, offline rows
 //! appended as standalone Parquet part files that pages, info and restarts see and that are
-//! folded into the table file every `storage.compact_after_parts` appends or dropped by a full
+//! folded into the table file once `storage.compact_after_parts` wait or dropped by a full
 //! replace, composite keys, and every validation error with nothing written.
+//!
+//! The background fold after a quiet moment is held off here ([`hold_folds`]) so that each
+//! test sees the parts its pushes wrote; `fold.rs` tests folding itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +22,8 @@ use serde_json::{Value, json};
 
 use crate::common::instants::*;
 use crate::common::{
-    TestResult, TestServer, assert_problem, featurestore_ok, micros, online_slots, restart,
-    restart_with, slot,
+    TestResult, TestServer, assert_problem, featurestore_ok, micros, online_slots, restart_with,
+    slot,
 };
 
 const PUSH: &str = "/push";
@@ -31,7 +34,7 @@ const PROFILE_INFO: &str = "/features/user/user_profile/info";
 const DAY_SECS: u64 = 86_400;
 
 /// `user/user_profile`: user 1 at T0 − 1 h (age 30), user 2 at T0 − 2 h (age 25).
-fn profile_records() -> Value {
+pub(crate) fn profile_records() -> Value {
     json!([
         {"user_id": 1, "age": 30, "avg_rating": 4.0, "favorite_genre": "Drama", "event_timestamp": T0_MINUS_1H},
         {"user_id": 2, "age": 25, "avg_rating": 3.5, "favorite_genre": "Comedy", "event_timestamp": T0_MINUS_2H},
@@ -40,7 +43,7 @@ fn profile_records() -> Value {
 
 /// Entities `user_id` and `movie_id`; `user_profile` (TTL one day, push source
 /// `profile_push`) and `user_movie` (keyed by both, push source `user_movie_push`).
-fn registry_document() -> Value {
+pub(crate) fn registry_document() -> Value {
     json!({
         "entities": [
             {"name": "user_id", "value_type": "int64"},
@@ -58,7 +61,7 @@ fn registry_document() -> Value {
 }
 
 /// Saves the two tables on `server` and applies [`registry_document`].
-async fn populate(server: &TestServer) -> TestResult {
+pub(crate) async fn populate(server: &TestServer) -> TestResult {
     server
         .save(
             "user",
@@ -81,9 +84,15 @@ async fn populate(server: &TestServer) -> TestResult {
 }
 
 /// A server whose clock stands at T0, with the tables and registry of [`populate`].
+/// Holds off the background fold that follows a quiet moment (not the one that follows
+/// `compact_after_parts` parts).
+pub(crate) fn hold_folds(config: &mut Config) {
+    config.storage.fold_delay_ms = 60_000;
+}
+
 async fn fixture() -> TestResult<(TestServer, Arc<ManualClock>)> {
     let clock = Arc::new(ManualClock::starting_at(micros(T0)?));
-    let server = TestServer::start_with_clock(clock.clone(), |_| {})?;
+    let server = TestServer::start_with_clock(clock.clone(), hold_folds)?;
     populate(&server).await?;
     Ok((server, clock))
 }
@@ -91,8 +100,13 @@ async fn fixture() -> TestResult<(TestServer, Arc<ManualClock>)> {
 /// A server on the system clock (a restarted server cannot keep a manual one) with the
 /// tables and registry of [`populate`], `user_profile` without a TTL so that its 2025 rows are
 /// PRESENT whatever the date the suite runs on.
-async fn fixture_on_system_clock(tweak: impl FnOnce(&mut Config)) -> TestResult<TestServer> {
-    let server = TestServer::start_with(tweak)?;
+pub(crate) async fn fixture_on_system_clock(
+    tweak: impl FnOnce(&mut Config),
+) -> TestResult<TestServer> {
+    let server = TestServer::start_with(|c| {
+        hold_folds(c);
+        tweak(c)
+    })?;
     populate(&server).await?;
     server
         .apply(&json!({"feature_views": [
@@ -104,7 +118,7 @@ async fn fixture_on_system_clock(tweak: impl FnOnce(&mut Config)) -> TestResult<
 }
 
 /// A `user_profile` df of one row.
-fn profile_row(user_id: i64, age: i64, rating: f64, genre: &str, at: &str) -> Value {
+pub(crate) fn profile_row(user_id: i64, age: i64, rating: f64, genre: &str, at: &str) -> Value {
     json!({
         "user_id": [user_id], "age": [age], "avg_rating": [rating],
         "favorite_genre": [genre], "event_timestamp": [at],
@@ -112,7 +126,7 @@ fn profile_row(user_id: i64, age: i64, rating: f64, genre: &str, at: &str) -> Va
 }
 
 /// `POST /push`, checked to be a 200; returns the body.
-async fn push_ok(server: &TestServer, body: Value) -> TestResult<Value> {
+pub(crate) async fn push_ok(server: &TestServer, body: Value) -> TestResult<Value> {
     let (status, answer) = server.post(PUSH, &body).await?;
     if status != 200 {
         return Err(format!("push {body} answered {status}: {answer}").into());
@@ -121,7 +135,7 @@ async fn push_ok(server: &TestServer, body: Value) -> TestResult<Value> {
 }
 
 /// Pushes `df` to `user_profile` by its push source.
-async fn push_profile(server: &TestServer, df: Value, to: &str) -> TestResult<Value> {
+pub(crate) async fn push_profile(server: &TestServer, df: Value, to: &str) -> TestResult<Value> {
     push_ok(
         server,
         json!({"push_source_name": "profile_push", "df": df, "to": to}),
@@ -130,7 +144,7 @@ async fn push_profile(server: &TestServer, df: Value, to: &str) -> TestResult<Va
 }
 
 /// `POST /get-online-features`, checked to be a 200.
-async fn online_ok(server: &TestServer, body: Value) -> TestResult<Value> {
+pub(crate) async fn online_ok(server: &TestServer, body: Value) -> TestResult<Value> {
     let (status, answer) = server.post(ONLINE, &body).await?;
     if status != 200 {
         return Err(format!("{body} answered {status}: {answer}").into());
@@ -139,7 +153,10 @@ async fn online_ok(server: &TestServer, body: Value) -> TestResult<Value> {
 }
 
 /// The `age` slot of each user, online.
-async fn ages(server: &TestServer, users: &[i64]) -> TestResult<Vec<(Value, String, String)>> {
+pub(crate) async fn ages(
+    server: &TestServer,
+    users: &[i64],
+) -> TestResult<Vec<(Value, String, String)>> {
     let answer = online_ok(
         server,
         json!({"features": ["user_profile:age"], "entities": {"user_id": users}}),
@@ -149,7 +166,7 @@ async fn ages(server: &TestServer, users: &[i64]) -> TestResult<Vec<(Value, Stri
 }
 
 /// GET `path`, checked to be a 200.
-async fn get_ok(server: &TestServer, path: &str) -> TestResult<Value> {
+pub(crate) async fn get_ok(server: &TestServer, path: &str) -> TestResult<Value> {
     let (status, body) = server.get(path).await?;
     if status != 200 {
         return Err(format!("GET {path} answered {status}: {body}").into());
@@ -177,7 +194,7 @@ fn page_rows(page: &Value) -> TestResult<Vec<(i64, i64, String)>> {
 }
 
 /// The appended part files of `group/name`, relative to the data root, sorted.
-fn part_files(server: &TestServer, group: &str, name: &str) -> Vec<PathBuf> {
+pub(crate) fn part_files(server: &TestServer, group: &str, name: &str) -> Vec<PathBuf> {
     let prefix = Path::new("features")
         .join(group)
         .join("_appends")
@@ -383,7 +400,7 @@ async fn the_latest_event_wins_between_pushed_and_table_rows_whatever_the_push_o
 
 #[tokio::test]
 async fn online_pushes_survive_a_restart() -> TestResult {
-    let server = fixture_on_system_clock(|_| {}).await?;
+    let server = fixture_on_system_clock(hold_folds).await?;
     push_profile(&server, profile_row(1, 31, 4.5, "Action", T0), "online").await?;
     push_profile(
         &server,
@@ -398,7 +415,7 @@ async fn online_pushes_survive_a_restart() -> TestResult {
     ];
     assert_eq!(ages(&server, &[1, 2, 8]).await?, expected);
 
-    let server = restart(server).await?;
+    let server = restart_with(server, hold_folds).await?;
     assert_eq!(ages(&server, &[1, 2, 8]).await?, expected);
     // Still only the two saved rows in the table.
     let page = get_ok(&server, PROFILE_PAGE).await?;
@@ -497,7 +514,7 @@ async fn an_online_and_offline_push_is_in_the_table_and_served() -> TestResult {
 }
 
 /// Every row of a Parquet file, read with the parquet crate alone.
-fn read_parquet(path: &Path) -> TestResult<RecordBatch> {
+pub(crate) fn read_parquet(path: &Path) -> TestResult<RecordBatch> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path)?)?.build()?;
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
     let schema = batches.first().ok_or("a file without batches")?.schema();
@@ -619,8 +636,20 @@ async fn a_float_column_takes_integers_and_timestamps_take_any_offset() -> TestR
     Ok(())
 }
 
+/// Waits (at most 10 s) until `group/name` has no part files left.
+pub(crate) async fn parts_folded(server: &TestServer, group: &str, name: &str) -> TestResult {
+    for _ in 0..200 {
+        if part_files(server, group, name).is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("the parts of {group}/{name} were not folded within 10 s").into())
+}
+
 #[tokio::test]
-async fn the_sixteenth_append_folds_the_parts_into_the_table_file() -> TestResult {
+async fn the_sixteenth_part_is_folded_into_the_table_file_without_waiting_for_quiet() -> TestResult
+{
     let (server, _clock) = fixture().await?;
     let base = server.root().join("features/user/user_profile.parquet");
     let base_bytes = std::fs::read(&base)?;
@@ -631,27 +660,21 @@ async fn the_sixteenth_append_folds_the_parts_into_the_table_file() -> TestResul
             "offline",
         )
         .await?;
-        let compacted = i == 16;
-        // Each append is a version; the fold that follows the sixteenth is one more.
-        let version = if compacted { 2 + i } else { 1 + i };
+        // Each append is a version, and none rewrites the table file.
         assert_eq!(
             answer["offline"],
-            json!({"version": version, "total_rows": 2 + i,
-                   "parts": if compacted { 0 } else { i }, "compacted": compacted}),
-            "push {i}"
-        );
-        let parts = part_files(&server, "user", "user_profile");
-        assert_eq!(
-            parts.len(),
-            if compacted { 0 } else { i as usize },
+            json!({"version": 1 + i, "total_rows": 2 + i, "parts": i, "compacted": false}),
             "push {i}"
         );
     }
+    // The fold runs in the background, at once: sixteen parts wait, quiet or not.
+    parts_folded(&server, "user", "user_profile").await?;
     assert_ne!(
         std::fs::read(&base)?,
         base_bytes,
         "the table file was not rewritten"
     );
+    assert_eq!(read_parquet(&base)?.num_rows(), 18);
 
     let page = get_ok(&server, PROFILE_PAGE).await?;
     let rows = page_rows(&page)?;
@@ -662,7 +685,8 @@ async fn the_sixteenth_append_folds_the_parts_into_the_table_file() -> TestResul
         let i = i as i64 + 1;
         assert_eq!(row, &(100 + i, i, T0_MINUS_1M.to_owned()));
     }
-    assert_eq!(page["metadata"]["version"], 18);
+    // The fold changes no row, so it keeps the version.
+    assert_eq!(page["metadata"]["version"], 17);
     assert_eq!(
         get_ok(&server, PROFILE_INFO).await?["storage_info"]["row_count"],
         18
@@ -678,56 +702,65 @@ async fn the_sixteenth_append_folds_the_parts_into_the_table_file() -> TestResul
     // The next append starts a new series of parts.
     let answer = push_profile(
         &server,
-        profile_row(200, 2, 1.0, "Drama", T0_MINUS_1M),
+        profile_row(120, 2, 1.0, "Drama", T0_MINUS_1M),
         "offline",
     )
     .await?;
     assert_eq!(
         answer["offline"],
-        json!({"version": 19, "total_rows": 19, "parts": 1, "compacted": false})
+        json!({"version": 18, "total_rows": 19, "parts": 1, "compacted": false})
     );
     Ok(())
 }
 
 #[tokio::test]
-async fn compact_after_parts_sets_how_many_appends_a_table_file_takes() -> TestResult {
+async fn compact_after_parts_sets_how_many_parts_wait_before_a_fold() -> TestResult {
     let compact = |c: &mut Config| c.storage.compact_after_parts = 2;
     let server = fixture_on_system_clock(compact).await?;
     // A row pushed online only is not in the table and outlives its rewrites.
     push_profile(&server, profile_row(7, 70, 1.0, "Drama", T0), "online").await?;
-    let mut outcomes = Vec::new();
-    for i in 1..=5_i64 {
-        let answer = push_profile(
+    let answer = push_profile(
+        &server,
+        profile_row(11, 41, 1.0, "Drama", T0_MINUS_1M),
+        "online_and_offline",
+    )
+    .await?;
+    assert_eq!(answer["offline"]["parts"], 1);
+    // One part waits for quiet (held off here); the second is folded with it at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(part_files(&server, "user", "user_profile").len(), 1);
+    for i in 2..=5_i64 {
+        push_profile(
             &server,
             profile_row(10 + i, 40 + i, 1.0, "Drama", T0_MINUS_1M),
             "online_and_offline",
         )
         .await?;
-        outcomes.push((
-            answer["offline"]["parts"].clone(),
-            answer["offline"]["compacted"].clone(),
-        ));
     }
-    assert_eq!(
-        outcomes,
-        [
-            (json!(1), json!(false)),
-            (json!(0), json!(true)),
-            (json!(1), json!(false)),
-            (json!(0), json!(true)),
-            (json!(1), json!(false)),
-        ]
-    );
-    assert_eq!(part_files(&server, "user", "user_profile").len(), 1);
+    // Five parts, folded two at a time: one may still wait.
+    for _ in 0..100 {
+        if part_files(&server, "user", "user_profile").len() <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(part_files(&server, "user", "user_profile").len() <= 1);
     let before = get_ok(&server, PROFILE_PAGE).await?;
     assert_eq!(before["metadata"]["total_rows"], 7);
     assert_eq!(ages(&server, &[7]).await?, [slot(json!(70), "PRESENT", T0)]);
 
-    // A compacted table with one pending part reads the same after a restart.
-    let server = restart_with(server, compact).await?;
+    // A folded table with a pending part reads the same after a restart.
+    let server = restart_with(server, |c| {
+        hold_folds(c);
+        compact(c)
+    })
+    .await?;
     let after = get_ok(&server, PROFILE_PAGE).await?;
     assert_eq!(after["data"], before["data"]);
-    assert_eq!(after["metadata"], before["metadata"]);
+    assert_eq!(
+        after["metadata"]["total_rows"],
+        before["metadata"]["total_rows"]
+    );
     assert_eq!(
         ages(&server, &[11, 15, 7]).await?,
         [
@@ -741,7 +774,7 @@ async fn compact_after_parts_sets_how_many_appends_a_table_file_takes() -> TestR
 
 #[tokio::test]
 async fn appended_rows_survive_a_restart() -> TestResult {
-    let server = fixture_on_system_clock(|_| {}).await?;
+    let server = fixture_on_system_clock(hold_folds).await?;
     push_profile(&server, profile_row(1, 31, 4.5, "Action", T0), "offline").await?;
     push_profile(
         &server,
@@ -753,7 +786,7 @@ async fn appended_rows_survive_a_restart() -> TestResult {
     assert_eq!(before["total_rows"], 4);
     assert_eq!(before["version"], 3);
 
-    let server = restart(server).await?;
+    let server = restart_with(server, hold_folds).await?;
     assert_eq!(profile_state(&server).await?, before);
     assert_eq!(
         ages(&server, &[1, 9]).await?,
@@ -960,7 +993,7 @@ async fn the_demos_interactions_take_pushes_by_their_push_source() -> TestResult
         "--as-of",
         &as_of,
     ])?;
-    let server = TestServer::start_on(data, |_| {})?;
+    let server = TestServer::start_on(data, hold_folds)?;
     let answer = push_ok(
         &server,
         json!({"push_source_name": "user_movie_interactions_push", "to": "online_and_offline",
@@ -1048,7 +1081,7 @@ async fn deleting_a_table_forgets_what_was_pushed_to_it() -> TestResult {
 
 #[tokio::test]
 async fn a_deleted_tables_online_pushes_stay_forgotten_after_a_restart() -> TestResult {
-    let server = fixture_on_system_clock(|_| {}).await?;
+    let server = fixture_on_system_clock(hold_folds).await?;
     push_profile(
         &server,
         profile_row(7, 70, 1.0, "Drama", T0_MINUS_1M),
@@ -1064,7 +1097,7 @@ async fn a_deleted_tables_online_pushes_stay_forgotten_after_a_restart() -> Test
             json!({"records": profile_records(), "entity_key": ["user_id"]}),
         )
         .await?;
-    let server = restart(server).await?;
+    let server = restart_with(server, hold_folds).await?;
     assert_eq!(
         ages(&server, &[1, 7]).await?,
         [

@@ -361,7 +361,7 @@ async fn info_reports_logical_and_stored_types_size_and_version() -> TestResult 
             {"name": "event_timestamp", "logical_type": "timestamp[us, UTC]",
              "stored_type": "timestamp[us, UTC]"},
             {"name": "genre", "logical_type": "string", "stored_type": "dictionary<int8, string>"},
-            {"name": "id", "logical_type": "int64", "stored_type": "uint8"},
+            {"name": "id", "logical_type": "int64", "stored_type": "int16"},
             {"name": "quarter", "logical_type": "float64", "stored_type": "float32"},
             {"name": "tenth", "logical_type": "float64", "stored_type": "float64"},
         ])
@@ -387,42 +387,95 @@ async fn info_reports_logical_and_stored_types_size_and_version() -> TestResult 
     Ok(())
 }
 
-#[tokio::test]
-async fn integer_boundaries_choose_the_smallest_stored_type() -> TestResult {
-    let server = TestServer::start()?;
-    server
-        .save(
-            "misc",
-            "bounds",
-            json!({"records": [
-                {"u8": 0, "u16": 0, "i8": -128, "i16": -1, "big": -1},
-                {"u8": 255, "u16": 256, "i8": 127, "i16": 128, "big": 4_294_967_296_i64},
-            ]}),
-        )
-        .await?;
-    let (status, body) = server.get("/features/misc/bounds/info").await?;
+/// Columns named after the type the boundaries below choose: each holds that type's minimum
+/// and maximum (or, for `u*`, 0 and the unsigned maximum).
+fn boundary_records() -> Value {
+    json!({"records": [
+        {"u8": 0, "u16": 0, "i8": -128, "i16": -1, "i32": 0, "big": -1},
+        {"u8": 255, "u16": 256, "i8": 127, "i16": 128, "i32": 32_768, "big": 4_294_967_296_i64},
+    ]})
+}
+
+async fn stored_types(server: &TestServer, path: &str) -> TestResult<Vec<(String, String)>> {
+    let (status, body) = server.get(path).await?;
     assert_eq!(status, 200, "body: {body}");
-    let stored: Vec<(&str, &str)> = body["storage_info"]["columns"]
+    Ok(body["storage_info"]["columns"]
         .as_array()
         .ok_or("columns")?
         .iter()
-        .filter_map(|c| Some((c["name"].as_str()?, c["stored_type"].as_str()?)))
-        .collect();
+        .filter_map(|c| {
+            Some((
+                c["name"].as_str()?.into(),
+                c["stored_type"].as_str()?.into(),
+            ))
+        })
+        .collect())
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn integers_are_stored_in_the_smallest_signed_type_that_holds_them() -> TestResult {
+    let server = TestServer::start()?;
+    server.save("misc", "bounds", boundary_records()).await?;
     assert_eq!(
-        stored,
-        [
+        stored_types(&server, "/features/misc/bounds/info").await?,
+        pairs(&[
             ("big", "int64"),
             ("i16", "int16"),
+            ("i32", "int32"),
             ("i8", "int8"),
-            ("u16", "uint16"),
-            ("u8", "uint8"),
-        ]
+            ("u16", "int16"),
+            ("u8", "int16"),
+        ])
     );
     let (_, page) = server.get("/features/misc/bounds").await?;
     assert_eq!(
         page["data"][1],
-        json!({"u8": 255, "u16": 256, "i8": 127, "i16": 128, "big": 4_294_967_296_i64})
+        json!({"u8": 255, "u16": 256, "i8": 127, "i16": 128, "i32": 32_768, "big": 4_294_967_296_i64})
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn integer_downcast_unsigned_keeps_the_unsigned_rule_and_never_keeps_int64() -> TestResult {
+    let server = TestServer::start_with(|c| {
+        c.storage.integer_downcast = featurestore::storage::IntegerDowncast::Unsigned
+    })?;
+    server.save("misc", "bounds", boundary_records()).await?;
+    assert_eq!(
+        stored_types(&server, "/features/misc/bounds/info").await?,
+        pairs(&[
+            ("big", "int64"),
+            ("i16", "int16"),
+            ("i32", "uint16"),
+            ("i8", "int8"),
+            ("u16", "uint16"),
+            ("u8", "uint8"),
+        ])
+    );
+    let (_, page) = server.get("/features/misc/bounds").await?;
+    assert_eq!(page["data"][1]["u8"], 255);
+    let root = server.stop();
+    // A table written under the unsigned rule reads back the same under the default one.
+    let server = TestServer::start_on(root, |_| {})?;
+    let (_, again) = server.get("/features/misc/bounds").await?;
+    assert_eq!(again["data"], page["data"]);
+    assert_eq!(
+        stored_types(&server, "/features/misc/bounds/info").await?[5],
+        ("u8".to_string(), "uint8".to_string())
+    );
+    let server = TestServer::start_with(|c| {
+        c.storage.integer_downcast = featurestore::storage::IntegerDowncast::Never
+    })?;
+    server.save("misc", "bounds", boundary_records()).await?;
+    let types = stored_types(&server, "/features/misc/bounds/info").await?;
+    assert!(types.iter().all(|(_, t)| t == "int64"), "{types:?}");
     Ok(())
 }
 
@@ -1043,5 +1096,40 @@ async fn recreating_a_deleted_table_in_another_group_continues_the_version() -> 
         .await?;
     assert_eq!(status, 201, "body: {body}");
     assert_eq!(body["version"], 3, "a name's versions never repeat: {body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_demos_ages_and_ids_are_stored_as_signed_integers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().to_str().ok_or("a UTF-8 temporary path")?;
+    crate::common::featurestore_ok(&[
+        "demo",
+        "--data-dir",
+        root,
+        "--users",
+        "300",
+        "--movies",
+        "10",
+        "--interactions",
+        "100",
+        "--seed",
+        "5",
+    ])?;
+    let server = TestServer::start_on(dir, |_| {})?;
+    let types = stored_types(&server, "/features/user/user_profile/info").await?;
+    let of = |column: &str| {
+        types
+            .iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, t)| t.as_str())
+    };
+    // Ages 18 to 75: int8, so `age - 40` in pandas or NumPy cannot wrap around.
+    assert_eq!(of("age"), Some("int8"), "{types:?}");
+    assert_eq!(of("user_id"), Some("int16"), "{types:?}");
+    assert!(
+        types.iter().all(|(_, t)| !t.starts_with("uint")),
+        "{types:?}"
+    );
     Ok(())
 }
