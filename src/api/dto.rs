@@ -390,7 +390,9 @@ pub struct StorageInfoResponse {
 // Documentation only: ids are read by hand so that a bad one is reported by position.
 /// An entity id: a number or a string; `42` and `"42"` match the same integer key (a string
 /// matches an integer key only in canonical decimal form: `"01"` and `" 1"` match nothing).
+// The schema must say what the wire carries: a bare number or string, not a tagged object.
 #[derive(Debug, Clone, ToSchema)]
+#[serde(untagged)]
 #[schema(as = EntityId)]
 pub enum EntityIdDto {
     /// Integer id.
@@ -405,6 +407,7 @@ pub enum EntityIdDto {
 /// ignored.
 // Documentation only, like `EntityIdDto`.
 #[derive(Debug, Clone, ToSchema)]
+#[serde(untagged)]
 #[schema(as = BatchEntityId)]
 pub enum BatchEntityIdDto {
     /// Integer id.

@@ -195,3 +195,20 @@ fn the_document_names_no_internal_functions_or_types() -> TestResult {
     assert!(named.is_empty(), "the document names functions {named:?}");
     Ok(())
 }
+
+#[test]
+fn entity_ids_are_documented_as_the_bare_values_the_wire_carries() -> TestResult {
+    let doc: serde_json::Value = serde_json::from_str(&openapi_json())?;
+    let kinds = |name: &str| -> Vec<String> {
+        doc["components"]["schemas"][name]["oneOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["type"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    // A tagged enum (`{"Int": 1}`) would make generated clients send what the server refuses.
+    assert_eq!(kinds("EntityId"), ["integer", "string"]);
+    assert_eq!(kinds("BatchEntityId"), ["integer", "string", "object"]);
+    Ok(())
+}

@@ -19,23 +19,25 @@ import sys
 from typing import Any
 
 from featurestore_client import Client
+# Operation ids follow method and path (`postFeaturesBatch` → `post_features_batch`); the
+# short names below are this script's.
 from featurestore_client.api.features import (
-    batch,
-    delete_table,
-    get_page,
-    list_tables,
-    save_table,
-    table_info,
+    delete_features_by_group_by_name as delete_table,
+    get_features as list_tables,
+    get_features_by_group_by_name as get_page,
+    get_features_by_group_by_name_info as table_info,
+    post_features_batch as batch,
+    post_features_by_group_by_name as save_table,
 )
-from featurestore_client.api.health import health
+from featurestore_client.api.health import get_health as health
 from featurestore_client.api.registry import (
-    entities,
-    feature_service,
-    feature_view,
-    feature_views,
+    get_registry_entities as entities,
+    get_registry_feature_services_by_name as feature_service,
+    get_registry_feature_views as feature_views,
+    get_registry_feature_views_by_name as feature_view,
 )
-from featurestore_client.api.registry import apply as apply_definitions
-from featurestore_client.api.serving import get_online_features
+from featurestore_client.api.registry import post_registry_apply as apply_definitions
+from featurestore_client.api.serving import post_get_online_features as get_online_features
 from featurestore_client.models import (
     BatchRequest,
     BatchResponse,
@@ -60,7 +62,7 @@ from featurestore_client.models import (
     SaveFeaturesResponse,
     StorageInfoResponse,
     TableListResponse,
-    TableSummaryDto,
+    TableSummary,
 )
 from featurestore_client.types import UNSET, Response
 
@@ -70,8 +72,10 @@ USERS = f"sdk_users_{SUFFIX}"
 ITEMS = f"sdk_items_{SUFFIX}"
 CHECKS = 0
 EXERCISED = {
-    "health", "list_tables", "get_page", "save_table", "table_info", "batch", "delete_table",
-    "entities", "feature_views", "feature_view", "feature_service", "apply", "get_online_features",
+    "get_health", "get_features", "get_features_by_group_by_name", "post_features_by_group_by_name",
+    "get_features_by_group_by_name_info", "post_features_batch", "delete_features_by_group_by_name",
+    "get_registry_entities", "get_registry_feature_views", "get_registry_feature_views_by_name",
+    "get_registry_feature_services_by_name", "post_registry_apply", "post_get_online_features",
 }
 
 
@@ -128,7 +132,7 @@ def main(base_url: str, data_dir: str | None) -> None:
     groups = listing.groups.additional_properties
     check({"user", "content", "interaction"} <= set(groups), f"groups {sorted(groups)}")
     profile = next(t for t in groups["user"] if t.name == "user_profile")
-    check(isinstance(profile, TableSummaryDto), "groups[user][*] is TableSummaryDto")
+    check(isinstance(profile, TableSummary), "groups[user][*] is TableSummary")
     check(profile.rows > 0 and profile.columns == 7, f"user_profile summary {profile}")
     check(listing.table_count == sum(len(v) for v in groups.values()), "table_count")
 
@@ -189,7 +193,7 @@ def main(base_url: str, data_dir: str | None) -> None:
     check(info.row_count == 4 and info.column_count == 5 == len(info.columns), f"info counts {info}")
     by_name = {c.name: c for c in info.columns}
     check(by_name["user_id"].logical_type == "int64", f"user_id logical {by_name['user_id']}")
-    check(by_name["user_id"].stored_type == "uint8", f"user_id stored_type {by_name['user_id'].stored_type}")
+    check(by_name["user_id"].stored_type == "int8", f"user_id stored_type {by_name['user_id'].stored_type}")
     check(by_name["score"].stored_type.startswith("float"), f"score stored_type {by_name['score'].stored_type}")
     check(all(isinstance(c.stored_type, str) and c.stored_type for c in info.columns), "stored_type strings")
     check(info.entity_key == ["user_id"] and info.timestamp_field == "event_timestamp", "info declaration")
