@@ -15,6 +15,7 @@ mod duplicates;
 mod error;
 mod layout;
 mod meta;
+pub mod object;
 mod presence;
 mod reader;
 mod records;
