@@ -20,6 +20,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use super::error::{ObjectError, ObjectResult};
@@ -112,13 +113,14 @@ pub struct ParquetRead {
     /// Top-level columns to decode, in the file's order; `None` for all.
     pub columns: Option<Vec<String>>,
     /// Rows `start..end` (0-based over the whole file); `None` for all. Only the row groups
-    /// that overlap it are fetched.
+    /// that overlap it are fetched, and within them only the pages that do when the file has
+    /// an offset index.
     pub rows: Option<Range<usize>>,
 }
 
 impl ObjectTree {
-    /// Reads `what` from the Parquet object at `key` of `size` bytes, fetching the footer and
-    /// then only the column chunks of the row groups that hold the rows asked for.
+    /// Reads `what` from the Parquet object at `key` of `size` bytes, fetching the footer, the
+    /// page index, and then only the pages of the columns and rows asked for.
     pub async fn read_parquet(
         &self,
         key: &ObjectPath,
@@ -130,7 +132,11 @@ impl ObjectTree {
             source,
         };
         let reader = ObjectParquetReader::new(Arc::clone(self.store()), key.clone(), size);
-        let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
+        // The offset index (where each page starts) lets a row window fetch only its pages
+        // even inside a row group of a million rows, as our tables are written; files
+        // without one are still read, a row group at a time.
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
             .await
             .map_err(|error| self.unwrap_store_error(key, error))?;
         if let Some(columns) = &what.columns {
