@@ -379,3 +379,34 @@ async fn reading_a_missing_parquet_object_is_not_found_not_corrupt() -> TestResu
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_start_up_probe_names_a_missing_bucket_and_wrong_credentials() -> TestResult {
+    let Some(bucket) = s3_bucket() else {
+        return Ok(());
+    };
+    bucket.tree()?.probe(bucket.name()).await?;
+
+    let missing = S3Config {
+        bucket: "no-such-bucket-here".to_owned(),
+        ..bucket.config.clone()
+    };
+    match bucket.tree_for(&missing)?.probe(&missing.bucket).await {
+        Err(error @ ObjectError::Config { .. }) => assert_eq!(
+            error.to_string(),
+            "invalid storage.s3.bucket: bucket \"no-such-bucket-here\" does not exist"
+        ),
+        other => return Err(format!("expected Config on bucket, got {other:?}").into()),
+    }
+
+    let base = AmazonS3Builder::new()
+        .with_access_key_id("someone-else")
+        .with_secret_access_key("wrong");
+    let tree = ObjectTree::new(bucket.config.build_from(base)?);
+    let result = tree.probe(bucket.name()).await;
+    assert!(
+        matches!(result, Err(ObjectError::Denied { .. })),
+        "{result:?}"
+    );
+    Ok(())
+}

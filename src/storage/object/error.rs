@@ -88,7 +88,35 @@ impl ObjectError {
                 key: key.to_owned(),
                 source: error,
             },
-            other => Self::Unavailable { source: other },
+            // Listing (and a few other calls) wrap the HTTP answer in `Generic` rather than
+            // sorting it; a 404 or 403 there must still not read as an outage.
+            other => match http_status(&other) {
+                Some(404) => Self::NotFound {
+                    key: key.to_owned(),
+                },
+                Some(401 | 403) => Self::Denied {
+                    key: key.to_owned(),
+                    source: other,
+                },
+                _ => Self::Unavailable { source: other },
+            },
         }
     }
+}
+
+/// The HTTP status a `Generic` error carries. `object_store` keeps its request error type
+/// private, so the status is read from the message it documents ("Server returned non-2xx
+/// status code: 404 Not Found: ..."); the tests against SeaweedFS pin that wording.
+fn http_status(error: &object_store::Error) -> Option<u16> {
+    const MARK: &str = "non-2xx status code: ";
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(layer) = current {
+        let text = layer.to_string();
+        if let Some(at) = text.find(MARK) {
+            let digits = text.get(at + MARK.len()..at + MARK.len() + 3)?;
+            return digits.parse().ok();
+        }
+        current = layer.source();
+    }
+    None
 }

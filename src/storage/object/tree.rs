@@ -31,6 +31,22 @@ impl ObjectTree {
         &self.store
     }
 
+    /// Checks at start-up that the bucket exists and the credentials may list it, so a
+    /// wrong setting stops the process with one line naming it instead of failing the first
+    /// request. A missing bucket is reported as [`ObjectError::Config`] on `bucket`.
+    pub async fn probe(&self, bucket: &str) -> ObjectResult<()> {
+        match self.store.list_with_delimiter(None).await {
+            Ok(_) => Ok(()),
+            Err(error) => match ObjectError::from_store("", error) {
+                ObjectError::NotFound { .. } => Err(ObjectError::Config {
+                    setting: "bucket",
+                    reason: format!("bucket {bucket:?} does not exist"),
+                }),
+                other => Err(other),
+            },
+        }
+    }
+
     /// Writes `bytes` at `key` only if nothing is there yet: the commit point of the protocol.
     /// Of several writers racing on one key exactly one succeeds; the others get
     /// [`ObjectError::AlreadyExists`] and the object is left as the winner wrote it.
