@@ -16,6 +16,7 @@ mod error;
 mod fold;
 mod layout;
 mod meta;
+pub mod object;
 mod presence;
 mod reader;
 mod records;

@@ -6,8 +6,10 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod counting;
 pub mod instants;
 pub mod rng;
+pub mod s3;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
