@@ -440,8 +440,11 @@ async fn pushes_racing_a_fold_are_all_kept_in_the_table_file() -> TestResult {
         let mut folded = 0;
         for _ in 0..3 {
             let answer = reqwest::Client::new().post(&url).send().await?;
+            let status = answer.status();
             let body: Value = answer.json().await?;
-            folded += body["parts_folded"].as_u64().ok_or("parts_folded")?;
+            folded += body["parts_folded"]
+                .as_u64()
+                .ok_or_else(|| format!("compact answered {status}: {body}"))?;
         }
         TestResult::Ok(folded)
     });
