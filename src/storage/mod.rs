@@ -875,22 +875,24 @@ impl Storage {
     /// Reloads one table if its file changed on disk since it was opened; true if it did.
     fn refresh_table(&self, group: &GroupName, name: &TableName) -> bool {
         let path = self.layout.table_path(group, name);
-        let Ok(stat) = fs::metadata(&path) else {
-            return false;
-        };
-        let current = read_lock(&self.tables).get(name).cloned();
-        if let Some(h) = &current
-            && h.group == *group
-            && h.file.fingerprint().len == stat.len()
-            && stat.modified().ok().map(|m| {
-                m.duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            }) == Some(h.file.fingerprint().modified_nanos)
+        // Checked without the write lock first, so an unchanged tree costs no lock; then again
+        // under it, since a write (a save, a fold) may have installed this very file in
+        // between, and loading it over that write's handle would put back a stale version.
+        if self
+            .catalog_matches_file(group, name, &path)
+            .unwrap_or(true)
         {
             return false;
         }
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self
+            .catalog_matches_file(group, name, &path)
+            .unwrap_or(true)
+        {
+            return false;
+        }
+        let current = read_lock(&self.tables).get(name).cloned();
         match self.load(group, name, &path, current.map(|h| h.version)) {
             Ok(handle) => {
                 write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
@@ -906,6 +908,26 @@ impl Storage {
                 false
             }
         }
+    }
+
+    /// Whether the catalog's handle of `name` is the file at `path` as it is now (same group,
+    /// length and modification time); `None` when the file is gone.
+    fn catalog_matches_file(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        path: &Path,
+    ) -> Option<bool> {
+        let stat = fs::metadata(path).ok()?;
+        let current = read_lock(&self.tables).get(name).cloned();
+        Some(current.is_some_and(|h| {
+            h.group == *group
+                && h.file.fingerprint().len == stat.len()
+                && stat.modified().ok().map(|m| {
+                    m.duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos())
+                }) == Some(h.file.fingerprint().modified_nanos)
+        }))
     }
 
     fn sweep_temp_files(&self) {
