@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestResult, TestServer, featurestore_ok};
+use crate::common::{TestResult, small_demo_server};
 
 /// The request an operation's examples make: method, path with its query, JSON body.
 struct ExampleRequest {
@@ -99,21 +99,7 @@ fn example_requests(doc: &Value) -> TestResult<Vec<ExampleRequest>> {
 
 #[tokio::test]
 async fn every_request_example_succeeds_on_the_demo_and_leaves_it_serving() -> TestResult {
-    let data = tempfile::tempdir()?;
-    let root = data.path().to_str().ok_or("a UTF-8 temporary path")?;
-    // Written relative to now, as `serve --demo` does.
-    featurestore_ok(&[
-        "demo",
-        "--data-dir",
-        root,
-        "--users",
-        "30",
-        "--movies",
-        "12",
-        "--interactions",
-        "300",
-    ])?;
-    let server = TestServer::start_on(data, |_| {})?;
+    let server = small_demo_server()?;
     let doc: Value = serde_json::from_str(&featurestore::api::openapi::openapi_json())?;
     let requests = example_requests(&doc)?;
     assert!(requests.len() >= 20, "{} operations", requests.len());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use serde_json::Value;
 
-use crate::common::{TestResult, TestServer, featurestore_ok, write_parquet};
+use crate::common::{TestResult, small_demo_server, write_parquet};
 
 const README: &str = include_str!("../../README.md");
 
@@ -66,20 +66,7 @@ fn entities_file(dir: &Path) -> TestResult {
 
 #[tokio::test]
 async fn the_readme_examples_succeed_and_find_values_on_fresh_demo_data() -> TestResult {
-    let data = tempfile::tempdir()?;
-    let root = data.path().to_str().ok_or("a UTF-8 temporary path")?;
-    featurestore_ok(&[
-        "demo",
-        "--data-dir",
-        root,
-        "--users",
-        "30",
-        "--movies",
-        "12",
-        "--interactions",
-        "300",
-    ])?;
-    let server = TestServer::start_on(data, |_| {})?;
+    let server = small_demo_server()?;
     let host = server.base.trim_start_matches("http://").to_owned();
     let work = tempfile::tempdir()?;
     entities_file(work.path())?;

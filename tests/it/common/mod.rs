@@ -277,6 +277,25 @@ pub fn featurestore_command(args: &[&str]) -> TestResult<std::process::Output> {
     Ok(command.output()?)
 }
 
+/// A server over a small demo written by the `demo` command, relative to now as
+/// `serve --demo` writes it (30 users, 12 movies, 300 interactions).
+pub fn small_demo_server() -> TestResult<TestServer> {
+    let data = tempfile::tempdir()?;
+    let root = data.path().to_str().ok_or("a UTF-8 temporary path")?;
+    featurestore_ok(&[
+        "demo",
+        "--data-dir",
+        root,
+        "--users",
+        "30",
+        "--movies",
+        "12",
+        "--interactions",
+        "300",
+    ])?;
+    TestServer::start_on(data, |_| {})
+}
+
 /// Runs the binary and checks that it succeeded; returns its stdout.
 pub fn featurestore_ok(args: &[&str]) -> TestResult<String> {
     let output = featurestore_command(args)?;
