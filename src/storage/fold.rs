@@ -37,10 +37,11 @@ use super::error::{Result, StorageError};
 use super::layout::Layout;
 use super::meta::{ColumnMeta, LogicalType, Sidecar, TableMeta};
 use super::reader::{ParquetFile, base_id_of};
+use super::save::PreparedSave;
 use super::writer::{stage_table, sync_dir, write_json, write_table};
 use super::{
-    AppendOutcome, Declaration, PreparedSave, SaveOutcome, Storage, TableFile, TableHandle,
-    rfc3339, typed, write_lock,
+    AppendOutcome, Declaration, SaveOutcome, Storage, TableFile, TableHandle, rfc3339, typed,
+    write_lock,
 };
 use crate::model::{GroupName, TableName};
 

@@ -1,0 +1,433 @@
+//! Saves and deletes: a table replaced (or created) from records or a batch, narrowed and
+//! written atomically, then installed in the catalog.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+
+use super::catalog::TableHandle;
+use super::downcast::downcast_onto;
+use super::error::{Result, StorageError};
+use super::meta::{LogicalType, Sidecar, TableMeta, timestamp_type};
+use super::records::RecordColumns;
+use super::table::TableFile;
+use super::writer::{sync_dir, write_json, write_table};
+use super::{DEFAULT_ENTITY_KEY, DEFAULT_TIMESTAMP_FIELD, Storage, convert, rfc3339, write_lock};
+use crate::model::{GroupName, TableName};
+
+/// A table file's content, narrowed and described, about to be written.
+pub(super) struct PreparedSave {
+    pub(super) path: PathBuf,
+    pub(super) stored: RecordBatch,
+    pub(super) meta: TableMeta,
+    pub(super) created: bool,
+}
+
+/// Entity key and timestamp field a writer declares for a table (both optional).
+#[derive(Debug, Clone, Default)]
+pub struct Declaration {
+    /// Entity key columns.
+    pub entity_key: Option<Vec<String>>,
+    /// Event timestamp column.
+    pub timestamp_field: Option<String>,
+    /// A second timestamp column (a view's `created_timestamp_field`) whose RFC 3339 strings
+    /// become timestamps like the event timestamp's; only JSON saves need it said.
+    pub created_timestamp_field: Option<String>,
+}
+
+/// What a save did.
+#[derive(Debug, Clone)]
+pub struct SaveOutcome {
+    /// True when the table did not exist before.
+    pub created: bool,
+    /// The new version.
+    pub version: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// The file, relative to the data root.
+    pub relative_path: String,
+    /// Entity key columns in effect (declared, kept from before, or inferred).
+    pub entity_key: Vec<String>,
+    /// Timestamp field in effect.
+    pub timestamp_field: Option<String>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    /// The table's new version.
+    pub version: u64,
+    /// Rows appended.
+    pub rows: u64,
+    /// Rows in the table now.
+    pub total_rows: u64,
+    /// Parts not yet compacted into the base file (0 right after a compaction).
+    pub parts: usize,
+    /// Whether this append folded the parts into a new base file.
+    pub compacted: bool,
+    /// True when the table did not exist and the append created it.
+    pub created: bool,
+    /// The snapshot (version, snapshot id) the rows were appended to, read under the table's
+    /// write lock; `None` when the append created the table. A caller that read the table
+    /// before calling may have seen an older snapshot: a replace can land in between.
+    pub appended_to: Option<(u64, u64)>,
+}
+
+impl Storage {
+    /// Replaces (or creates) `group/name` from JSON records.
+    pub fn save_records(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        records: &RecordColumns,
+        declaration: Declaration,
+    ) -> Result<SaveOutcome> {
+        self.save_records_typed(group, name, records, declaration, &[])
+    }
+
+    /// [`Storage::save_records`], with types for columns whose values are all null: such a
+    /// column takes the type `null_types` names for it (from the registry), else the type it
+    /// had in the table being replaced, else stays typed null until a push brings values.
+    /// A column typed null could never say which values it lacks, nor take pushed values.
+    pub fn save_records_typed(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        records: &RecordColumns,
+        declaration: Declaration,
+        null_types: &[(String, LogicalType)],
+    ) -> Result<SaveOutcome> {
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self.existing_for_write(group, name)?;
+        let timestamp_field = declaration.timestamp_field.clone().or_else(|| {
+            let previous = existing.as_ref().and_then(|h| h.timestamp_field.clone());
+            previous
+                .filter(|f| records.names().contains(f))
+                .or_else(|| default_if_present(records.names(), DEFAULT_TIMESTAMP_FIELD))
+        });
+        if let Some(field) = &timestamp_field
+            && !records.names().contains(field)
+        {
+            return Err(missing_declared("timestamp_field", field));
+        }
+        if let Some(field) = &declaration.created_timestamp_field
+            && !records.names().contains(field)
+        {
+            return Err(missing_declared("created_timestamp_field", field));
+        }
+        let timestamp_fields: Vec<&str> = timestamp_field
+            .iter()
+            .chain(declaration.created_timestamp_field.iter())
+            .map(String::as_str)
+            .collect();
+        let batch = convert::records_to_batch_with(records, &timestamp_fields)?;
+        let batch = type_null_columns(batch, null_types, existing.as_deref())?;
+        let declaration = Declaration {
+            timestamp_field,
+            ..declaration
+        };
+        self.save_locked(group, name, &batch, declaration, existing)
+    }
+
+    /// Replaces (or creates) `group/name` from a batch with logical types (Int64, Float64,
+    /// Float32, Utf8, Boolean, Timestamp(µs, UTC), Null).
+    pub fn save_batch(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+    ) -> Result<SaveOutcome> {
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self.existing_for_write(group, name)?;
+        self.save_locked(group, name, batch, declaration, existing)
+    }
+
+    /// Deletes `group/name`; returns the version it had. The sidecar keeps the version
+    /// counter so a re-created table continues after it.
+    pub fn delete(&self, group: &GroupName, name: &TableName) -> Result<u64> {
+        let lock = self.write_lock(name);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = self.get_in_group(group, name)?;
+        let path = self.layout.table_path(group, name);
+        fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+        sync_dir(&self.layout.group_dir(group))?;
+        self.remove_parts(group, name, None);
+        let tombstone = Sidecar {
+            version: handle.version,
+            deleted: true,
+            row_count: 0,
+            file_size_bytes: 0,
+            table: None,
+            fingerprint: None,
+        };
+        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &tombstone) {
+            tracing::warn!(table = %name, error = %e, "could not record the deleted table's version");
+        }
+        write_lock(&self.tables).remove(name);
+        self.mark_readable(name);
+        Ok(handle.version)
+    }
+
+    /// The current handle of a table about to be written, checking the group.
+    pub(super) fn existing_for_write(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+    ) -> Result<Option<Arc<TableHandle>>> {
+        match self.get(name) {
+            Ok(h) if &h.group != group => match self.other_group_error(group, &h) {
+                duplicate @ StorageError::DuplicateTable { .. } => Err(duplicate),
+                _ => Err(StorageError::NameInOtherGroup {
+                    name: name.to_string(),
+                    existing_group: h.group.to_string(),
+                }),
+            },
+            Ok(h) => Ok(Some(h)),
+            Err(StorageError::TableNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn save_locked(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+        existing: Option<Arc<TableHandle>>,
+    ) -> Result<SaveOutcome> {
+        let prepared = self.prepare_save(
+            group,
+            name,
+            batch,
+            declaration,
+            existing.as_deref(),
+            None,
+            false,
+        )?;
+        write_table(
+            &prepared.path,
+            &prepared.stored,
+            &prepared.meta,
+            self.config.write_settings(),
+        )?;
+        self.install_save(group, name, prepared)
+    }
+
+    /// Checks a logical batch about to become `group/name`'s file and narrows it: to the
+    /// types of `keep_types` where the values fit them (a fold keeps the table's stored types),
+    /// else by the downcast rules. The file gets the next version, or `existing`'s with
+    /// `same_rows` (a fold that changes no row: cached pages of that version stay true).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn prepare_save(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+        existing: Option<&TableHandle>,
+        keep_types: Option<&arrow::datatypes::Schema>,
+        same_rows: bool,
+    ) -> Result<PreparedSave> {
+        let columns: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let entity_key = resolve_entity_key(&columns, declaration.entity_key, existing)?;
+        for key in &entity_key {
+            check_entity_key_type(batch, key)?;
+        }
+        if let Some(field) = &declaration.timestamp_field {
+            let column = batch
+                .column_by_name(field)
+                .ok_or_else(|| missing_declared("timestamp_field", field))?;
+            if column.data_type() != &timestamp_type() && column.data_type() != &DataType::Null {
+                return Err(StorageError::invalid(
+                    field,
+                    None,
+                    format!("timestamp_field {field:?} must hold RFC 3339 timestamps"),
+                ));
+            }
+        }
+        let latest = self.latest_version(name);
+        let version = match existing {
+            Some(h) if same_rows && h.version >= latest => h.version,
+            _ => existing.map_or(0, |h| h.version).max(latest) + 1,
+        };
+        let (stored, logical_columns) = downcast_onto(batch, self.config.policy(), keep_types)?;
+        let meta = TableMeta {
+            version,
+            entity_key: entity_key.clone(),
+            timestamp_field: declaration.timestamp_field.clone(),
+            columns: logical_columns,
+            arrow_bytes: batch.get_array_memory_size() as u64,
+            written_at: rfc3339(SystemTime::now()),
+        };
+        Ok(PreparedSave {
+            path: self.layout.table_path(group, name),
+            stored,
+            meta,
+            created: existing.is_none(),
+        })
+    }
+
+    /// Opens a table file just written from `prepared` and makes it the current snapshot:
+    /// sidecar, catalog, and the removal of the parts the replaced file had.
+    pub(super) fn install_save(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        prepared: PreparedSave,
+    ) -> Result<SaveOutcome> {
+        let PreparedSave {
+            path,
+            meta,
+            created,
+            ..
+        } = prepared;
+        let file = TableFile::open(&path)?;
+        let version = meta.version;
+        let entity_key = meta.entity_key.clone();
+        let timestamp_field = meta.timestamp_field.clone();
+        let sidecar = Sidecar {
+            version,
+            deleted: false,
+            row_count: file.row_count(),
+            file_size_bytes: file.file_size(),
+            table: Some(meta),
+            fingerprint: Some(file.fingerprint()),
+        };
+        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &sidecar) {
+            // The footer is the authority; a stale sidecar only costs a readable copy.
+            tracing::warn!(table = %name, error = %e, "could not write the table's sidecar");
+        }
+        let outcome = SaveOutcome {
+            created,
+            version,
+            rows: file.row_count(),
+            relative_path: self.layout.relative_table_path(group, name),
+            entity_key: entity_key.clone(),
+            timestamp_field: timestamp_field.clone(),
+        };
+        let handle = TableHandle {
+            group: group.clone(),
+            name: name.clone(),
+            file,
+            version,
+            entity_key,
+            timestamp_field,
+        };
+        write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+        self.mark_readable(name);
+        // The new base file owns no parts: those of the replaced one became invisible in the
+        // rename and are garbage now.
+        self.remove_parts(group, name, None);
+        Ok(outcome)
+    }
+}
+
+/// `batch` with each all-null column retyped: as `hints` says, else as in `existing`.
+pub(super) fn type_null_columns(
+    batch: RecordBatch,
+    hints: &[(String, LogicalType)],
+    existing: Option<&TableHandle>,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Null)
+    {
+        return Ok(batch);
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut arrays = Vec::with_capacity(schema.fields().len());
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        let hinted = hints
+            .iter()
+            .find(|(column, _)| column == field.name())
+            .map(|(_, t)| t.arrow_type())
+            .or_else(|| {
+                existing
+                    .and_then(|h| h.file.schema().field_with_name(field.name()).ok())
+                    .map(|f| f.data_type().clone())
+            })
+            .filter(|t| t != &DataType::Null && LogicalType::from_arrow(t).is_some());
+        match hinted {
+            Some(t) if field.data_type() == &DataType::Null => {
+                fields.push(arrow::datatypes::Field::new(field.name(), t.clone(), true));
+                arrays.push(arrow::array::new_null_array(&t, batch.num_rows()));
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                arrays.push(Arc::clone(array));
+            }
+        }
+    }
+    let options =
+        arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        arrays,
+        &options,
+    )?)
+}
+
+pub(super) fn default_if_present(columns: &[String], default: &str) -> Option<String> {
+    columns
+        .iter()
+        .any(|c| c == default)
+        .then(|| default.to_owned())
+}
+
+pub(super) fn missing_declared(what: &str, column: &str) -> StorageError {
+    StorageError::invalid(
+        column,
+        None,
+        format!("{what} names column {column:?}, which the records do not have"),
+    )
+}
+
+pub(super) fn resolve_entity_key(
+    columns: &[String],
+    declared: Option<Vec<String>>,
+    existing: Option<&TableHandle>,
+) -> Result<Vec<String>> {
+    if let Some(declared) = declared {
+        for key in &declared {
+            if !columns.contains(key) {
+                return Err(missing_declared("entity_key", key));
+            }
+        }
+        return Ok(declared);
+    }
+    if let Some(previous) = existing.map(|h| &h.entity_key)
+        && !previous.is_empty()
+        && previous.iter().all(|k| columns.contains(k))
+    {
+        return Ok(previous.clone());
+    }
+    Ok(default_if_present(columns, DEFAULT_ENTITY_KEY)
+        .into_iter()
+        .collect())
+}
+
+pub(super) fn check_entity_key_type(batch: &RecordBatch, key: &str) -> Result<()> {
+    match batch.column_by_name(key).map(|c| c.data_type()) {
+        Some(DataType::Int64 | DataType::Utf8) => Ok(()),
+        _ => Err(StorageError::invalid(
+            key,
+            None,
+            format!("entity key column {key:?} must hold integers or strings"),
+        )),
+    }
+}
