@@ -112,13 +112,20 @@ impl Config {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            let Some((section, key)) = rest.split_once("__") else {
+            // `SECTION__KEY`, or `SECTION__SUBSECTION__KEY` for nested tables such as
+            // `[storage.s3]`.
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if path.len() < 2 || path.iter().any(String::is_empty) {
                 return Err(ConfigError::BadEnvName(name));
-            };
+            }
             let mut layer = toml::Table::new();
-            let mut inner = toml::Table::new();
-            inner.insert(key.to_ascii_lowercase(), env_value(&value));
-            layer.insert(section.to_ascii_lowercase(), toml::Value::Table(inner));
+            let (key, tables) = path.split_last().unwrap_or((&path[0], &[]));
+            layer.insert(key.clone(), env_value(&value));
+            for table in tables.iter().rev() {
+                let mut outer = toml::Table::new();
+                outer.insert(table.clone(), toml::Value::Table(layer));
+                layer = outer;
+            }
             merge(&mut merged, layer);
         }
         let config: Config = toml::Value::Table(merged)

@@ -224,6 +224,16 @@ impl ApiError {
                         "table_file_changing",
                         "Table file being rewritten",
                     ),
+                    StorageError::Unavailable { .. } => (
+                        S::SERVICE_UNAVAILABLE,
+                        "storage_unavailable",
+                        "Object store unavailable",
+                    ),
+                    StorageError::CommitContended { .. } => (
+                        S::SERVICE_UNAVAILABLE,
+                        "storage_contended",
+                        "Table busy with other writers",
+                    ),
                     StorageError::Arrow(_) => {
                         (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                     }

@@ -81,6 +81,20 @@ pub enum StorageError {
         /// The file.
         path: PathBuf,
     },
+    /// The object store (the s3 kind) could not be reached, failed, or refused access: the
+    /// call may succeed later. Nothing a reader trusts was half-written.
+    #[error("the object store is unavailable: {reason}")]
+    Unavailable {
+        /// What went wrong, naming the key or setting, never a credential.
+        reason: String,
+    },
+    /// Other replicas kept committing to this table while this write retried: it was not
+    /// applied; sending it again is safe.
+    #[error("table {name:?} is being written by other replicas; retry the write")]
+    CommitContended {
+        /// The table.
+        name: String,
+    },
     /// An Arrow computation (cast, filter, concat) failed.
     #[error("Arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

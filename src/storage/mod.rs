@@ -46,7 +46,7 @@ pub use layout::{DEFAULT_GROUPS, Layout};
 pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, micros_type, timestamp_type};
 pub use records::{JsonScalar, RecordColumns};
 pub use save::{AppendOutcome, Declaration, SaveOutcome};
-pub use settings::StorageConfig;
+pub use settings::{StorageBackend, StorageConfig};
 pub use table::TableFile;
 pub use typed::{json_columns_to_batch, logical_schema};
 
@@ -77,6 +77,8 @@ pub struct Storage {
     /// Names found in several groups at the last rescan, with the groups not served; kept so
     /// the duplicate is logged once (not on every rescan) and reported by `/health`.
     duplicates: Mutex<duplicates::Duplicates>,
+    /// The object store of the s3 kind; `None` for the local kind.
+    object: Option<object::BlockingTree>,
     /// Held while the tree is open, so no other process sweeps under this one's writes.
     _presence: presence::Presence,
 }
@@ -87,6 +89,12 @@ impl Storage {
     /// table. Unreadable tables are logged and
     /// skipped so one bad file cannot keep the server down.
     pub fn open(config: StorageConfig) -> Result<Self> {
+        if config.backend == StorageBackend::S3 {
+            return Err(StorageError::Unavailable {
+                reason: "storage.backend = \"s3\" is not wired to the data path yet (issue #14)"
+                    .into(),
+            });
+        }
         let layout = Layout::new(&config.data_dir);
         for dir in layout.skeleton_dirs() {
             fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
@@ -101,6 +109,7 @@ impl Storage {
             write_locks: Mutex::new(HashMap::new()),
             unreadable: Mutex::new(HashMap::new()),
             duplicates: Mutex::new(HashMap::new()),
+            object: None,
             _presence: presence,
         };
         if alone {
@@ -111,6 +120,12 @@ impl Storage {
             storage.sweep_orphan_parts();
         }
         Ok(storage)
+    }
+
+    /// The object store holding the tables, registry and parts, for the s3 kind; `None` when
+    /// they are local files. The registry and `/health` reach the store through it.
+    pub fn object_tree(&self) -> Option<&object::BlockingTree> {
+        self.object.as_ref()
     }
 
     /// The tree's layout.

@@ -4,14 +4,23 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 use super::downcast::{DowncastPolicy, FloatDowncast, IntegerDowncast};
+use super::object::S3Config;
 use super::writer::WriteSettings;
 
 /// `[storage]` configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The data root (holds `features/`, `metadata/`, `registry/`, `cache/`).
+    /// The data root (holds `features/`, `metadata/`, `registry/`, `cache/`; with the s3
+    /// kind only this replica's caches).
     pub data_dir: PathBuf,
+    /// Where the tables live.
+    pub backend: StorageBackend,
+    /// With the s3 kind: how often other writers' commits are looked for, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// `[storage.s3]`, used by the s3 kind.
+    #[serde(default)]
+    pub s3: S3Config,
     /// `lossless`, `always` or `never`.
     pub float_downcast: FloatDowncast,
     /// `signed`, `unsigned` or `never`.
@@ -32,9 +41,25 @@ pub struct StorageConfig {
     pub fold_max_share: f64,
 }
 
+/// Where the tables live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Files under the data root.
+    Local,
+    /// Objects in the S3 bucket of `[storage.s3]`.
+    S3,
+}
+
 impl StorageConfig {
     /// Checks ranges once at start-up; the message names the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.backend == StorageBackend::S3 {
+            self.s3.validate().map_err(|e| e.to_string())?;
+        }
+        if !(10..=60_000).contains(&self.poll_interval_ms) {
+            return Err("storage.poll_interval_ms must be between 10 and 60000".into());
+        }
         if !(self.dictionary_ratio >= 0.0 && self.dictionary_ratio <= 1.0) {
             return Err("storage.dictionary_ratio must be between 0 and 1".into());
         }

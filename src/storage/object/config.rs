@@ -96,9 +96,22 @@ impl S3Config {
     /// rather than changing the process environment); these settings override it.
     pub fn build_from(&self, base: AmazonS3Builder) -> ObjectResult<Arc<dyn ObjectStore>> {
         self.validate()?;
+        // Bounded so a store that is down answers 503 within seconds instead of stalling
+        // requests through object_store's default three minutes of retries.
+        let retry = object_store::RetryConfig {
+            max_retries: 2,
+            retry_timeout: std::time::Duration::from_secs(5),
+            ..object_store::RetryConfig::default()
+        };
+        let client = object_store::ClientOptions::new()
+            .with_timeout(std::time::Duration::from_secs(10))
+            .with_connect_timeout(std::time::Duration::from_secs(2))
+            .with_allow_http(self.allow_http);
         let mut builder = base
             .with_bucket_name(&self.bucket)
-            .with_allow_http(self.allow_http);
+            .with_allow_http(self.allow_http)
+            .with_retry(retry)
+            .with_client_options(client);
         if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint);
         }

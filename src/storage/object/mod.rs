@@ -69,11 +69,13 @@
 //! it but does not fsync, so the local store is to be wrapped to fsync the file and its folder
 //! before a put returns.
 
+mod blocking;
 mod config;
 mod error;
 mod parquet;
 mod tree;
 
+pub use blocking::{BlockingTree, StoreCounters};
 pub use config::{S3Config, local_store};
 pub use error::{ObjectError, ObjectResult};
 pub use parquet::{FOOTER_HINT_BYTES, ObjectParquetReader, ParquetRead};
