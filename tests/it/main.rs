@@ -28,6 +28,7 @@ mod registry;
 mod registry_drift;
 mod registry_inference;
 mod registry_sharing;
+mod s3_storage;
 mod safety;
 mod shutdown;
 mod tables;

@@ -16,6 +16,7 @@
 mod commit;
 mod entry;
 mod follow;
+mod sweep;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,6 +45,8 @@ pub(super) struct Remote {
     next_object: AtomicU64,
     /// The newest entry seen of each table (deletes included, so versions continue).
     heads: Mutex<HashMap<TableName, Entry>>,
+    /// When this process last swept the bucket's garbage.
+    last_sweep: Mutex<Option<std::time::Instant>>,
 }
 
 impl Remote {
@@ -82,6 +85,7 @@ impl Remote {
             writer: id.iter().map(|b| format!("{b:02x}")).collect(),
             next_object: AtomicU64::new(1),
             heads: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         }
     }
 
@@ -92,6 +96,20 @@ impl Remote {
 
     fn log_prefix(name: &TableName) -> ObjectPath {
         ObjectPath::from(format!("tables/{name}/log"))
+    }
+
+    fn data_prefix(name: &TableName) -> ObjectPath {
+        ObjectPath::from(format!("tables/{name}/data"))
+    }
+
+    /// True (and the clock restarted) when the last sweep is `every` old, or there was none.
+    fn sweep_due(&self, every: Duration) -> bool {
+        let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     fn log_key(name: &TableName, seq: u64) -> ObjectPath {
