@@ -320,3 +320,53 @@ fn the_sweep_removes_replaced_objects_and_keeps_every_named_one() -> TestResult 
     assert_eq!(ids(&a, &name)?, (20..25).collect::<Vec<_>>());
     Ok(())
 }
+
+/// A Parquet file as another tool (pandas, Spark) writes it: no featurestore footer.
+fn foreign_parquet(batch: &RecordBatch) -> TestResult<bytes::Bytes> {
+    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), None)?;
+    writer.write(batch)?;
+    Ok(bytes::Bytes::from(writer.into_inner()?))
+}
+
+#[test]
+fn a_table_file_another_tool_puts_in_the_bucket_is_adopted_and_versioned() -> TestResult {
+    let Some(bucket) = s3_bucket() else {
+        return Ok(());
+    };
+    let (group, name) = names("user", "from_a_tool");
+    let (a, _a) = replica(&bucket)?;
+    let tree = BlockingTree::new(bucket.tree()?);
+    let key = object_store::path::Path::from("features/user/from_a_tool.parquet");
+
+    tree.put(&key, foreign_parquet(&rows(0..4, "tool"))?)?;
+    assert!(
+        a.rescan().contains(&name.to_string()),
+        "the new file is adopted"
+    );
+    let first = a.get(&name)?;
+    assert_eq!(first.group, group);
+    assert_eq!(
+        first.entity_key,
+        vec!["entity_id".to_owned()],
+        "inferred as for local files"
+    );
+    assert_eq!(ids(&a, &name)?, vec![0, 1, 2, 3]);
+
+    // Rounds with nothing new change nothing; featurestore's own copy is not re-adopted.
+    a.rescan();
+    assert_eq!(a.get(&name)?.version, first.version);
+
+    tree.put(&key, foreign_parquet(&rows(10..12, "tool"))?)?;
+    a.rescan();
+    let second = a.get(&name)?;
+    assert!(
+        second.version > first.version,
+        "a replaced file is a new version"
+    );
+    assert_eq!(ids(&a, &name)?, vec![10, 11]);
+
+    // Another replica follows through the commit, not the file.
+    let (b, _b) = replica(&bucket)?;
+    assert_eq!(b.get(&name)?.version, second.version);
+    Ok(())
+}

@@ -84,6 +84,7 @@ impl Storage {
                 }
             }
         }
+        changed.extend(self.adopt_plain_copies(remote));
         self.sweep_if_due(remote, &listed);
         changed
     }
