@@ -57,9 +57,9 @@ impl Remote {
     /// Connects to the bucket of `config` and checks that it exists and the credentials may
     /// list it; the error names the setting at fault.
     pub(super) fn open(config: &S3Config) -> Result<Self> {
-        let store = config.build().map_err(|e| StorageError::Unavailable {
-            reason: e.to_string(),
-        })?;
+        let store = config
+            .build()
+            .map_err(|e| StorageError::Unavailable { reason: e.reason() })?;
         let tree = BlockingTree::new(ObjectTree::new(store));
         tree.probe(&config.bucket)
             .map_err(|e| StorageError::Unavailable {
@@ -311,7 +311,7 @@ fn startup_failure(config: &S3Config, error: &ObjectError) -> String {
         ),
         ObjectError::Config { setting, reason } => format!("storage.s3.{setting}: {reason}"),
         other => {
-            let text = other.to_string();
+            let text = other.reason();
             let first = text.lines().next().unwrap_or_default();
             format!(
                 "cannot reach the S3 endpoint {endpoint} (storage.s3.endpoint, storage.s3.region): {first}"
@@ -324,6 +324,6 @@ fn startup_failure(config: &S3Config, error: &ObjectError) -> String {
 /// "not found" of the table, whatever the store answered.
 pub(super) fn store_error(error: ObjectError) -> StorageError {
     StorageError::Unavailable {
-        reason: error.to_string(),
+        reason: error.reason(),
     }
 }
