@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::error::{Result, StorageError};
-use super::meta::{Sidecar, dtype_name};
+use super::meta::{Sidecar, TableMeta, dtype_name};
 use super::save::default_if_present;
 use super::table::TableFile;
 use super::writer::write_json;
@@ -259,21 +259,7 @@ impl Storage {
         previous: Option<u64>,
     ) -> Result<TableHandle> {
         let file = self.open_with_parts(group, name, path)?;
-        let columns: Vec<String> = file
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let (entity_key, timestamp_field) = match file.meta() {
-            Some(m) => (m.entity_key.clone(), m.timestamp_field.clone()),
-            None => (
-                default_if_present(&columns, DEFAULT_ENTITY_KEY)
-                    .into_iter()
-                    .collect(),
-                default_if_present(&columns, DEFAULT_TIMESTAMP_FIELD),
-            ),
-        };
+        let (entity_key, timestamp_field) = keys_of(file.meta(), file.schema());
         let sidecar_path = self.layout.sidecar_path(group, name);
         let sidecar = read_sidecar(&sidecar_path).filter(|s| !s.deleted);
         let fingerprint = file.fingerprint();
@@ -348,4 +334,22 @@ pub(super) fn read_sidecar(path: &Path) -> Option<Sidecar> {
     fs::read(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Sidecar>(&bytes).ok())
+}
+
+/// The entity key and timestamp field of a file: those featurestore recorded in its footer,
+/// else the default column names when the file has them (a file another tool wrote).
+pub(super) fn keys_of(
+    meta: Option<&TableMeta>,
+    schema: &arrow::datatypes::SchemaRef,
+) -> (Vec<String>, Option<String>) {
+    if let Some(meta) = meta {
+        return (meta.entity_key.clone(), meta.timestamp_field.clone());
+    }
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    (
+        default_if_present(&columns, DEFAULT_ENTITY_KEY)
+            .into_iter()
+            .collect(),
+        default_if_present(&columns, DEFAULT_TIMESTAMP_FIELD),
+    )
 }

@@ -102,16 +102,7 @@ impl Storage {
         // Crash leftovers are only swept by a process alone on the tree: beside a running
         // server (the CLI), they may be the server's writes in progress.
         let (presence, alone) = presence::Presence::join(&layout.root().join("metadata"));
-        let storage = Self {
-            layout,
-            config,
-            tables: RwLock::new(HashMap::new()),
-            write_locks: Mutex::new(HashMap::new()),
-            unreadable: Mutex::new(HashMap::new()),
-            duplicates: Mutex::new(HashMap::new()),
-            remote: None,
-            _presence: Some(presence),
-        };
+        let storage = Self::with_empty_catalog(layout, config, None, Some(presence));
         if alone {
             storage.sweep_temp_files();
         }
@@ -120,6 +111,24 @@ impl Storage {
             storage.sweep_orphan_parts();
         }
         Ok(storage)
+    }
+
+    fn with_empty_catalog(
+        layout: Layout,
+        config: StorageConfig,
+        remote: Option<remote::Remote>,
+        presence: Option<presence::Presence>,
+    ) -> Self {
+        Self {
+            layout,
+            config,
+            tables: RwLock::new(HashMap::new()),
+            write_locks: Mutex::new(HashMap::new()),
+            unreadable: Mutex::new(HashMap::new()),
+            duplicates: Mutex::new(HashMap::new()),
+            remote,
+            _presence: presence,
+        }
     }
 
     /// The s3 kind over an object store already built (an embedder's, or a test's with its
@@ -134,16 +143,7 @@ impl Storage {
         let layout = Layout::new(&config.data_dir);
         let cache = layout.cache_dir();
         fs::create_dir_all(&cache).map_err(|e| StorageError::io(&cache, e))?;
-        let storage = Self {
-            layout,
-            config,
-            tables: RwLock::new(HashMap::new()),
-            write_locks: Mutex::new(HashMap::new()),
-            unreadable: Mutex::new(HashMap::new()),
-            duplicates: Mutex::new(HashMap::new()),
-            remote: Some(remote),
-            _presence: None,
-        };
+        let storage = Self::with_empty_catalog(layout, config, Some(remote), None);
         let _ = storage.rescan();
         Ok(storage)
     }

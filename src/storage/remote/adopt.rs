@@ -18,9 +18,9 @@ use std::collections::HashMap;
 use object_store::ObjectMeta;
 use object_store::path::Path as ObjectPath;
 
+use super::super::Storage;
+use super::super::catalog::keys_of;
 use super::super::error::Result;
-use super::super::save::default_if_present;
-use super::super::{DEFAULT_ENTITY_KEY, DEFAULT_TIMESTAMP_FIELD, Storage};
 use super::{DataRef, Entry, Op, Remote, store_error};
 use crate::model::{GroupName, TableName};
 
@@ -124,21 +124,7 @@ impl Storage {
             written_ms: copied.last_modified.timestamp_millis(),
         };
         let file = remote.open_data(&data, None)?;
-        let columns: Vec<String> = file
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let (entity_key, timestamp_field) = match file.meta() {
-            Some(m) => (m.entity_key.clone(), m.timestamp_field.clone()),
-            None => (
-                default_if_present(&columns, DEFAULT_ENTITY_KEY)
-                    .into_iter()
-                    .collect(),
-                default_if_present(&columns, DEFAULT_TIMESTAMP_FIELD),
-            ),
-        };
+        let (entity_key, timestamp_field) = keys_of(file.meta(), file.schema());
         let draft = Entry {
             seq: 0,
             op: Op::Replace,

@@ -24,7 +24,7 @@ use super::super::table::TableFile;
 use super::super::writer::encode_table;
 use super::super::{Storage, write_lock};
 use super::follow::data_ref;
-use super::{Entry, Op, Remote};
+use super::{DataRef, Entry, Op, Remote};
 use crate::model::{GroupName, TableName};
 
 impl Storage {
@@ -58,10 +58,7 @@ impl Storage {
             timestamp_field: prepared.meta.timestamp_field.clone(),
             writer: String::new(),
         };
-        if remote.commit(name, draft)?.is_none() {
-            remote.drop_data(&data);
-            return Err(contended(name));
-        }
+        commit_or_drop(remote, name, draft, &data)?;
         let base = remote.open_data(&data, Some(&bytes))?;
         let file = TableFile::from_segments(base, carried);
         let outcome = SaveOutcome {
@@ -117,10 +114,7 @@ impl Storage {
             timestamp_field: current.timestamp_field.clone(),
             writer: String::new(),
         };
-        if remote.commit(name, draft)?.is_none() {
-            remote.drop_data(&data);
-            return Err(contended(name));
-        }
+        commit_or_drop(remote, name, draft, &data)?;
         let part = remote.open_data(&data, Some(&bytes))?;
         let handle = Arc::new(TableHandle {
             group: current.group.clone(),
@@ -246,10 +240,7 @@ impl Storage {
             timestamp_field: current.timestamp_field.clone(),
             writer: String::new(),
         };
-        if remote.commit(name, draft)?.is_none() {
-            remote.drop_data(&data);
-            return Err(contended(name));
-        }
+        commit_or_drop(remote, name, draft, &data)?;
         let base = remote.open_data(&data, Some(&bytes))?;
         let carried = late.len();
         let handle = Arc::new(TableHandle {
@@ -274,6 +265,16 @@ impl Storage {
             after,
         })
     }
+}
+
+/// Commits `draft`, whose new object is `data`; when another writer committed first, the
+/// object is deleted (nothing will ever name it) and the write is contended.
+fn commit_or_drop(remote: &Remote, name: &TableName, draft: Entry, data: &DataRef) -> Result<()> {
+    if remote.commit(name, draft)?.is_none() {
+        remote.drop_data(data);
+        return Err(contended(name));
+    }
+    Ok(())
 }
 
 fn contended(name: &TableName) -> StorageError {
