@@ -8,6 +8,7 @@
 pub mod child;
 pub mod counting;
 pub mod instants;
+pub mod replicas;
 pub mod rng;
 pub mod s3;
 
