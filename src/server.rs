@@ -55,6 +55,37 @@ impl ServerConfig {
     }
 }
 
+/// Keeps the catalog in line with tables written by others: by watching the local tree (other
+/// tools' files show up within about a second; without a watcher — inotify limits,
+/// unsupported filesystems — they still appear on the next `GET /features`), or, on the s3
+/// kind, by polling the bucket every `storage.poll_interval_ms`.
+fn follow_tables(store: &crate::store::FeatureStore) -> Option<Box<dyn std::any::Any>> {
+    let follower = store.clone();
+    let round = move || {
+        let changed = follower.refresh_tree();
+        if !changed.is_empty() {
+            tracing::info!(tables = ?changed, "tables changed in the store; reloaded");
+        }
+    };
+    if let Some(interval) = store.poll_interval() {
+        return match crate::poll::poll("follow-tables", interval, round) {
+            Ok(guard) => Some(Box::new(guard)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start polling the bucket; other replicas' tables are seen on this replica's next write of each");
+                None
+            }
+        };
+    }
+    let watch_dir = store.features_dir();
+    match crate::watch::watch(&watch_dir, WATCH_DEBOUNCE, round) {
+        Ok(guard) => Some(Box::new(guard)),
+        Err(e) => {
+            tracing::warn!(dir = %watch_dir.display(), error = %e, "cannot watch the feature tree; external changes are seen on the next listing");
+            None
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and lets
 /// in-flight requests finish (bounded by `shutdown_timeout_secs`).
 pub async fn run(
@@ -64,22 +95,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    let watch_store = store.clone();
-    let watch_dir = store.features_dir();
-    // Tables written by other tools show up within about a second; without a watcher (inotify
-    // limits, unsupported filesystems) they still appear on the next `GET /features`.
-    let _watch = match crate::watch::watch(&watch_dir, WATCH_DEBOUNCE, move || {
-        let changed = watch_store.refresh_tree();
-        if !changed.is_empty() {
-            tracing::info!(tables = ?changed, "tables changed on disk; reloaded");
-        }
-    }) {
-        Ok(guard) => Some(guard),
-        Err(e) => {
-            tracing::warn!(dir = %watch_dir.display(), error = %e, "cannot watch the feature tree; external changes are seen on the next listing");
-            None
-        }
-    };
+    let _follow = follow_tables(&store);
     // Definitions another process applied (the `apply` command, another replica) are served
     // within about a second; every registry write re-reads the file anyway.
     let registry_store = store.clone();

@@ -697,7 +697,13 @@ impl FeatureStore {
         self.storage.list().iter().map(|h| summary(h)).collect()
     }
 
-    /// The folder whose changes the watcher reports.
+    /// How often the s3 kind polls the bucket for other writers' commits; `None` for the
+    /// local kind, whose tree is watched.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        self.storage.poll_interval()
+    }
+
+    /// The folder of the local kind's feature tree (watched for changes by other tools).
     pub fn features_dir(&self) -> std::path::PathBuf {
         self.storage.layout().features_dir()
     }
