@@ -100,15 +100,33 @@ async fn concurrent_offline_pushes_and_compactions_on_two_replicas_keep_every_ac
     let (a, b) = (replicas.node(0)?, replicas.node(1)?);
     let (status, body) = save(a, "pushed", "seed", 1).await?;
     assert_eq!(status, 201, "{body}\n{}", replicas.logs());
+    // A's save registered the view on A; it is applied on B as well, once B serves the table:
+    // this test is about the table's log, not about how the registry reaches a replica.
+    let definitions = json!({
+        "entities": [{"name": "entity_id", "value_type": "int64"}],
+        "feature_views": [{"name": "pushed", "group": GROUP, "entities": ["entity_id"],
+                           "timestamp_field": "event_timestamp"}],
+    });
+    wait_for(Duration::from_secs(10), "B registers the view", || async {
+        let (status, _, body) = post(b, "/registry/apply", &definitions).await?;
+        match status {
+            200 => Ok(Some(())),
+            _ => Err(format!("{status}: {body}").into()),
+        }
+    })
+    .await?;
     let push = |id: i64, writer: &str| {
         json!({"push_source_name": "pushed", "to": "offline",
                "df": {"entity_id": [id], "w": [writer], "event_timestamp": [AT]}})
     };
-    // B pushes once it knows the table and its feature view (registered by A's save).
     let pushes = Arc::new(Mutex::new(Pushes::default()));
+    // B pushes once it serves the table.
     wait_for(Duration::from_secs(10), "B accepts a push", || async {
-        let (status, _, _) = post(b, "/push", &push(1, "b")).await?;
-        Ok((status == 200).then_some(()))
+        let (status, _, body) = post(b, "/push", &push(1, "b")).await?;
+        match status {
+            200 => Ok(Some(())),
+            _ => Err(format!("{status}: {body}").into()),
+        }
     })
     .await?;
     if let Ok(mut p) = pushes.lock() {
