@@ -106,6 +106,19 @@ impl Replicas {
         }
     }
 
+    /// Starts replica `index` again (after [`Self::kill`]) on its data dir, on a new port.
+    pub fn restart(&mut self, index: usize) -> TestResult {
+        if self.nodes.get(index).is_some_and(Option::is_some) {
+            return Err(format!("replica {index} is still running").into());
+        }
+        let node = self.launch(index)?;
+        match self.nodes.get_mut(index) {
+            Some(slot) => *slot = Some(node),
+            None => return Err(format!("no replica {index}").into()),
+        }
+        Ok(())
+    }
+
     /// The logs of every replica, for a failure message.
     pub fn logs(&self) -> String {
         (0..self.nodes.len())
