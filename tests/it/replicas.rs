@@ -31,10 +31,22 @@ async fn a_table_written_on_one_replica_is_listed_paged_and_looked_up_on_the_oth
     let Some(bucket) = s3_bucket() else {
         return Ok(());
     };
-    let replicas = Replicas::start(&bucket.config, &bucket.env(), 2)?;
+    // Under a prefix, as two deployments sharing a bucket would be.
+    let mut config = bucket.config.clone();
+    config.prefix = "team-a/features".into();
+    let replicas = Replicas::start(&config, &bucket.env(), 2)?;
     let (a, b) = (replicas.node(0)?, replicas.node(1)?);
-    let (status, _, _) = get(b, "/features").await?;
-    assert_eq!(status, 200, "{}", replicas.logs());
+    let (status, _, health) = get(b, "/health").await?;
+    assert_eq!(status, 200, "{health}\n{}", replicas.logs());
+    assert_eq!(
+        (&health["backend"], &health["bucket"], &health["prefix"]),
+        (
+            &json!("s3"),
+            &json!(bucket.name()),
+            &json!("team-a/features")
+        ),
+        "{health}"
+    );
 
     let (status, body) = save(a, "seen_on_b", "a1", 20).await?;
     assert_eq!(status, 201, "{body}\n{}", replicas.logs());
