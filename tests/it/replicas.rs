@@ -323,36 +323,27 @@ async fn concurrent_replaces_on_two_replicas_publish_each_version_once_and_reads
         let (client, base) = (node.client.clone(), node.base.clone());
         let done = Arc::clone(&done);
         readers.push(tokio::spawn(async move {
-            // (version, write, rows, total_rows) of each whole read, and the offending page
-            // of each paged one that did not hold one write.
-            let mut seen: Vec<(u64, String, usize, u64)> = Vec::new();
+            // (version, write, rows of a whole read, total_rows) of each read, and what was
+            // wrong with each read that failed or did not hold one write.
+            let mut seen: Vec<(u64, String, Option<usize>, u64)> = Vec::new();
             let mut torn: Vec<String> = Vec::new();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                for query in ["limit=100", "limit=2&offset=1"] {
+                for (query, whole) in [("limit=100", true), ("limit=2&offset=1", false)] {
                     let url = format!("{base}/features/{GROUP}/replaced?{query}");
                     let Ok(response) = client.get(url).send().await else {
                         continue;
                     };
-                    if !response.status().is_success() {
+                    let status = response.status().as_u16();
+                    let page: Value = response.json().await.unwrap_or(Value::Null);
+                    if status != 200 {
+                        torn.push(format!("{query} answered {status}: {page}"));
                         continue;
                     }
-                    let Ok(page) = response.json::<Value>().await else {
-                        continue;
-                    };
                     let rows = page["data"].as_array().cloned().unwrap_or_default();
                     let version = page["metadata"]["version"].as_u64().unwrap_or(0);
                     let total = page["metadata"]["total_rows"].as_u64().unwrap_or(0);
                     match single_write(&rows) {
-                        Ok(w) => seen.push((
-                            version,
-                            w,
-                            if query == "limit=100" {
-                                rows.len()
-                            } else {
-                                usize::MAX
-                            },
-                            total,
-                        )),
+                        Ok(w) => seen.push((version, w, whole.then_some(rows.len()), total)),
                         Err(e) => torn.push(format!("{query} v{version}: {e}")),
                     }
                 }
@@ -374,7 +365,7 @@ async fn concurrent_replaces_on_two_replicas_publish_each_version_once_and_reads
     let mut reads = Vec::new();
     for reader in readers {
         let (seen, torn) = reader.await?;
-        assert!(torn.is_empty(), "torn reads: {torn:?}");
+        assert!(torn.is_empty(), "failed or torn reads: {torn:?}");
         reads.extend(seen);
     }
     println!(
@@ -409,7 +400,7 @@ async fn concurrent_replaces_on_two_replicas_publish_each_version_once_and_reads
             size(w),
             "version {version} of write {w} reports {total} rows"
         );
-        if *rows != usize::MAX {
+        if let Some(rows) = rows {
             assert_eq!(*rows, size(w), "a whole read of {w} returned {rows} rows");
         }
     }
@@ -446,29 +437,49 @@ async fn a_replica_killed_mid_write_leaves_the_other_serving_every_table_old_or_
         (a.client.clone(), a.base.clone())
     };
     let writer = tokio::spawn(async move {
+        // The last round A acknowledged, per table.
+        let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
         for round in 0..1000 {
             for name in names {
                 let body = write_rows(&format!("new{round}"), 7);
                 let url = format!("{base}/features/{GROUP}/{name}");
-                if client.post(url).json(&body).send().await.is_err() {
-                    return round;
+                match client.post(url).json(&body).send().await {
+                    Ok(response) if response.status().is_success() => {
+                        acked.insert(name, round);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return (round, acked),
                 }
             }
         }
-        1000
+        (1000, acked)
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
     replicas.kill(0)?;
-    let rounds = writer.await?;
+    let (rounds, acked) = writer.await?;
     println!("A was killed during round {rounds} of rewrites");
 
     let b = replicas.node(1)?;
     for name in names {
-        // Old (5 rows of `old`) or new (7 rows of one round), never a mix or a missing table.
-        let ((version, rows), _) = wait_for(CONVERGE, "B serves the table", || async {
-            read_all(b, name).await
-        })
-        .await?;
+        // Old (5 rows of `old`) or new (7 rows of one round), never a mix or a missing table;
+        // and once B has caught up, at least the last round A acknowledged.
+        let floor = acked.get(name).copied();
+        let ((version, rows), _) =
+            wait_for(CONVERGE, "B serves A's last acknowledged write", || async {
+                let Some((version, rows)) = read_all(b, name).await? else {
+                    return Ok(None);
+                };
+                let round = single_write(&rows)?
+                    .strip_prefix("new")
+                    .and_then(|r| r.parse::<u64>().ok());
+                let caught_up = match (floor, round) {
+                    (None, _) => true,
+                    (Some(floor), Some(round)) => round >= floor,
+                    (Some(_), None) => false,
+                };
+                Ok(caught_up.then_some((version, rows)))
+            })
+            .await?;
         let w = single_write(&rows)?;
         let expected = if w == "old" { 5 } else { 7 };
         assert_eq!(
