@@ -29,6 +29,7 @@ mod registry_drift;
 mod registry_inference;
 mod registry_sharing;
 mod replicas;
+mod s3_storage;
 mod safety;
 mod shutdown;
 mod store_outage;

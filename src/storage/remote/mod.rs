@@ -13,9 +13,11 @@
 //!   rewritten, named by a random per-process writer id so two writers never collide;
 //! - `features/<group>/<name>.parquet`: a plain copy of the latest base, for other tools.
 
+mod adopt;
 mod commit;
 mod entry;
 mod follow;
+mod sweep;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use object_store::ObjectMeta;
 use object_store::path::Path as ObjectPath;
 
 pub(crate) use entry::{DataRef, Entry, Op};
@@ -44,6 +47,10 @@ pub(super) struct Remote {
     next_object: AtomicU64,
     /// The newest entry seen of each table (deletes included, so versions continue).
     heads: Mutex<HashMap<TableName, Entry>>,
+    /// Plain copies already found to need no adoption, by table: (size, ETag) of the copy.
+    checked: Mutex<HashMap<TableName, (u64, Option<String>)>>,
+    /// When this process last swept the bucket's garbage.
+    last_sweep: Mutex<Option<std::time::Instant>>,
 }
 
 impl Remote {
@@ -82,6 +89,8 @@ impl Remote {
             writer: id.iter().map(|b| format!("{b:02x}")).collect(),
             next_object: AtomicU64::new(1),
             heads: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         }
     }
 
@@ -92,6 +101,20 @@ impl Remote {
 
     fn log_prefix(name: &TableName) -> ObjectPath {
         ObjectPath::from(format!("tables/{name}/log"))
+    }
+
+    fn data_prefix(name: &TableName) -> ObjectPath {
+        ObjectPath::from(format!("tables/{name}/data"))
+    }
+
+    /// True (and the clock restarted) when the last sweep is `every` old, or there was none.
+    fn sweep_due(&self, every: Duration) -> bool {
+        let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     fn log_key(name: &TableName, seq: u64) -> ObjectPath {
@@ -145,10 +168,32 @@ impl Remote {
         Ok(heads.get(name).cloned())
     }
 
+    /// A data key of `name` no writer has used: this process's id and a counter.
+    pub(super) fn new_data_key(&self, name: &TableName) -> ObjectPath {
+        let n = self.next_object.fetch_add(1, Ordering::Relaxed);
+        ObjectPath::from(format!("tables/{name}/data/{}-{n:08}.parquet", self.writer))
+    }
+
+    /// Whether the plain copy `object` of `name` was already found to need nothing.
+    pub(super) fn checked_copy(&self, name: &TableName, object: &ObjectMeta) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .is_some_and(|seen| *seen == (object.size, object.e_tag.clone()))
+    }
+
+    /// Records that the plain copy `object` of `name` needs nothing more.
+    pub(super) fn remember_copy(&self, name: &TableName, object: &ObjectMeta) {
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), (object.size, object.e_tag.clone()));
+    }
+
     /// Writes a new data object of `name`; nothing refers to it until an entry names it.
     pub(super) fn put_data(&self, name: &TableName, bytes: Vec<u8>) -> Result<(DataRef, Bytes)> {
-        let n = self.next_object.fetch_add(1, Ordering::Relaxed);
-        let key = format!("tables/{name}/data/{}-{n:08}.parquet", self.writer);
+        let key = self.new_data_key(name).as_ref().to_owned();
         let bytes = Bytes::from(bytes);
         self.tree
             .put(&ObjectPath::from(key.as_str()), bytes.clone())
