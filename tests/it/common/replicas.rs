@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use featurestore::storage::object::S3Config;
@@ -19,12 +20,18 @@ use super::child::ChildServer;
 /// test, not hang it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Held by each [`Replicas`]: one multi-process test at a time. Each starts two debug
+/// binaries beside a SeaweedFS on a 2-core machine; several at once starve the rest of the
+/// suite (timeouts in unrelated tests) more than they save in wall time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// `count` replicas on the bucket of `config`, with `credentials` (see `S3Bucket::env`).
 pub struct Replicas {
     /// The running replicas, by index; a killed one is `None` until restarted.
     pub nodes: Vec<Option<ChildServer>>,
     env: Vec<(String, String)>,
     dirs: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Replicas {
@@ -62,10 +69,13 @@ impl Replicas {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone())),
         );
+        // A test that failed while holding the turn poisons it; the turn itself is still fine.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         let mut replicas = Self {
             nodes: Vec::new(),
             env,
             dirs: tempfile::tempdir()?,
+            _turn: turn,
         };
         for index in 0..count {
             std::fs::create_dir_all(replicas.root(index))?;
