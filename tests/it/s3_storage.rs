@@ -370,3 +370,64 @@ fn a_table_file_another_tool_puts_in_the_bucket_is_adopted_and_versioned() -> Te
     assert_eq!(b.get(&name)?.version, second.version);
     Ok(())
 }
+
+/// Runs `featurestore info` on the s3 kind with `env` on top of the bucket's, returning the
+/// exit status and stderr.
+fn info_on_s3(
+    bucket: &S3Bucket,
+    env: &[(&str, &str)],
+) -> TestResult<(std::process::ExitStatus, String)> {
+    let local = tempfile::tempdir()?;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_featurestore"));
+    command
+        .args(["info", "--data-dir"])
+        .arg(local.path())
+        .env("RUST_LOG", "error")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env("FEATURESTORE__STORAGE__BACKEND", "s3")
+        .env("FEATURESTORE__STORAGE__S3__BUCKET", bucket.name())
+        .env(
+            "FEATURESTORE__STORAGE__S3__ENDPOINT",
+            bucket.config.endpoint.clone().unwrap_or_default(),
+        )
+        .env("FEATURESTORE__STORAGE__S3__ALLOW_HTTP", "true");
+    for (key, value) in bucket.env() {
+        command.env(key, value);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output()?;
+    Ok((output.status, String::from_utf8(output.stderr)?))
+}
+
+#[test]
+fn wrong_credentials_or_a_missing_bucket_stop_the_cli_with_the_setting_named() -> TestResult {
+    let Some(bucket) = s3_bucket() else {
+        return Ok(());
+    };
+    let (status, stderr) = info_on_s3(&bucket, &[])?;
+    assert!(status.success(), "the right settings work: {stderr}");
+
+    let secret = "not-the-secret-at-all";
+    let (status, stderr) = info_on_s3(&bucket, &[("AWS_SECRET_ACCESS_KEY", secret)])?;
+    assert!(!status.success());
+    assert!(stderr.contains("AWS_SECRET_ACCESS_KEY"), "{stderr}");
+    assert!(
+        !stderr.contains(secret),
+        "a credential never reaches the output"
+    );
+    assert!(
+        !stderr.contains("<Error>"),
+        "no raw XML from the store: {stderr}"
+    );
+
+    let (status, stderr) = info_on_s3(
+        &bucket,
+        &[("FEATURESTORE__STORAGE__S3__BUCKET", "no-such-bucket-here")],
+    )?;
+    assert!(!status.success());
+    assert!(stderr.contains("storage.s3.bucket"), "{stderr}");
+    Ok(())
+}

@@ -63,12 +63,7 @@ impl Remote {
         let tree = BlockingTree::new(ObjectTree::new(store));
         tree.probe(&config.bucket)
             .map_err(|e| StorageError::Unavailable {
-                reason: match e {
-                    ObjectError::Unavailable { .. } => format!(
-                        "cannot reach the S3 endpoint (storage.s3.endpoint or AWS_ENDPOINT_URL, storage.s3.region or AWS_REGION): {e}"
-                    ),
-                    other => other.to_string(),
-                },
+                reason: startup_failure(config, &e),
             })?;
         Ok(Self::over(tree))
     }
@@ -299,6 +294,29 @@ impl Remote {
             modified,
             written,
         )
+    }
+}
+
+/// The one line a process that cannot start on the bucket prints: the setting at fault and
+/// what the store said, without the store's XML body (nor, ever, a credential).
+fn startup_failure(config: &S3Config, error: &ObjectError) -> String {
+    let endpoint = config
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| "AWS_ENDPOINT_URL or the AWS default".to_owned());
+    match error {
+        ObjectError::Denied { .. } => format!(
+            "access to bucket {:?} was refused: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and storage.s3.bucket",
+            config.bucket
+        ),
+        ObjectError::Config { setting, reason } => format!("storage.s3.{setting}: {reason}"),
+        other => {
+            let text = other.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            format!(
+                "cannot reach the S3 endpoint {endpoint} (storage.s3.endpoint, storage.s3.region): {first}"
+            )
+        }
     }
 }
 
