@@ -14,10 +14,25 @@ use crate::store::RecordColumns;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
     /// `healthy`, or `degraded` when the data root is not writable, a table file is
-    /// unreadable or a table name is in two groups (the answer is still a 200: every other
-    /// table is served).
+    /// unreadable, a table name is in two groups, or the object store is unreachable (the
+    /// answer is still a 200: every other table, and every cached read, is served).
     #[schema(example = "healthy")]
     pub status: String,
+    /// Where the tables live: `local` (files under the data root) or `s3` (a bucket).
+    #[schema(example = "local")]
+    pub backend: String,
+    /// The bucket holding the tables, with the s3 backend; null with the local one.
+    #[schema(example = json!(null))]
+    pub bucket: Option<String>,
+    /// The key prefix inside the bucket (empty for its root), with the s3 backend; null with
+    /// the local one.
+    #[schema(example = json!(null))]
+    pub prefix: Option<String>,
+    /// Why the object store is considered unreachable (s3 backend), while it is: uncached
+    /// reads and writes answer 503 `storage_unavailable` meanwhile. Null when it answers, and
+    /// with the local backend. Cleared by the next call that succeeds.
+    #[schema(example = json!(null))]
+    pub storage_unavailable_reason: Option<String>,
     /// Server version.
     #[schema(example = "0.1.0")]
     pub version: String,

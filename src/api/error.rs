@@ -8,7 +8,7 @@
 use std::io::ErrorKind;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -20,6 +20,18 @@ use crate::store::{NameKind, Referrers, RegistryError, StorageError, StoreError}
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The `Retry-After` (seconds) of the 503s that pass by themselves: the object store
+/// unreachable, a commit lost to other writers, a table file rewritten under a read. One
+/// second is the poll interval's default, so a retry lands after the next look at the store.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The problem codes answered with a `Retry-After` header ([`RETRY_AFTER_SECONDS`]).
+pub const RETRYABLE_CODES: [&str; 3] = [
+    "storage_unavailable",
+    "storage_contended",
+    "table_file_changing",
+];
 
 /// One field-level validation failure.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -397,6 +409,16 @@ impl ApiError {
         }
     }
 
+    /// Seconds a client should wait before retrying, for the failures that pass by
+    /// themselves; `None` for the others (retrying them unchanged cannot succeed, or, for
+    /// `data_root_not_writable` and `online_store_unavailable`, needs an operator).
+    fn retry_after(&self) -> Option<u32> {
+        let (_, code, _) = self.classify();
+        RETRYABLE_CODES
+            .contains(&code)
+            .then_some(RETRY_AFTER_SECONDS)
+    }
+
     fn field_errors(&self) -> Vec<FieldError> {
         let one = |field: String, message: String| vec![FieldError { field, message }];
         match self {
@@ -518,6 +540,42 @@ impl ResponseError for ApiError {
         if let Some(challenge) = self.challenge() {
             response.insert_header((WWW_AUTHENTICATE, challenge));
         }
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((RETRY_AFTER, seconds.to_string()));
+        }
         response.body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(error: StorageError) -> HttpResponse {
+        ApiError::Store(StoreError::Storage(error)).error_response()
+    }
+
+    #[test]
+    fn passing_503s_carry_retry_after_and_others_do_not() {
+        let passing = [
+            StorageError::Unavailable {
+                reason: "connection refused".into(),
+            },
+            StorageError::CommitContended { name: "t".into() },
+            StorageError::FileChanged {
+                path: "features/g/t.parquet".into(),
+            },
+        ];
+        for error in passing {
+            let response = answer(error);
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let header = response.headers().get(RETRY_AFTER);
+            assert_eq!(header.and_then(|h| h.to_str().ok()), Some("1"));
+        }
+        let lasting = answer(StorageError::TableNotFound {
+            name: "t".into(),
+            hint: None,
+        });
+        assert!(lasting.headers().get(RETRY_AFTER).is_none());
     }
 }

@@ -7,24 +7,37 @@ use super::AppState;
 use super::dto::{DuplicateTableDto, HealthResponse, UnreadableTableDto};
 use super::error::ApiError;
 
-/// Liveness and readiness: version, uptime, whether the data root is writable, table count,
-/// and the table files that cannot be opened.
+/// Liveness and readiness: version, uptime, the backend (kind, bucket, prefix) and whether its
+/// store answers, whether the data root is writable, table count, and the table files that
+/// cannot be opened.
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
-        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable, a table file is unreadable (listed in `tables_unreadable`) or a table name is in two groups (listed in `tables_duplicated`); every other table is still served", body = HealthResponse),
+        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable, a table file is unreadable (listed in `tables_unreadable`), a table name is in two groups (listed in `tables_duplicated`) or the object store is unreachable (`storage_unavailable_reason`); every other table, and every cached read, is still served", body = HealthResponse),
         (status = 500, description = "Internal error", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.store.health().await?;
+    let backend = state.store.backend();
+    // Read after the health probe above, so an outage it ran into (or a recovery it saw)
+    // is what this answer says.
+    let outage = state
+        .store
+        .object_store_status()
+        .and_then(|status| status.outage);
     // Degraded, not down: a 200 keeps load balancers sending traffic to a server that still
-    // serves every other table.
+    // serves every other table (and, during an object store outage, every cached read).
     let healthy = report.data_root_writable
         && report.unreadable_tables.is_empty()
-        && report.duplicate_tables.is_empty();
+        && report.duplicate_tables.is_empty()
+        && outage.is_none();
     Ok(HttpResponse::Ok().json(HealthResponse {
         status: if healthy { "healthy" } else { "degraded" }.into(),
+        backend: backend.kind.into(),
+        bucket: backend.bucket.clone(),
+        prefix: backend.prefix.clone(),
+        storage_unavailable_reason: outage,
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: (report.uptime.as_secs_f64() * 1000.0).round() / 1000.0,
         data_root_writable: report.data_root_writable,

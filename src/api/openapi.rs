@@ -5,12 +5,13 @@
 
 use utoipa::OpenApi;
 use utoipa::openapi::example::ExampleBuilder;
-use utoipa::openapi::{RefOr, Response};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::{Object, RefOr, Response, Type};
 
 use super::auth::docs::SecurityDocs;
 use super::compact;
 use super::dto;
-use super::error::{FieldError, PROBLEM_JSON, Problem};
+use super::error::{FieldError, PROBLEM_JSON, Problem, RETRY_AFTER_SECONDS, RETRYABLE_CODES};
 use super::features;
 use super::health;
 use super::historical;
@@ -273,6 +274,18 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
     ),
     (
         503,
+        "storage_unavailable",
+        "Object store unavailable",
+        "the object store is unavailable: connection refused reading tables/user_profile/log",
+    ),
+    (
+        503,
+        "storage_contended",
+        "Table busy with other writers",
+        "table \"user_profile\" is being written by other replicas; retry the write",
+    ),
+    (
+        503,
         "data_root_not_writable",
         "Data root not writable",
         "I/O error on feature_store/features/user: Read-only file system",
@@ -299,9 +312,15 @@ impl utoipa::Modify for ProblemExamples {
             ];
             for operation in operations.into_iter().flatten() {
                 for (status, response) in operation.responses.responses.iter_mut() {
-                    let RefOr::T(Response { content, .. }) = response else {
+                    let RefOr::T(Response {
+                        content, headers, ..
+                    }) = response
+                    else {
                         continue;
                     };
+                    if status == "503" {
+                        headers.insert("Retry-After".to_owned(), RefOr::T(retry_after_header()));
+                    }
                     let Some(RefOr::T(problem)) = content.get_mut(PROBLEM_JSON) else {
                         continue;
                     };
@@ -325,6 +344,19 @@ impl utoipa::Modify for ProblemExamples {
             }
         }
     }
+}
+
+/// The `Retry-After` header of the 503 answers (`ApiError::error_response` sends it).
+fn retry_after_header() -> utoipa::openapi::header::Header {
+    let codes: Vec<String> = RETRYABLE_CODES.iter().map(|c| format!("`{c}`")).collect();
+    HeaderBuilder::new()
+        .schema(Some(Object::with_type(Type::Integer)))
+        .description(Some(format!(
+            "Seconds to wait before retrying; sent with {} (conditions that pass by themselves), not with the 503s that need an operator",
+            codes.join(", ")
+        )))
+        .example(Some(serde_json::json!(RETRY_AFTER_SECONDS)))
+        .build()
 }
 
 /// Names each operation after its method and path (`getFeaturesByGroupByName`) instead of the

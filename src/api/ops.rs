@@ -125,6 +125,21 @@ pub struct StorageSummary {
     pub total_size_mb: f64,
 }
 
+/// This server's traffic with the object store (s3 backend), since it started.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ObjectStoreStats)]
+pub struct ObjectStoreStatsDto {
+    /// Bytes of object data fetched (footers, column chunks, commit entries).
+    #[schema(example = 1048576)]
+    pub bytes_read: u64,
+    /// Calls made to the store.
+    #[schema(example = 420)]
+    pub requests: u64,
+    /// Calls that failed because the store was unreachable or answered 5xx.
+    #[schema(example = 0)]
+    pub failures: u64,
+}
+
 /// `GET /performance`: the 2.5 guide's performance report, with units in every name.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PerformanceReport {
@@ -138,6 +153,8 @@ pub struct PerformanceReport {
     pub disk_cache_size_mb: f64,
     /// Storage totals.
     pub storage_info: StorageSummary,
+    /// Traffic with the object store, with the s3 backend; null with the local one.
+    pub object_store: Option<ObjectStoreStatsDto>,
 }
 
 /// Statistics of both cache tiers.
@@ -194,7 +211,7 @@ pub async fn clear_table_cache(
 /// Request totals and latency, cache statistics and storage totals.
 #[utoipa::path(
     get, path = "/performance", tag = "operations",
-    responses((status = 200, description = "The performance report", body = PerformanceReport))
+    responses((status = 200, description = "The performance report (with the s3 backend, `object_store` counts the bytes and calls this server made to the store)", body = PerformanceReport))
 )]
 pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
     let requests = state.metrics.summary();
@@ -219,6 +236,14 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
             tables: tables.len(),
             total_size_mb: mib(total_bytes),
         },
+        object_store: state
+            .store
+            .object_store_status()
+            .map(|s| ObjectStoreStatsDto {
+                bytes_read: s.bytes_read,
+                requests: s.requests,
+                failures: s.failures,
+            }),
     })
 }
 

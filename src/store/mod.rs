@@ -14,6 +14,7 @@ mod null_types;
 mod online;
 mod push;
 mod registration;
+mod status;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
 pub use push::{PushOutcome, PushRequest, PushTarget};
 pub use registration::{Deleted, KeySource, Saved, ViewOptions};
+pub use status::{BackendInfo, ObjectStoreStatus};
 
 use std::collections::HashMap;
 
@@ -193,12 +195,15 @@ pub struct FeatureStore {
     max_batch_rows: u64,
     /// Tables whose pushed parts wait to be folded into their files.
     folds: Arc<folding::FoldQueue>,
+    /// Where the tables live, for `/health`.
+    backend: Arc<BackendInfo>,
 }
 
 impl FeatureStore {
     /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
     pub fn open(options: StoreOptions) -> Result<Self> {
         let folds = Arc::new(folding::FoldQueue::new(&options.storage));
+        let backend = Arc::new(BackendInfo::of(&options.storage));
         let storage = match options.object_store {
             Some(tree) if options.storage.backend == crate::storage::StorageBackend::S3 => {
                 Storage::open_on(options.storage, tree)?
@@ -241,6 +246,7 @@ impl FeatureStore {
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
             folds,
+            backend,
         })
     }
 

@@ -17,10 +17,14 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
     assert_eq!(
         fields,
         [
+            "backend",
+            "bucket",
             "data_root_writable",
             "disk_cache_disabled_reason",
             "disk_cache_enabled",
+            "prefix",
             "status",
+            "storage_unavailable_reason",
             "table_count",
             "tables_duplicated",
             "tables_unreadable",
@@ -44,6 +48,22 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
         chrono::DateTime::parse_from_rfc3339(timestamp).is_ok() && timestamp.ends_with('Z'),
         "timestamp {timestamp:?} is not RFC 3339 UTC"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_and_performance_name_the_local_backend_without_store_fields() -> TestResult {
+    let server = TestServer::start()?;
+    let (_, health) = server.get("/health").await?;
+    assert_eq!(health["backend"], "local", "health: {health}");
+    assert_eq!(health["bucket"], json!(null));
+    assert_eq!(health["prefix"], json!(null));
+    assert_eq!(health["storage_unavailable_reason"], json!(null));
+    let (status, performance) = server.get("/performance").await?;
+    assert_eq!(status, 200, "body: {performance}");
+    // No object store with the local kind: the counters are null, not zeros that would read
+    // as "an idle store".
+    assert_eq!(performance["object_store"], json!(null), "{performance}");
     Ok(())
 }
 

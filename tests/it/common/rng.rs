@@ -6,6 +6,11 @@
 pub struct SplitMix(u64);
 
 impl SplitMix {
+    /// A generator from a fixed seed, for data that must be random-looking, not random.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
     /// The seed in `var` when set, else one from the clock; printed either way, so a failure
     /// can be replayed with `var=<seed>`.
     pub fn from_env_or_clock(var: &str) -> Self {

@@ -4,7 +4,8 @@
 //!
 //! One server is shared by the tests of the binary that run at the same time (it starts in
 //! about a second, a server per test would make `cargo test` slow); each test gets a fresh
-//! bucket. The server stops when the last [`S3Bucket`] using it is dropped.
+//! bucket. The server stops when the last [`S3Bucket`] using it is dropped. A test that
+//! stops the server (an outage) gets one of its own instead: [`dedicated_s3`].
 //!
 //! Where the server cannot be had (no python3, no network for the first install, ...), a test
 //! calling [`s3_bucket`] fails with the reason when the `CI` variable is set, and otherwise
@@ -87,12 +88,17 @@ impl S3Bucket {
     /// The environment a featurestore child process needs to reach the bucket (credentials
     /// and region), for tests that start the binary.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-        ]
+        credentials_env()
     }
+}
+
+/// The test server's credentials and region, as a child process reads them.
+fn credentials_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+    ]
 }
 
 enum Shared {
@@ -107,23 +113,20 @@ static BUCKETS: AtomicUsize = AtomicUsize::new(0);
 /// A fresh bucket on the shared test server, or `None` (after printing `skipped: ...`) when no
 /// server can be had outside CI. In CI (`CI` set) that case panics with the reason instead.
 pub fn s3_bucket() -> Option<S3Bucket> {
-    match server().and_then(create_bucket) {
-        Ok(bucket) => Some(bucket),
-        Err(reason) => {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "the S3 test server (SeaweedFS) is required in CI but unavailable: {reason}"
-                );
-            }
-            // Straight to the process's stderr: libtest captures `eprintln!`, and this line
-            // must be seen in a passing run.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: no S3 test server (SeaweedFS) here: {reason}"
-            );
-            None
-        }
+    server().and_then(create_bucket).map_err(unavailable).ok()
+}
+
+/// No server to be had: a panic with `reason` in CI (`CI` set), else one `skipped:` line.
+fn unavailable(reason: String) {
+    if std::env::var_os("CI").is_some() {
+        panic!("the S3 test server (SeaweedFS) is required in CI but unavailable: {reason}");
     }
+    // Straight to the process's stderr: libtest captures `eprintln!`, and this line must be
+    // seen in a passing run.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: no S3 test server (SeaweedFS) here: {reason}"
+    );
 }
 
 fn server() -> Result<Arc<S3Server>, String> {
@@ -248,16 +251,50 @@ fn free_port_pair() -> Result<(u16, u16), String> {
     Err("no free pair of ports 10000 apart".into())
 }
 
+/// The ports one `weed mini` listens on, kept so a stopped server restarts on the same ones.
+#[derive(Debug, Clone)]
+struct Ports {
+    /// master, master gRPC, volume, volume gRPC, filer, filer gRPC, s3, s3 gRPC.
+    list: Vec<u16>,
+    /// The admin port and its gRPC port (admin + 10000).
+    admin: (u16, u16),
+}
+
+impl Ports {
+    fn free() -> Result<Self, String> {
+        Ok(Self {
+            list: free_ports(8)?,
+            admin: free_port_pair()?,
+        })
+    }
+}
+
 fn start(weed: &Path) -> Result<S3Server, String> {
     let data = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
-    let ports = free_ports(8)?;
-    let (admin, admin_grpc) = free_port_pair()?;
-    let log_path = data.path().join("weed.log");
-    let log = fs::File::create(&log_path).map_err(|e| format!("cannot create the log: {e}"))?;
+    let ports = Ports::free()?;
+    let (child, endpoint, filer) = launch(weed, &ports, data.path())?;
+    Ok(S3Server {
+        endpoint,
+        filer,
+        child: Mutex::new(child),
+        _data: data,
+    })
+}
+
+/// Starts `weed mini` on `ports` with its data under `dir` and waits until it answers;
+/// returns the process, the S3 endpoint and the filer's address.
+fn launch(weed: &Path, ports: &Ports, dir: &Path) -> Result<(Child, String, String), String> {
+    let log_path = dir.join("weed.log");
+    let log = fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot create the log: {e}"))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
-    let store = data.path().join("store");
+    let store = dir.join("store");
     fs::create_dir_all(&store).map_err(|e| e.to_string())?;
-    let child = Command::new(weed)
+    let (list, (admin, admin_grpc)) = (&ports.list, ports.admin);
+    let mut child = Command::new(weed)
         .arg("mini")
         .arg(format!("-dir={}", store.display()))
         .args([
@@ -265,14 +302,14 @@ fn start(weed: &Path) -> Result<S3Server, String> {
             "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
         ])
-        .arg(format!("-master.port={}", ports[0]))
-        .arg(format!("-master.port.grpc={}", ports[1]))
-        .arg(format!("-volume.port={}", ports[2]))
-        .arg(format!("-volume.port.grpc={}", ports[3]))
-        .arg(format!("-filer.port={}", ports[4]))
-        .arg(format!("-filer.port.grpc={}", ports[5]))
-        .arg(format!("-s3.port={}", ports[6]))
-        .arg(format!("-s3.port.grpc={}", ports[7]))
+        .arg(format!("-master.port={}", list[0]))
+        .arg(format!("-master.port.grpc={}", list[1]))
+        .arg(format!("-volume.port={}", list[2]))
+        .arg(format!("-volume.port.grpc={}", list[3]))
+        .arg(format!("-filer.port={}", list[4]))
+        .arg(format!("-filer.port.grpc={}", list[5]))
+        .arg(format!("-s3.port={}", list[6]))
+        .arg(format!("-s3.port.grpc={}", list[7]))
         .arg(format!("-admin.port={admin}"))
         .arg(format!("-admin.port.grpc={admin_grpc}"))
         .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false"])
@@ -287,22 +324,17 @@ fn start(weed: &Path) -> Result<S3Server, String> {
         .stderr(log_err)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", weed.display()))?;
-    let server = S3Server {
-        endpoint: format!("http://127.0.0.1:{}", ports[6]),
-        filer: format!("127.0.0.1:{}", ports[4]),
-        child: Mutex::new(child),
-        _data: data,
-    };
+    let endpoint = format!("http://127.0.0.1:{}", list[6]);
+    let filer = format!("127.0.0.1:{}", list[4]);
     let deadline = Instant::now() + START_TIMEOUT;
     // Ready when both the S3 gateway and the filer (which creates buckets) answer HTTP.
-    while http_status(&server.endpoint["http://".len()..], "GET", "/").is_none()
-        || http_status(&server.filer, "GET", "/").is_none()
+    while http_status(&endpoint["http://".len()..], "GET", "/").is_none()
+        || http_status(&filer, "GET", "/").is_none()
     {
-        let exited = match server.child.lock() {
-            Ok(mut child) => child.try_wait().ok().flatten(),
-            Err(_) => None,
-        };
+        let exited = child.try_wait().ok().flatten();
         if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
             let log = fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
             return Err(format!(
@@ -312,30 +344,95 @@ fn start(weed: &Path) -> Result<S3Server, String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(server)
+    Ok((child, endpoint, filer))
+}
+
+/// A server of one test's own, which the test may stop (an outage: nothing answers on its
+/// ports) and start again on the same ports and data, with one bucket.
+pub struct DedicatedS3 {
+    weed: PathBuf,
+    ports: Ports,
+    child: Option<Child>,
+    /// `[storage.s3]` for its bucket, as [`S3Bucket::config`].
+    pub config: S3Config,
+    data: tempfile::TempDir,
+}
+
+impl DedicatedS3 {
+    /// Kills the server (SIGKILL: no goodbye to clients, as a crash or a network cut).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data; the bucket and its objects are back.
+    pub fn restart(&mut self) -> TestResult {
+        self.stop();
+        let (child, _, _) = launch(&self.weed, &self.ports, self.data.path())?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The environment a featurestore child process needs (see [`S3Bucket::env`]).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        credentials_env()
+    }
+}
+
+impl Drop for DedicatedS3 {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A server of the caller's own with one fresh bucket, or `None` (after printing
+/// `skipped: ...`) where none can be had outside CI, as [`s3_bucket`].
+pub fn dedicated_s3() -> Option<DedicatedS3> {
+    let started = install().and_then(|weed| {
+        let data = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
+        let ports = Ports::free()?;
+        let (child, endpoint, filer) = launch(&weed, &ports, data.path())?;
+        let mut server = DedicatedS3 {
+            weed,
+            ports,
+            child: Some(child),
+            config: S3Config::default(),
+            data,
+        };
+        server.config = make_bucket(&filer, &endpoint)?;
+        Ok(server)
+    });
+    started.map_err(unavailable).ok()
+}
+
+/// A fresh bucket on the shared server.
+fn create_bucket(server: Arc<S3Server>) -> Result<S3Bucket, String> {
+    let config = make_bucket(&server.filer, &server.endpoint)?;
+    Ok(S3Bucket { server, config })
 }
 
 /// A bucket is a folder under `/buckets` of SeaweedFS's filer: creating it there needs no
-/// S3 request signing.
-fn create_bucket(server: Arc<S3Server>) -> Result<S3Bucket, String> {
+/// S3 request signing. Returns `[storage.s3]` for it (endpoint set, plain http allowed).
+fn make_bucket(filer: &str, endpoint: &str) -> Result<S3Config, String> {
     let name = format!(
         "fs-test-{}-{}",
         std::process::id(),
         BUCKETS.fetch_add(1, Ordering::Relaxed)
     );
     let path = format!("/buckets/{name}/?op=mkdir");
-    match http_status(&server.filer, "POST", &path) {
+    match http_status(filer, "POST", &path) {
         Some(status) if (200..300).contains(&status) => {}
         other => return Err(format!("creating bucket {name} answered {other:?}")),
     }
-    let config = S3Config {
+    Ok(S3Config {
         bucket: name,
         prefix: String::new(),
-        endpoint: Some(server.endpoint.clone()),
+        endpoint: Some(endpoint.to_owned()),
         region: Some("us-east-1".to_owned()),
         allow_http: true,
-    };
-    Ok(S3Bucket { server, config })
+    })
 }
 
 /// The status of a bodiless HTTP/1.1 request to `host:port`, or `None` if it got no answer.
