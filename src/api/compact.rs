@@ -43,7 +43,7 @@ pub struct CompactResponse {
         (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or a part is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The data root is read-only, or the table file is being rewritten by another tool (`data_root_not_writable`, `table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The data root is read-only, or the table file is being rewritten by another tool (`data_root_not_writable`, `table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`) or other replicas kept committing to the table first (`storage_contended`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
         (status = 507, description = "The disk is full (`storage_full`); the table and its parts are unchanged", body = super::Problem, content_type = "application/problem+json"),
     )
 )]

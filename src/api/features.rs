@@ -167,7 +167,7 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_page(
@@ -244,7 +244,7 @@ fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page:
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty or invalid records, or too many (`invalid_body`, `invalid_records`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The previous table is unreadable, the write failed, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The data root is read-only (`data_root_not_writable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The data root is read-only (`data_root_not_writable`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`) or other replicas kept committing to the table first (`storage_contended`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
         (status = 507, description = "The disk is full (`storage_full`)", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -331,6 +331,7 @@ pub async fn save_table(
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On the s3 kind, when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn table_info(
@@ -389,7 +390,7 @@ pub async fn table_info(
         (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The file could not be removed, or an internal failure (`storage_io_error`, `table_unreadable`, `table_metadata_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The data root is read-only (`data_root_not_writable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The data root is read-only (`data_root_not_writable`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`) or other replicas kept committing to the table first (`storage_contended`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_table(
@@ -442,7 +443,7 @@ pub async fn delete_table(
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A table cannot be filtered as asked (`no_entity_key`, `no_timestamp_field`; `composite_entity_key` for plain ids on a composite key: send entity rows as objects) or the body is invalid: a bad id, or an entity row missing a key column of a table (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn batch(

@@ -151,7 +151,7 @@ pub struct HistoricalResponse {
         (status = 415, description = "The body is not JSON, Parquet or an Arrow stream (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "No entity rows and no window, an entity column missing or mistyped, a timestamp not RFC 3339, an unreadable upload, both or neither of features and feature_service (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A view's table file is being rewritten by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A view's table file is being rewritten by another tool; retry (`table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_historical_features(

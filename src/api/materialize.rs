@@ -113,7 +113,7 @@ fn response(views: Vec<MaterializedView>) -> HttpResponse {
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A timestamp is missing or not RFC 3339, or start_ts is after end_ts (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The online store is unavailable (`online_store_unavailable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The online store is unavailable (`online_store_unavailable`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn materialize(
@@ -144,7 +144,7 @@ pub async fn materialize(
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "end_ts is missing or not RFC 3339 (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The online store is unavailable (`online_store_unavailable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The online store is unavailable (`online_store_unavailable`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn materialize_incremental(

@@ -168,7 +168,7 @@ pub enum OnlineAnswerDoc {
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A join key is missing, entity columns differ in length, too many entity rows, both or neither of features and feature_service, or one feature name from two views without full_feature_names (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_online_features(

@@ -139,7 +139,7 @@ pub struct PushResponse {
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A column is missing or unknown, a value does not fit its column's type, columns differ in length, a join key or event timestamp is null, more rows than `api.max_records_per_write` or columns than `api.max_columns`, or `to` is not one of the three targets (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The online store is unavailable, or the table file is being rewritten by another tool (`online_store_unavailable`, `table_file_changing`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The online store is unavailable, or the table file is being rewritten by another tool (`online_store_unavailable`, `table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`) or other replicas kept committing to the table first (`storage_contended`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn push(
