@@ -80,21 +80,7 @@ pub async fn run(
             None
         }
     };
-    // Definitions another process applied (the `apply` command, another replica) are served
-    // within about a second; every registry write re-reads the file anyway.
-    let registry_store = store.clone();
-    let registry_dir = store.registry_dir();
-    let _watch_registry = match crate::watch::watch(&registry_dir, WATCH_DEBOUNCE, move || {
-        if registry_store.reload_registry() {
-            tracing::info!("the registry changed on disk; reloaded");
-        }
-    }) {
-        Ok(guard) => Some(guard),
-        Err(e) => {
-            tracing::warn!(dir = %registry_dir.display(), error = %e, "cannot watch the registry; definitions applied by other processes are seen on this server's next registry write");
-            None
-        }
-    };
+    let _registry_updates = follow_registry(&store);
     // Pushed rows reach the plain table files within `storage.fold_delay_ms` of the last push.
     let _fold = match store.start_folding() {
         Ok(guard) => Some(guard),
@@ -163,6 +149,78 @@ pub fn app(
 
 /// Quiet time the watcher waits for before rescanning.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// What keeps the served registry in step with other processes' writes; held only to be
+/// dropped, which stops it.
+enum RegistryFollower {
+    /// The local kind: the registry folder is watched.
+    Watch { _guard: crate::watch::WatchGuard },
+    /// The s3 kind: the object store is polled.
+    Poll { _guard: RegistryPoll },
+}
+
+/// A thread calling `reload_registry` every interval until dropped.
+struct RegistryPoll {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RegistryPoll {
+    fn drop(&mut self) {
+        // Dropping the sender wakes the thread at once; it ends instead of polling again.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Definitions another process applied (the `apply` command, another replica) are served
+/// within about a second; every registry write re-reads the registry anyway. The local kind
+/// watches the registry folder; the s3 kind has no folder to watch, so it asks the store
+/// every `storage.poll_interval_ms` for entries newer than the one it serves (one LIST when
+/// nothing changed).
+fn follow_registry(store: &crate::store::FeatureStore) -> Option<RegistryFollower> {
+    let registry_store = store.clone();
+    if let Some(interval) = store.registry_poll_interval() {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("registry-poll".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval)
+                {
+                    if registry_store.reload_registry() {
+                        tracing::info!("the registry changed in the object store; reloaded");
+                    }
+                }
+            });
+        return match thread {
+            Ok(thread) => Some(RegistryFollower::Poll {
+                _guard: RegistryPoll {
+                    stop: Some(stop),
+                    thread: Some(thread),
+                },
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start polling the registry; definitions applied by other replicas are seen on this server's next registry write");
+                None
+            }
+        };
+    }
+    let registry_dir = store.registry_dir();
+    match crate::watch::watch(&registry_dir, WATCH_DEBOUNCE, move || {
+        if registry_store.reload_registry() {
+            tracing::info!("the registry changed on disk; reloaded");
+        }
+    }) {
+        Ok(guard) => Some(RegistryFollower::Watch { _guard: guard }),
+        Err(e) => {
+            tracing::warn!(dir = %registry_dir.display(), error = %e, "cannot watch the registry; definitions applied by other processes are seen on this server's next registry write");
+            None
+        }
+    }
+}
 
 /// Records each request in the metrics (by matched route pattern, so label values stay few)
 /// and logs it at debug level.

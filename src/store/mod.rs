@@ -188,12 +188,15 @@ pub struct FeatureStore {
     max_batch_rows: u64,
     /// Tables whose pushed parts wait to be folded into their files.
     folds: Arc<folding::FoldQueue>,
+    /// `storage.poll_interval_ms`: how often a server re-reads a registry it cannot watch.
+    registry_poll: Duration,
 }
 
 impl FeatureStore {
     /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
     pub fn open(options: StoreOptions) -> Result<Self> {
         let folds = Arc::new(folding::FoldQueue::new(&options.storage));
+        let registry_poll = Duration::from_millis(options.storage.poll_interval_ms);
         let storage = Storage::open(options.storage)?;
         let mut cache_config = options.cache;
         if options.local_databases != LocalDatabases::All {
@@ -204,7 +207,12 @@ impl FeatureStore {
             &storage.layout().cache_dir(),
             Arc::clone(&options.clock),
         );
-        let registry = Registry::open(&storage.layout().registry_dir())?;
+        // The s3 kind keeps the registry in the bucket beside the tables, shared by every
+        // replica; the local kind keeps its file (and cross-process lock) in the data root.
+        let registry = match storage.object_tree() {
+            Some(tree) => Registry::open_object(tree.clone())?,
+            None => Registry::open(&storage.layout().registry_dir())?,
+        };
         let online_dir = storage.layout().online_dir();
         let (durable, durable_error) = if options.local_databases == LocalDatabases::None {
             (None, Some("not opened by this command".to_owned()))
@@ -231,6 +239,7 @@ impl FeatureStore {
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
             folds,
+            registry_poll,
         })
     }
 
