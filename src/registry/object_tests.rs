@@ -204,6 +204,38 @@ fn a_write_that_loses_the_race_runs_again_on_the_winner() -> TestResult {
 }
 
 #[test]
+fn many_writer_threads_per_replica_applying_freely_lose_nothing() -> TestResult {
+    const EACH: usize = 25;
+    let dir = tempfile::tempdir()?;
+    let tree = local_tree(dir.path())?;
+    let replicas = [
+        Arc::new(Registry::open_object(tree.clone())?),
+        Arc::new(Registry::open_object(tree.clone())?),
+    ];
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let registry = Arc::clone(&replicas[t % 2]);
+            std::thread::spawn(move || -> Result<(), String> {
+                for i in 0..EACH {
+                    let name = format!("t{t}_{i:02}");
+                    registry
+                        .apply(entity(&name), &no_tables)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().map_err(|_| "writer panicked")??;
+    }
+    replicas[1].reload()?;
+    assert_eq!(names(&replicas[1]).len(), 8 * EACH);
+    assert_eq!(entry_keys(&tree)?.len(), 8 * EACH);
+    Ok(())
+}
+
+#[test]
 fn a_write_whose_entry_is_already_there_with_its_document_answers_success() -> TestResult {
     // What a retried put finds when its first attempt timed out after the store wrote it:
     // the next entry already holds exactly the document this write makes.

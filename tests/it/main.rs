@@ -27,6 +27,7 @@ mod readme;
 mod registry;
 mod registry_drift;
 mod registry_inference;
+mod registry_object;
 mod registry_sharing;
 mod safety;
 mod shutdown;
