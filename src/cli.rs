@@ -333,6 +333,11 @@ fn check_data_root(config: &Config, missing: MissingRoot) -> Result<()> {
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match missing {
             MissingRoot::Create => Ok(()),
+            // On the s3 kind the tables are in the bucket; the data root only holds this
+            // replica's caches, which start empty.
+            MissingRoot::Refuse if config.storage.backend == crate::storage::StorageBackend::S3 => {
+                Ok(())
+            }
             MissingRoot::Refuse => anyhow::bail!(
                 "the data root {} does not exist; create it (mkdir -p {}) or run `featurestore serve --demo --data-dir {}` to create it with the demo tables",
                 dir.display(),

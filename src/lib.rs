@@ -31,6 +31,7 @@ pub mod demo;
 pub mod model;
 pub mod offline;
 pub mod online;
+pub mod poll;
 pub mod registry;
 pub mod server;
 pub mod storage;

@@ -55,6 +55,37 @@ impl ServerConfig {
     }
 }
 
+/// Keeps the catalog in line with tables written by others: by watching the local tree (other
+/// tools' files show up within about a second; without a watcher — inotify limits,
+/// unsupported filesystems — they still appear on the next `GET /features`), or, on the s3
+/// kind, by polling the bucket every `storage.poll_interval_ms`.
+fn follow_tables(store: &crate::store::FeatureStore) -> Option<Box<dyn std::any::Any>> {
+    let follower = store.clone();
+    let round = move || {
+        let changed = follower.refresh_tree();
+        if !changed.is_empty() {
+            tracing::info!(tables = ?changed, "tables changed in the store; reloaded");
+        }
+    };
+    if let Some(interval) = store.poll_interval() {
+        return match crate::poll::poll("follow-tables", interval, round) {
+            Ok(guard) => Some(Box::new(guard)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start polling the bucket; other replicas' tables are seen on this replica's next write of each");
+                None
+            }
+        };
+    }
+    let watch_dir = store.features_dir();
+    match crate::watch::watch(&watch_dir, WATCH_DEBOUNCE, round) {
+        Ok(guard) => Some(Box::new(guard)),
+        Err(e) => {
+            tracing::warn!(dir = %watch_dir.display(), error = %e, "cannot watch the feature tree; external changes are seen on the next listing");
+            None
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and lets
 /// in-flight requests finish (bounded by `shutdown_timeout_secs`).
 pub async fn run(
@@ -64,22 +95,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    let watch_store = store.clone();
-    let watch_dir = store.features_dir();
-    // Tables written by other tools show up within about a second; without a watcher (inotify
-    // limits, unsupported filesystems) they still appear on the next `GET /features`.
-    let _watch = match crate::watch::watch(&watch_dir, WATCH_DEBOUNCE, move || {
-        let changed = watch_store.refresh_tree();
-        if !changed.is_empty() {
-            tracing::info!(tables = ?changed, "tables changed on disk; reloaded");
-        }
-    }) {
-        Ok(guard) => Some(guard),
-        Err(e) => {
-            tracing::warn!(dir = %watch_dir.display(), error = %e, "cannot watch the feature tree; external changes are seen on the next listing");
-            None
-        }
-    };
+    let _follow = follow_tables(&store);
     let _registry_updates = follow_registry(&store);
     // Pushed rows reach the plain table files within `storage.fold_delay_ms` of the last push.
     let _fold = match store.start_folding() {
@@ -150,71 +166,34 @@ pub fn app(
 /// Quiet time the watcher waits for before rescanning.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// What keeps the served registry in step with other processes' writes; held only to be
-/// dropped, which stops it.
-enum RegistryFollower {
-    /// The local kind: the registry folder is watched.
-    Watch { _guard: crate::watch::WatchGuard },
-    /// The s3 kind: the object store is polled.
-    Poll { _guard: RegistryPoll },
-}
-
-/// A thread calling `reload_registry` every interval until dropped.
-struct RegistryPoll {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for RegistryPoll {
-    fn drop(&mut self) {
-        // Dropping the sender wakes the thread at once; it ends instead of polling again.
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Definitions another process applied (the `apply` command, another replica) are served
 /// within about a second; every registry write re-reads the registry anyway. The local kind
-/// watches the registry folder; the s3 kind has no folder to watch, so it asks the store
-/// every `storage.poll_interval_ms` for entries newer than the one it serves (one LIST when
-/// nothing changed).
-fn follow_registry(store: &crate::store::FeatureStore) -> Option<RegistryFollower> {
-    let registry_store = store.clone();
-    if let Some(interval) = store.registry_poll_interval() {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("registry-poll".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(interval)
-                {
-                    if registry_store.reload_registry() {
-                        tracing::info!("the registry changed in the object store; reloaded");
-                    }
-                }
-            });
-        return match thread {
-            Ok(thread) => Some(RegistryFollower::Poll {
-                _guard: RegistryPoll {
-                    stop: Some(stop),
-                    thread: Some(thread),
-                },
-            }),
+/// watches the registry folder; the s3 kind has no folder to watch, so it asks the bucket every
+/// `storage.poll_interval_ms` for entries newer than the one it serves (one LIST when nothing
+/// changed).
+fn follow_registry(store: &crate::store::FeatureStore) -> Option<Box<dyn std::any::Any>> {
+    let follower = store.clone();
+    if let Some(interval) = store.poll_interval() {
+        let round = move || {
+            if follower.reload_registry() {
+                tracing::info!("the registry changed in the bucket; reloaded");
+            }
+        };
+        return match crate::poll::poll("follow-registry", interval, round) {
+            Ok(guard) => Some(Box::new(guard)),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start polling the registry; definitions applied by other replicas are seen on this server's next registry write");
+                tracing::warn!(error = %e, "cannot start polling the registry; definitions applied by other replicas are seen on this replica's next registry write");
                 None
             }
         };
     }
     let registry_dir = store.registry_dir();
     match crate::watch::watch(&registry_dir, WATCH_DEBOUNCE, move || {
-        if registry_store.reload_registry() {
+        if follower.reload_registry() {
             tracing::info!("the registry changed on disk; reloaded");
         }
     }) {
-        Ok(guard) => Some(RegistryFollower::Watch { _guard: guard }),
+        Ok(guard) => Some(Box::new(guard)),
         Err(e) => {
             tracing::warn!(dir = %registry_dir.display(), error = %e, "cannot watch the registry; definitions applied by other processes are seen on this server's next registry write");
             None

@@ -253,12 +253,6 @@ impl Registry {
         })
     }
 
-    /// Whether the registry lives in an object store, where other replicas' changes are seen
-    /// by polling [`Self::reload`] (no file to watch).
-    pub fn is_object_store(&self) -> bool {
-        matches!(self.backend, Backend::Object(_))
-    }
-
     /// The current definitions.
     pub fn snapshot(&self) -> Arc<RegistryDocument> {
         Arc::clone(&self.loaded.read().unwrap_or_else(|p| p.into_inner()).doc)

@@ -56,7 +56,6 @@ fn an_apply_on_one_replica_is_served_by_another_after_reload() -> TestResult {
     let tree = local_tree(dir.path())?;
     let a = Registry::open_object(tree.clone())?;
     let b = Registry::open_object(tree.clone())?;
-    assert!(a.is_object_store());
     a.apply(entity("user_id"), &no_tables)?;
     assert_eq!(
         entry_keys(&tree)?,

@@ -214,6 +214,10 @@ impl Storage {
     /// Looks for a table not in the catalog on disk: the inferred group first, then every
     /// group folder.
     pub(super) fn discover(&self, name: &TableName) -> Result<Option<Arc<TableHandle>>> {
+        if let Some(remote) = &self.remote {
+            self.follow(remote, name)?;
+            return Ok(self.peek(name));
+        }
         let mut groups: Vec<GroupName> = Vec::new();
         if let Ok(g) = infer_group(name.as_str()).parse() {
             groups.push(g);
@@ -313,6 +317,9 @@ impl Storage {
     /// The highest version ever recorded for `name`, in any group (names are unique across
     /// groups, so a table moved or re-created elsewhere continues its count).
     pub(super) fn latest_version(&self, name: &TableName) -> u64 {
+        if let Some(remote) = &self.remote {
+            return remote.known_head(name).map_or(0, |head| head.version);
+        }
         let metadata = self.layout.root().join("metadata");
         fs::read_dir(metadata)
             .into_iter()

@@ -37,6 +37,7 @@ use super::error::{Result, StorageError};
 use super::layout::Layout;
 use super::meta::{ColumnMeta, LogicalType, Sidecar, TableMeta};
 use super::reader::{ParquetFile, base_id_of};
+use super::remote::Op;
 use super::save::PreparedSave;
 use super::writer::{stage_table, sync_dir, write_json, write_table};
 use super::{
@@ -68,6 +69,16 @@ impl Storage {
     /// logical types, or of any type for a column that holds only nulls. A table that does
     /// not exist yet is created from the batch, with `declaration`.
     pub fn append_batch(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+    ) -> Result<AppendOutcome> {
+        self.retrying(|| self.append_once(group, name, batch, declaration.clone()))
+    }
+
+    fn append_once(
         &self,
         group: &GroupName,
         name: &TableName,
@@ -150,12 +161,6 @@ impl Storage {
             })
             .collect::<Result<Vec<_>>>()?;
         let version = current.version.max(self.latest_version(name)) + 1;
-        let base_id = current.file.base().base_id();
-        let parts_dir = self.layout.parts_dir(group, name, &base_id);
-        self.create_dirs_durably(&parts_dir)?;
-        let path = self
-            .layout
-            .part_path(group, name, &base_id, current.file.part_count() + 1);
         let meta = TableMeta {
             version,
             entity_key: current.entity_key.clone(),
@@ -164,6 +169,24 @@ impl Storage {
             arrow_bytes: ordered.get_array_memory_size() as u64,
             written_at: rfc3339(SystemTime::now()),
         };
+        if let Some(remote) = &self.remote {
+            let handle = self.commit_part(remote, &current, &stored, meta)?;
+            return Ok(AppendOutcome {
+                version,
+                rows: ordered.num_rows() as u64,
+                total_rows: handle.file.row_count(),
+                parts: handle.file.part_count(),
+                compacted: false,
+                created: false,
+                appended_to,
+            });
+        }
+        let base_id = current.file.base().base_id();
+        let parts_dir = self.layout.parts_dir(group, name, &base_id);
+        self.create_dirs_durably(&parts_dir)?;
+        let path = self
+            .layout
+            .part_path(group, name, &base_id, current.file.part_count() + 1);
         write_table(&path, &stored, &meta, self.config.write_settings())?;
         let file = current.file.with_part(ParquetFile::open(&path)?);
         let sidecar = Sidecar {
@@ -201,6 +224,9 @@ impl Storage {
     /// file, keeping its stored types. Readers keep the snapshot they hold; pushes wait only
     /// for the final links and rename (see the module's hazards).
     pub fn fold(&self, group: Option<&GroupName>, name: &TableName) -> Result<FoldOutcome> {
+        if let Some(remote) = &self.remote {
+            return self.retrying(|| self.fold_remote(remote, group, name));
+        }
         let snapshot = match group {
             Some(group) => self.get_in_group(group, name)?,
             None => self.get(name)?,
@@ -345,6 +371,21 @@ impl Storage {
         extra: Option<&RecordBatch>,
     ) -> Result<SaveOutcome> {
         let prepared = self.prepare_fold(handle, extra)?;
+        if let Some(remote) = &self.remote {
+            let op = if extra.is_none() {
+                Op::Compact
+            } else {
+                Op::Replace
+            };
+            return self.commit_base(
+                remote,
+                &handle.group,
+                &handle.name,
+                prepared,
+                op,
+                Vec::new(),
+            );
+        }
         write_table(
             &prepared.path,
             &prepared.stored,
@@ -354,7 +395,7 @@ impl Storage {
         self.install_save(&handle.group, &handle.name, prepared)
     }
 
-    fn prepare_fold(
+    pub(super) fn prepare_fold(
         &self,
         handle: &TableHandle,
         extra: Option<&RecordBatch>,
@@ -463,7 +504,7 @@ impl Storage {
     }
 }
 
-fn unchanged(handle: &TableHandle) -> FoldOutcome {
+pub(super) fn unchanged(handle: &TableHandle) -> FoldOutcome {
     let at = (handle.version, handle.file.snapshot_id());
     FoldOutcome {
         version: handle.version,
@@ -475,7 +516,7 @@ fn unchanged(handle: &TableHandle) -> FoldOutcome {
 }
 
 /// Whether `fields` have the names and types of `schema`'s, in order.
-fn same_types(fields: &arrow::datatypes::Fields, schema: &SchemaRef) -> bool {
+pub(super) fn same_types(fields: &arrow::datatypes::Fields, schema: &SchemaRef) -> bool {
     fields.len() == schema.fields().len()
         && fields
             .iter()

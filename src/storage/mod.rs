@@ -21,9 +21,11 @@ pub mod object;
 mod presence;
 mod reader;
 mod records;
+mod remote;
 mod rescan;
 mod save;
 mod settings;
+mod source;
 mod table;
 mod typed;
 mod writer;
@@ -77,10 +79,10 @@ pub struct Storage {
     /// Names found in several groups at the last rescan, with the groups not served; kept so
     /// the duplicate is logged once (not on every rescan) and reported by `/health`.
     duplicates: Mutex<duplicates::Duplicates>,
-    /// The object store of the s3 kind; `None` for the local kind.
-    object: Option<object::BlockingTree>,
+    /// The bucket of the s3 kind; `None` for the local kind.
+    remote: Option<remote::Remote>,
     /// Held while the tree is open, so no other process sweeps under this one's writes.
-    _presence: presence::Presence,
+    _presence: Option<presence::Presence>,
 }
 
 impl Storage {
@@ -90,10 +92,8 @@ impl Storage {
     /// skipped so one bad file cannot keep the server down.
     pub fn open(config: StorageConfig) -> Result<Self> {
         if config.backend == StorageBackend::S3 {
-            return Err(StorageError::Unavailable {
-                reason: "storage.backend = \"s3\" is not wired to the data path yet (issue #14)"
-                    .into(),
-            });
+            let remote = remote::Remote::open(&config.s3)?;
+            return Self::open_remote(config, remote);
         }
         let layout = Layout::new(&config.data_dir);
         for dir in layout.skeleton_dirs() {
@@ -109,8 +109,8 @@ impl Storage {
             write_locks: Mutex::new(HashMap::new()),
             unreadable: Mutex::new(HashMap::new()),
             duplicates: Mutex::new(HashMap::new()),
-            object: None,
-            _presence: presence,
+            remote: None,
+            _presence: Some(presence),
         };
         if alone {
             storage.sweep_temp_files();
@@ -122,10 +122,38 @@ impl Storage {
         Ok(storage)
     }
 
+    /// The s3 kind: the tables are in the bucket; the data root keeps only this replica's
+    /// caches. Nothing is swept here: other replicas may be mid-write (see `remote`).
+    fn open_remote(config: StorageConfig, remote: remote::Remote) -> Result<Self> {
+        let layout = Layout::new(&config.data_dir);
+        let cache = layout.cache_dir();
+        fs::create_dir_all(&cache).map_err(|e| StorageError::io(&cache, e))?;
+        let storage = Self {
+            layout,
+            config,
+            tables: RwLock::new(HashMap::new()),
+            write_locks: Mutex::new(HashMap::new()),
+            unreadable: Mutex::new(HashMap::new()),
+            duplicates: Mutex::new(HashMap::new()),
+            remote: Some(remote),
+            _presence: None,
+        };
+        let _ = storage.rescan();
+        Ok(storage)
+    }
+
     /// The object store holding the tables, registry and parts, for the s3 kind; `None` when
     /// they are local files. The registry and `/health` reach the store through it.
     pub fn object_tree(&self) -> Option<&object::BlockingTree> {
-        self.object.as_ref()
+        self.remote.as_ref().map(remote::Remote::tree)
+    }
+
+    /// How often the s3 kind looks for other writers' commits; `None` for the local kind,
+    /// whose tree is watched instead.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        self.remote
+            .as_ref()
+            .map(|_| std::time::Duration::from_millis(self.config.poll_interval_ms))
     }
 
     /// The tree's layout.
@@ -135,6 +163,9 @@ impl Storage {
 
     /// Whether a file can be created in the data root right now.
     pub fn is_writable(&self) -> bool {
+        if let Some(remote) = &self.remote {
+            return remote.tree().counters().outage.is_none();
+        }
         let probe = Layout::temp_path_for(&self.layout.root().join("write-probe"));
         let ok = fs::File::create(&probe).is_ok();
         let _ = fs::remove_file(&probe);
@@ -144,6 +175,29 @@ impl Storage {
     fn write_lock(&self, name: &TableName) -> Arc<Mutex<()>> {
         let mut locks = self.write_locks.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(locks.entry(name.clone()).or_default())
+    }
+}
+
+impl Storage {
+    /// Runs a write until it is not beaten by another replica's commit (the s3 kind), a
+    /// bounded number of times with a short random pause; the local kind runs it once.
+    fn retrying<T>(&self, mut write: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            match write() {
+                Err(StorageError::CommitContended { .. })
+                    if self.remote.is_some() && attempt + 1 < remote::COMMIT_ATTEMPTS =>
+                {
+                    attempt += 1;
+                    let mut jitter = [0u8; 1];
+                    let _ = getrandom::fill(&mut jitter);
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        u64::from(jitter[0] % 20) + 2 * attempt as u64,
+                    ));
+                }
+                other => return other,
+            }
+        }
     }
 }
 

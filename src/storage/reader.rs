@@ -9,8 +9,6 @@
 //! it started with instead of mixing two.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -20,17 +18,18 @@ use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatchReader;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
     RowSelector,
 };
 use parquet::file::metadata::PageIndexPolicy;
-use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::reader::Length;
 
 use super::error::{Result, StorageError};
 use super::meta::{FOOTER_KEY, FileFingerprint, TableMeta};
+use super::object::{BlockingTree, ObjectError};
+use super::source::{ObjectSource, PreadFile, Source};
 
 /// How long after an in-place change a file counts as "being rewritten" (a retryable 503)
 /// rather than damaged.
@@ -57,52 +56,24 @@ fn digest(fingerprint: FileFingerprint) -> u64 {
     u64::from_be_bytes(first)
 }
 
+/// The first 8 bytes of sha256 of `bytes`.
+fn digest_of(bytes: &[u8]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// A store failure while opening or reading an object: retryable, never "unreadable".
+fn unavailable(error: ObjectError) -> StorageError {
+    StorageError::Unavailable {
+        reason: error.to_string(),
+    }
+}
+
 /// Largest batch the reader decodes at once.
 const READ_BATCH_ROWS: usize = 64 * 1024;
-
-/// A file read with `pread`, shareable across threads.
-#[derive(Debug, Clone)]
-struct PreadFile {
-    file: Arc<File>,
-    len: u64,
-}
-
-impl Length for PreadFile {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-/// A `Read` over a [`PreadFile`] with its own offset.
-struct PreadCursor {
-    file: Arc<File>,
-    offset: u64,
-}
-
-impl Read for PreadCursor {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-impl ChunkReader for PreadFile {
-    type T = PreadCursor;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<PreadCursor> {
-        Ok(PreadCursor {
-            file: Arc::clone(&self.file),
-            offset: start,
-        })
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let mut buf = vec![0; length];
-        self.file.read_exact_at(&mut buf, start)?;
-        Ok(buf.into())
-    }
-}
 
 /// The id of a base file featurestore wrote with `version` in its footer: the name of the
 /// folder its parts live in.
@@ -114,11 +85,13 @@ pub(super) fn base_id_of(version: u64) -> String {
 #[derive(Debug, Clone)]
 pub struct ParquetFile {
     path: PathBuf,
-    file: PreadFile,
+    file: Source,
     reader_meta: ArrowReaderMetadata,
     meta: Option<TableMeta>,
     served_schema: SchemaRef,
     modified: SystemTime,
+    /// Size and mtime of a local file, size and key digest of an object.
+    identity: FileFingerprint,
     /// Digest of size and mtime, computed once: it is part of every cache key and online
     /// freshness check, so it must not cost a hash per request.
     snapshot_id: u64,
@@ -131,13 +104,56 @@ impl ParquetFile {
         let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
         let stat = file.metadata().map_err(|e| StorageError::io(path, e))?;
         let modified = stat.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let file = PreadFile {
+        let source = Source::File(PreadFile {
             file: Arc::new(file),
             len: stat.len(),
+        });
+        Self::from_source(
+            path.to_owned(),
+            source,
+            modified,
+            fingerprint(stat.len(), modified),
+        )
+    }
+
+    /// Opens the immutable object `key` of `len` bytes (written at `modified`), reading its
+    /// footer and page index with one ranged request, or from `written` when the caller has
+    /// just written those bytes.
+    pub(super) fn open_object(
+        tree: &BlockingTree,
+        key: &object_store::path::Path,
+        len: u64,
+        modified: SystemTime,
+        written: Option<&[u8]>,
+    ) -> Result<Self> {
+        let source = ObjectSource::open(tree, key, len, written).map_err(unavailable)?;
+        // Keys are never reused, so the key names the content: it is the identity.
+        let identity = FileFingerprint {
+            len,
+            modified_nanos: u128::from(digest_of(key.as_ref().as_bytes())),
         };
+        Self::from_source(
+            PathBuf::from(key.as_ref()),
+            Source::Object(source),
+            modified,
+            identity,
+        )
+    }
+
+    fn from_source(
+        path: PathBuf,
+        file: Source,
+        modified: SystemTime,
+        identity: FileFingerprint,
+    ) -> Result<Self> {
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let reader_meta = ArrowReaderMetadata::load(&file, options)
-            .map_err(|e| StorageError::parquet(path, e))?;
+        let reader_meta = ArrowReaderMetadata::load(&file, options).map_err(|e| match &file {
+            Source::Object(object) => match object.take_failure() {
+                Some(reason) => StorageError::Unavailable { reason },
+                None => StorageError::parquet(&path, e),
+            },
+            Source::File(_) => StorageError::parquet(&path, e),
+        })?;
         let meta = reader_meta
             .metadata()
             .file_metadata()
@@ -147,7 +163,7 @@ impl ParquetFile {
             .map(serde_json::from_str::<TableMeta>)
             .transpose()
             .map_err(|source| StorageError::Metadata {
-                path: path.to_owned(),
+                path: path.clone(),
                 source,
             })?;
         let served_schema = match &meta {
@@ -155,14 +171,24 @@ impl ParquetFile {
             _ => Arc::clone(reader_meta.schema()),
         };
         Ok(Self {
-            path: path.to_owned(),
+            path,
             file,
             reader_meta,
             meta,
             served_schema,
             modified,
-            snapshot_id: digest(fingerprint(stat.len(), modified)),
+            identity,
+            snapshot_id: digest(identity),
         })
+    }
+
+    /// The object this file was opened from and its size, for the s3 kind's commit entries;
+    /// `None` for a local file.
+    pub(super) fn object_key(&self) -> Option<&object_store::path::Path> {
+        match &self.file {
+            Source::Object(object) => Some(object.key()),
+            Source::File(_) => None,
+        }
     }
 
     /// Identifies this base file for its appended parts: the footer's version for files
@@ -203,7 +229,7 @@ impl ParquetFile {
 
     /// File size in bytes.
     pub fn file_size(&self) -> u64 {
-        self.file.len
+        self.file.len()
     }
 
     /// Last modification time of the file.
@@ -213,7 +239,7 @@ impl ParquetFile {
 
     /// Size and modification time of the file this snapshot was opened from.
     pub fn fingerprint(&self) -> FileFingerprint {
-        fingerprint(self.file.len, self.modified)
+        self.identity
     }
 
     /// A digest of [`Self::fingerprint`]: identifies this file snapshot in cache keys.
@@ -226,8 +252,11 @@ impl ParquetFile {
     /// footer would read the new bytes. Checked before and after every read, like a seqlock:
     /// any write in between changes the modification time.
     fn verify_unchanged(&self) -> Result<()> {
-        let stat = self
-            .file
+        // Objects are never rewritten under a key: nothing to check.
+        let Source::File(file) = &self.file else {
+            return Ok(());
+        };
+        let stat = file
             .file
             .metadata()
             .map_err(|e| StorageError::io(&self.path, e))?;
@@ -364,8 +393,26 @@ impl ParquetFile {
             self.reader_meta.metadata().file_metadata().schema_descr(),
             sorted.iter().copied(),
         );
+        let whole_columns = row_groups.is_none() && selection.is_none();
+        let source = match &self.file {
+            // Reading whole columns page by page would cost one request per page: fetch
+            // the column chunks at once instead.
+            Source::Object(object) if whole_columns => Source::Object(
+                object
+                    .prefetched(self.chunk_ranges(&sorted))
+                    .map_err(unavailable)?,
+            ),
+            other => other.clone(),
+        };
+        let store_failure = |e: StorageError| match &source {
+            Source::Object(object) => match object.take_failure() {
+                Some(reason) => StorageError::Unavailable { reason },
+                None => e,
+            },
+            Source::File(_) => e,
+        };
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.file.clone(),
+            source.clone(),
             self.reader_meta.clone(),
         )
         .with_projection(mask)
@@ -377,16 +424,22 @@ impl ParquetFile {
             builder = builder.with_row_selection(selection);
         }
         self.verify_unchanged()?;
-        let reader = builder.build().map_err(parquet_err)?;
+        let reader = builder
+            .build()
+            .map_err(parquet_err)
+            .map_err(store_failure)?;
         let file_schema = reader.schema();
         // A decoding failure here means the file's bytes are bad (overwritten in place,
         // damaged on disk): report it as that table's file, not as an internal error.
-        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| {
-            StorageError::parquet(
-                &self.path,
-                parquet::errors::ParquetError::ArrowError(e.to_string()),
-            )
-        })?;
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                StorageError::parquet(
+                    &self.path,
+                    parquet::errors::ParquetError::ArrowError(e.to_string()),
+                )
+            })
+            .map_err(store_failure)?;
         self.verify_unchanged()?;
         let decoded = concat_batches(&file_schema, &batches)?;
         let mut fields = Vec::with_capacity(projection.len());
@@ -404,6 +457,25 @@ impl ParquetFile {
             columns,
             &options,
         )?)
+    }
+
+    /// Byte ranges of the column chunks of `columns` (sorted root indices) in every row group.
+    fn chunk_ranges(&self, columns: &[usize]) -> Vec<std::ops::Range<u64>> {
+        let metadata = self.reader_meta.metadata();
+        let descr = metadata.file_metadata().schema_descr();
+        let mut ranges = Vec::new();
+        for group in metadata.row_groups() {
+            for (leaf, chunk) in group.columns().iter().enumerate() {
+                if columns
+                    .binary_search(&descr.get_column_root_idx(leaf))
+                    .is_ok()
+                {
+                    let (start, len) = chunk.byte_range();
+                    ranges.push(start..start + len);
+                }
+            }
+        }
+        ranges
     }
 
     /// No rows of the projected columns, with their served types.

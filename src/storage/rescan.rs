@@ -21,6 +21,9 @@ impl Storage {
     /// group a lookup would try first (its inferred group, then by name). The duplicate is
     /// logged once, when it appears or changes, and reported by [`Storage::duplicates`].
     pub fn rescan(&self) -> Vec<String> {
+        if let Some(remote) = &self.remote {
+            return self.follow_all(remote);
+        }
         let mut changed = Vec::new();
         let mut found: HashMap<TableName, Vec<GroupName>> = HashMap::new();
         for group in self.group_dirs() {

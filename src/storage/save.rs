@@ -14,6 +14,7 @@ use super::downcast::downcast_onto;
 use super::error::{Result, StorageError};
 use super::meta::{LogicalType, Sidecar, TableMeta, timestamp_type};
 use super::records::RecordColumns;
+use super::remote::Op;
 use super::table::TableFile;
 use super::writer::{sync_dir, write_json, write_table};
 use super::{DEFAULT_ENTITY_KEY, DEFAULT_TIMESTAMP_FIELD, Storage, convert, rfc3339, write_lock};
@@ -101,6 +102,19 @@ impl Storage {
         declaration: Declaration,
         null_types: &[(String, LogicalType)],
     ) -> Result<SaveOutcome> {
+        self.retrying(|| {
+            self.save_records_once(group, name, records, declaration.clone(), null_types)
+        })
+    }
+
+    fn save_records_once(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        records: &RecordColumns,
+        declaration: Declaration,
+        null_types: &[(String, LogicalType)],
+    ) -> Result<SaveOutcome> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let existing = self.existing_for_write(group, name)?;
@@ -143,17 +157,33 @@ impl Storage {
         batch: &RecordBatch,
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
-        let lock = self.write_lock(name);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let existing = self.existing_for_write(group, name)?;
-        self.save_locked(group, name, batch, declaration, existing)
+        self.retrying(|| {
+            let lock = self.write_lock(name);
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let existing = self.existing_for_write(group, name)?;
+            self.save_locked(group, name, batch, declaration.clone(), existing)
+        })
     }
 
     /// Deletes `group/name`; returns the version it had. The sidecar keeps the version
     /// counter so a re-created table continues after it.
     pub fn delete(&self, group: &GroupName, name: &TableName) -> Result<u64> {
+        self.retrying(|| self.delete_once(group, name))
+    }
+
+    fn delete_once(&self, group: &GroupName, name: &TableName) -> Result<u64> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(remote) = &self.remote {
+            self.follow_locked(remote, name)?;
+            let handle = self.existing_for_write(group, name)?.ok_or_else(|| {
+                StorageError::TableNotFound {
+                    name: name.to_string(),
+                    hint: None,
+                }
+            })?;
+            return self.commit_delete(remote, &handle);
+        }
         let handle = self.get_in_group(group, name)?;
         let path = self.layout.table_path(group, name);
         fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
@@ -181,7 +211,19 @@ impl Storage {
         group: &GroupName,
         name: &TableName,
     ) -> Result<Option<Arc<TableHandle>>> {
-        match self.get(name) {
+        // The s3 kind writes on top of the newest commit in the bucket, not of what the last
+        // poll saw; the catalog is read without `get`, whose discovery takes the lock held here.
+        let found = match &self.remote {
+            Some(remote) => {
+                self.follow_locked(remote, name)?;
+                self.peek(name).ok_or_else(|| StorageError::TableNotFound {
+                    name: name.to_string(),
+                    hint: None,
+                })
+            }
+            None => self.get(name),
+        };
+        match found {
             Ok(h) if &h.group != group => match self.other_group_error(group, &h) {
                 duplicate @ StorageError::DuplicateTable { .. } => Err(duplicate),
                 _ => Err(StorageError::NameInOtherGroup {
@@ -212,6 +254,9 @@ impl Storage {
             None,
             false,
         )?;
+        if let Some(remote) = &self.remote {
+            return self.commit_base(remote, group, name, prepared, Op::Replace, Vec::new());
+        }
         write_table(
             &prepared.path,
             &prepared.stored,

@@ -101,26 +101,55 @@ pub fn stage_table(
     meta: &TableMeta,
     settings: WriteSettings,
 ) -> Result<Staged> {
+    let props = writer_properties(path, meta, settings)?;
+    stage(path, |file| {
+        let mut buffered = encode_into(path, BufWriter::new(file), batch, props)?;
+        buffered.flush().map_err(|e| StorageError::io(path, e))
+    })
+}
+
+/// The bytes of the Parquet file [`write_table`] would write, for stores that take a whole
+/// object at once; `name` only labels errors.
+pub fn encode_table(
+    name: &Path,
+    batch: &RecordBatch,
+    meta: &TableMeta,
+    settings: WriteSettings,
+) -> Result<Vec<u8>> {
+    let props = writer_properties(name, meta, settings)?;
+    encode_into(name, Vec::new(), batch, props)
+}
+
+fn writer_properties(
+    path: &Path,
+    meta: &TableMeta,
+    settings: WriteSettings,
+) -> Result<WriterProperties> {
     let meta_json = serde_json::to_string(meta).map_err(|source| StorageError::Metadata {
         path: path.to_owned(),
         source,
     })?;
-    let props = WriterProperties::builder()
+    Ok(WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(settings.row_group_rows.max(1)))
         .set_data_page_row_count_limit(settings.page_rows.max(1))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_owned(), meta_json)]))
-        .build();
-    stage(path, |file| {
-        let parquet_err = |e| write_error(path, e);
-        let mut writer = ArrowWriter::try_new(BufWriter::new(file), batch.schema(), Some(props))
-            .map_err(parquet_err)?;
-        writer.write(batch).map_err(parquet_err)?;
-        // `into_inner` writes the footer; without it the file is not a Parquet file.
-        let mut buffered = writer.into_inner().map_err(parquet_err)?;
-        buffered.flush().map_err(|e| StorageError::io(path, e))
-    })
+        .build())
+}
+
+fn encode_into<W: std::io::Write + Send>(
+    path: &Path,
+    sink: W,
+    batch: &RecordBatch,
+    props: WriterProperties,
+) -> Result<W> {
+    let parquet_err = |e| write_error(path, e);
+    let mut writer =
+        ArrowWriter::try_new(sink, batch.schema(), Some(props)).map_err(parquet_err)?;
+    writer.write(batch).map_err(parquet_err)?;
+    // `into_inner` writes the footer; without it the bytes are not a Parquet file.
+    writer.into_inner().map_err(parquet_err)
 }
 
 /// A failure of the Parquet writer: the I/O error underneath when there is one, so that a

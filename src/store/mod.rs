@@ -188,15 +188,12 @@ pub struct FeatureStore {
     max_batch_rows: u64,
     /// Tables whose pushed parts wait to be folded into their files.
     folds: Arc<folding::FoldQueue>,
-    /// `storage.poll_interval_ms`: how often a server re-reads a registry it cannot watch.
-    registry_poll: Duration,
 }
 
 impl FeatureStore {
     /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
     pub fn open(options: StoreOptions) -> Result<Self> {
         let folds = Arc::new(folding::FoldQueue::new(&options.storage));
-        let registry_poll = Duration::from_millis(options.storage.poll_interval_ms);
         let storage = Storage::open(options.storage)?;
         let mut cache_config = options.cache;
         if options.local_databases != LocalDatabases::All {
@@ -239,7 +236,6 @@ impl FeatureStore {
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
             folds,
-            registry_poll,
         })
     }
 
@@ -700,7 +696,13 @@ impl FeatureStore {
         self.storage.list().iter().map(|h| summary(h)).collect()
     }
 
-    /// The folder whose changes the watcher reports.
+    /// How often the s3 kind polls the bucket for other writers' commits; `None` for the
+    /// local kind, whose tree is watched.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        self.storage.poll_interval()
+    }
+
+    /// The folder of the local kind's feature tree (watched for changes by other tools).
     pub fn features_dir(&self) -> std::path::PathBuf {
         self.storage.layout().features_dir()
     }

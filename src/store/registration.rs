@@ -114,15 +114,6 @@ impl FeatureStore {
         reload_registry(&self.registry)
     }
 
-    /// How often a server polls [`Self::reload_registry`]: `Some` when the registry lives in
-    /// the object store (the s3 kind), where no folder can be watched; `None` on the local
-    /// kind, whose folder the watcher reports (see [`Self::registry_dir`]).
-    pub fn registry_poll_interval(&self) -> Option<std::time::Duration> {
-        self.registry
-            .is_object_store()
-            .then_some(self.registry_poll)
-    }
-
     /// The registry's folder, whose changes the watcher reports.
     pub fn registry_dir(&self) -> std::path::PathBuf {
         self.storage.layout().registry_dir()

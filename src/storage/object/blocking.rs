@@ -146,6 +146,12 @@ impl BlockingTree {
         self.stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// See [`ObjectTree::probe`].
+    pub fn probe(&self, bucket: &str) -> ObjectResult<()> {
+        let (tree, bucket) = (self.tree.clone(), bucket.to_owned());
+        self.run("", async move { tree.probe(&bucket).await })
+    }
+
     /// See [`ObjectTree::put_if_absent`].
     pub fn put_if_absent(&self, key: &ObjectPath, bytes: Bytes) -> ObjectResult<()> {
         let (tree, owned) = (self.tree.clone(), key.clone());
@@ -180,6 +186,17 @@ impl BlockingTree {
         })?;
         self.count_read(parts.iter().map(|b| b.len() as u64).sum());
         Ok(parts)
+    }
+
+    /// One byte range of an object.
+    pub fn get_range(&self, key: &ObjectPath, range: Range<u64>) -> ObjectResult<Bytes> {
+        let (tree, owned) = (self.tree.clone(), key.clone());
+        let mut parts = self.run(key.as_ref(), async move {
+            tree.get_ranges(&owned, std::slice::from_ref(&range)).await
+        })?;
+        let bytes = parts.pop().unwrap_or_default();
+        self.count_read(bytes.len() as u64);
+        Ok(bytes)
     }
 
     /// See [`ObjectTree::head`].
