@@ -25,10 +25,12 @@
 //!    in; a stale `If-Match` now fails with `Changed`) and try `seq + 2`, up to
 //!    [`MAX_ATTEMPTS`] times, then give up with `Contended` (nothing written).
 //!
-//! A failed store call (down, 5xx, refused) is `RegistryError::Unavailable` and writes
-//! nothing a reader trusts. A call that timed out after the store did write leaves the entry
-//! committed; the retry of that write then finds it already there and, since the registry is
-//! then exactly what it asked for, answers success.
+//! A failed store call (down, 5xx, refused) is `RegistryError::Unavailable` (503) and never
+//! leaves part of a change: an entry is there whole or not at all. The one ambiguous case is a
+//! put that timed out after the store had written it: the change then took effect whole
+//! although the writer answered 503. Whoever retries finds the registry already as asked:
+//! `object_store`'s own retry of the put gets "already exists", sees the winner holds exactly
+//! its document and answers success; a client's retried apply merges to an unchanged document.
 //!
 //! What a crash leaves: nothing at all before step 3, and a whole entry after it (the put is
 //! atomic), so the registry is always one complete version. There are no temporary objects.
