@@ -28,7 +28,7 @@ use crate::model::{
 };
 
 pub use file::LOCK_FILE;
-pub use object::{KEEP_ENTRIES, LOG_PREFIX, MAX_ATTEMPTS, SWEEP_EVERY, SWEEP_GRACE};
+pub use object::{KEEP_ENTRIES, LOG_PREFIX, MIN_ATTEMPTS, PATIENCE, SWEEP_EVERY, SWEEP_GRACE};
 pub use sync::{SyncOptions, SyncStatus, TableFacts, ViewSync};
 
 /// File name of the registry document.
@@ -113,8 +113,8 @@ pub enum RegistryError {
         /// What the store answered, naming the key or setting, never a credential.
         reason: String,
     },
-    /// Other replicas kept committing registry changes while this write retried (s3 kind);
-    /// it was not applied, and sending it again is safe.
+    /// Other replicas kept committing registry changes for seconds while this write retried
+    /// (s3 kind); it was not applied, and sending it again is safe.
     #[error(
         "the registry kept changing under this write ({attempts} attempts); nothing was applied: retry"
     )]

@@ -22,8 +22,11 @@
 //! 3. Create entry `seq + 1` with `put_if_absent`. This is the commit point: the write is
 //!    acknowledged only once it succeeded. If the key is taken, another replica committed
 //!    first: read the winner, run the change again on it (an upsert of other objects merges
-//!    in; a stale `If-Match` now fails with `Changed`) and try `seq + 2`, up to
-//!    [`MAX_ATTEMPTS`] times, then give up with `Contended` (nothing written).
+//!    in; a stale `If-Match` now fails with `Changed`) and try `seq + 2` after a short random
+//!    pause. It gives up with `Contended` (nothing written) only once it has lost
+//!    [`MIN_ATTEMPTS`] races and kept losing for [`PATIENCE`]: a replica writing a burst wins
+//!    every race while its next write needs one GET less than the loser's retry, so a bound
+//!    on attempts alone would refuse the other replica's write for the length of the burst.
 //!
 //! A failed store call (down, 5xx, refused) is `RegistryError::Unavailable` (503) and never
 //! leaves part of a change: an entry is there whole or not at all. The one ambiguous case is a
@@ -42,7 +45,7 @@
 //! stalled for an hour between steps 1 and 3, whose entry would then not be the highest.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
@@ -53,8 +56,10 @@ use crate::storage::object::{BlockingTree, ObjectError};
 
 /// Where the entries live, relative to the configured prefix.
 pub const LOG_PREFIX: &str = "registry/log";
-/// How many times a write runs again after losing the race for the next entry.
-pub const MAX_ATTEMPTS: u32 = 20;
+/// A write gives up only after losing at least this many races for the next entry ...
+pub const MIN_ATTEMPTS: u32 = 20;
+/// ... and for at least this long.
+pub const PATIENCE: Duration = Duration::from_secs(5);
 /// How many of the latest entries the sweep always keeps.
 pub const KEEP_ENTRIES: u64 = 64;
 /// How old an entry must also be before the sweep deletes it.
@@ -80,11 +85,16 @@ pub(super) struct Entry {
 #[derive(Debug, Clone)]
 pub(super) struct EntryLog {
     tree: BlockingTree,
+    /// [`PATIENCE`]; tests shorten it.
+    pub(super) patience: Duration,
 }
 
 impl EntryLog {
     pub(super) fn new(tree: BlockingTree) -> Self {
-        Self { tree }
+        Self {
+            tree,
+            patience: PATIENCE,
+        }
     }
 
     /// The key of entry `seq`.
@@ -206,7 +216,9 @@ impl EntryLog {
             }
             None => base,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        let started = Instant::now();
+        let mut lost = 0;
+        loop {
             let (next, answer) = change(&current.doc)?;
             let next = match next {
                 Some(next) if next != *current.doc => next,
@@ -237,11 +249,22 @@ impl EntryLog {
                 return Ok((answer, version_tag(&next)));
             }
             current = winner;
+            lost += 1;
+            if lost >= MIN_ATTEMPTS && started.elapsed() >= self.patience {
+                return Err(RegistryError::Contended { attempts: lost });
+            }
+            pause_after_losing(lost);
         }
-        Err(RegistryError::Contended {
-            attempts: MAX_ATTEMPTS,
-        })
     }
+}
+
+/// A random pause of up to about `2 * lost` ms (at most 21 ms), so a writer that keeps losing
+/// stops moving in step with the winner's next write and lands in a gap between two of them.
+fn pause_after_losing(lost: u32) {
+    let mut noise = [0u8; 1];
+    let _ = getrandom::fill(&mut noise);
+    let ceiling = 1 + 2 * u64::from(lost.min(10));
+    std::thread::sleep(Duration::from_millis(u64::from(noise[0]) % ceiling));
 }
 
 /// A store failure as the registry reports it (503): whatever went wrong, nothing was
