@@ -355,11 +355,15 @@ fn check_data_root(config: &Config, missing: MissingRoot) -> Result<()> {
 fn open_store(config: &Config, databases: LocalDatabases) -> Result<FeatureStore> {
     let mut options = config.store_options();
     options.local_databases = databases;
-    FeatureStore::open(options).with_context(|| {
-        format!(
+    FeatureStore::open(options).with_context(|| match config.storage.backend {
+        crate::storage::StorageBackend::S3 => format!(
+            "cannot open the S3 bucket {:?} (storage.backend = \"s3\")",
+            config.storage.s3.bucket
+        ),
+        crate::storage::StorageBackend::Local => format!(
             "cannot open the data root {}",
             config.storage.data_dir.display()
-        )
+        ),
     })
 }
 

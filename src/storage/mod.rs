@@ -122,6 +122,12 @@ impl Storage {
         Ok(storage)
     }
 
+    /// The s3 kind over an object store already built (an embedder's, or a test's with its
+    /// own credentials) instead of the one `config.s3` describes.
+    pub fn open_on(config: StorageConfig, tree: object::BlockingTree) -> Result<Self> {
+        Self::open_remote(config, remote::Remote::over(tree))
+    }
+
     /// The s3 kind: the tables are in the bucket; the data root keeps only this replica's
     /// caches. Nothing is swept here: other replicas may be mid-write (see `remote`).
     fn open_remote(config: StorageConfig, remote: remote::Remote) -> Result<Self> {

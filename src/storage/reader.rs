@@ -68,7 +68,7 @@ fn digest_of(bytes: &[u8]) -> u64 {
 /// A store failure while opening or reading an object: retryable, never "unreadable".
 fn unavailable(error: ObjectError) -> StorageError {
     StorageError::Unavailable {
-        reason: error.to_string(),
+        reason: error.reason(),
     }
 }
 

@@ -176,12 +176,14 @@ impl Storage {
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(remote) = &self.remote {
             self.follow_locked(remote, name)?;
-            let handle = self.existing_for_write(group, name)?.ok_or_else(|| {
-                StorageError::TableNotFound {
-                    name: name.to_string(),
-                    hint: None,
-                }
+            // Not `get_in_group`: its discovery of a missing table takes the lock held here.
+            let handle = self.peek(name).ok_or_else(|| StorageError::TableNotFound {
+                name: name.to_string(),
+                hint: None,
             })?;
+            if &handle.group != group {
+                return Err(self.other_group_error(group, &handle));
+            }
             return self.commit_delete(remote, &handle);
         }
         let handle = self.get_in_group(group, name)?;

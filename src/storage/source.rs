@@ -143,7 +143,7 @@ impl ObjectSource {
         match self.tree.get_range(&self.key, start..end) {
             Ok(bytes) => Ok(bytes),
             Err(error) => {
-                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.reason());
                 Err(ParquetError::External(Box::new(error)))
             }
         }

@@ -145,6 +145,10 @@ pub struct StoreOptions {
     /// one process only). A command that runs beside a possible server and needs neither
     /// (`apply`, `demo`, `historical`, `info`) leaves them to the server.
     pub local_databases: LocalDatabases,
+    /// With `storage.backend = "s3"`: an object store to use instead of the one
+    /// `storage.s3` and the `AWS_*` variables describe (an embedder's own client, or a test's
+    /// with its credentials).
+    pub object_store: Option<crate::storage::object::BlockingTree>,
 }
 
 /// Which of the data root's single-process databases a store opens.
@@ -167,6 +171,7 @@ impl StoreOptions {
             max_batch_rows,
             clock: Arc::new(SystemClock),
             local_databases: LocalDatabases::All,
+            object_store: None,
         }
     }
 }
@@ -194,7 +199,12 @@ impl FeatureStore {
     /// Opens the store on the tree of `options.storage`, with its caches under `cache/`.
     pub fn open(options: StoreOptions) -> Result<Self> {
         let folds = Arc::new(folding::FoldQueue::new(&options.storage));
-        let storage = Storage::open(options.storage)?;
+        let storage = match options.object_store {
+            Some(tree) if options.storage.backend == crate::storage::StorageBackend::S3 => {
+                Storage::open_on(options.storage, tree)?
+            }
+            _ => Storage::open(options.storage)?,
+        };
         let mut cache_config = options.cache;
         if options.local_databases != LocalDatabases::All {
             cache_config.disk_max_mb = 0;

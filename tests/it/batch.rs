@@ -751,3 +751,27 @@ async fn invalid_entity_ids_are_422_naming_the_id_never_an_internal_type() -> Te
     assert_eq!(body["errors"][0]["field"], "entity_ids[0]");
     Ok(())
 }
+
+// The same tests on the s3 kind (those that look at files under the data root have none).
+crate::on_s3_too!(
+    entity_ids_as_numbers_and_strings_both_match_an_integer_key,
+    entity_ids_as_numbers_and_strings_both_match_a_string_key,
+    a_declared_key_other_than_entity_id_filters_the_rows,
+    empty_entity_ids_return_empty_lists_never_the_whole_table,
+    no_entity_ids_return_every_row_of_every_table,
+    unknown_names_are_one_404_listing_all_of_them,
+    entity_ids_on_a_table_without_entity_key_is_422_no_entity_key,
+    plain_entity_ids_on_a_composite_key_is_422_saying_to_send_objects,
+    a_name_is_found_in_whatever_group_holds_it,
+    empty_or_invalid_feature_names_are_rejected,
+    as_of_returns_the_latest_row_at_or_before_the_instant,
+    as_of_on_a_table_without_timestamp_field_is_422_no_timestamp_field,
+    invalid_timestamp_is_422_invalid_body_on_timestamp,
+    result_over_max_batch_rows_is_413_result_too_large,
+    as_of_on_a_composite_key_keeps_the_latest_row_per_key_pair,
+    entity_ids_filter_across_row_groups_and_a_declared_timestamp_field,
+    entity_rows_as_objects_filter_composite_keys_and_single_keys_alike,
+    entity_row_missing_a_key_column_is_422_naming_it,
+    non_canonical_integer_strings_match_no_integer_key,
+    invalid_entity_ids_are_422_naming_the_id_never_an_internal_type,
+);

@@ -626,3 +626,9 @@ async fn a_large_write_holds_up_neither_readers_nor_writers_of_other_tables() ->
     assert_eq!(page["metadata"]["total_rows"], 300_000);
     Ok(())
 }
+
+// The same tests on the s3 kind (those that look at files under the data root have none).
+crate::on_s3_too!(
+    concurrent_readers_never_see_a_mix_and_no_write_is_lost,
+    a_large_write_holds_up_neither_readers_nor_writers_of_other_tables,
+);

@@ -502,3 +502,11 @@ async fn an_all_null_column_takes_the_type_its_view_declares() -> TestResult {
     assert_eq!(score["logical_type"], "int64");
     Ok(())
 }
+
+// The same tests on the s3 kind (those that look at files under the data root have none).
+crate::on_s3_too!(
+    a_fold_keeps_the_tables_stored_types,
+    an_all_null_column_is_null_value_online_until_a_push_gives_it_a_type,
+    an_all_null_join_key_column_takes_its_entitys_type,
+    an_all_null_column_takes_the_type_its_view_declares,
+);

@@ -2995,3 +2995,43 @@ async fn feature_tables_with_other_timestamp_units_and_zones_compare_as_instants
     );
     Ok(())
 }
+
+// The same tests on the s3 kind (those that look at files under the data root have none).
+crate::on_s3_too!(
+    a_feature_row_at_exactly_the_entity_timestamp_matches_and_a_later_one_does_not,
+    the_ttl_window_includes_t_minus_ttl_and_excludes_one_microsecond_older,
+    the_cutoff_changes_nothing_for_a_view_without_a_created_timestamp,
+    duplicate_entity_rows_are_all_kept_in_input_order,
+    unmatched_and_null_keys_get_null_features_and_keep_their_place,
+    null_feature_values_are_null_in_a_matched_row,
+    timestamps_with_offsets_compare_as_instants_and_come_back_in_utc,
+    composite_keys_match_on_every_part_and_a_key_one_view_lacks_nulls_only_that_view,
+    label_and_other_entity_columns_come_back_unchanged_in_the_order_sent,
+    views_come_in_the_order_of_their_first_requested_feature,
+    a_feature_service_names_the_features_and_their_order,
+    full_feature_names_tell_apart_features_two_views_share,
+    a_window_makes_an_entity_row_of_every_key_and_event_time_inside_it,
+    a_window_over_several_views_merges_their_rows_without_duplicates,
+    a_window_over_views_with_different_join_keys_is_422,
+    json_arrow_and_parquet_answers_hold_the_same_rows,
+    an_empty_answer_has_its_columns_in_every_format,
+    parquet_and_arrow_uploads_answer_as_the_json_request_does,
+    uploaded_timestamps_of_any_unit_and_zone_compare_as_instants,
+    json_answers_above_the_row_cap_are_413_and_binary_ones_are_not_capped,
+    unknown_views_features_and_services_are_404_naming_them,
+    entity_rows_without_a_timestamp_or_a_join_key_are_422,
+    bad_timestamps_and_ragged_entity_columns_are_422,
+    entity_rows_and_a_window_are_exclusive_and_one_of_them_is_needed,
+    features_and_a_service_are_exclusive_and_one_of_them_is_needed,
+    unreadable_uploads_are_422_and_other_content_types_415,
+    malformed_json_is_400,
+    the_cli_joins_a_parquet_entity_file_as_the_api_does,
+    the_cli_reads_csv_entity_files_with_quotes_and_empty_cells,
+    integer_keys_sent_as_strings_still_match,
+    sparse_integer_string_and_mixed_composite_keys_all_match,
+    a_zero_ttl_means_no_limit_as_in_feast,
+    null_timestamps_and_all_null_keys_match_nothing_without_failing,
+    more_entity_error_cases_are_422_naming_the_column,
+    bodies_above_the_size_limit_are_413,
+    an_arrow_upload_of_several_batches_is_read_whole,
+);

@@ -30,6 +30,7 @@ mod registry_inference;
 mod registry_object;
 mod registry_replicas;
 mod registry_sharing;
+mod s3_storage;
 mod safety;
 mod shutdown;
 mod tables;

@@ -1111,3 +1111,37 @@ async fn event_times_stored_in_another_time_zone_are_served_as_the_same_instants
     );
     Ok(())
 }
+
+// The same tests on the s3 kind (those that look at files under the data root have none).
+crate::on_s3_too!(
+    the_answer_is_column_major_with_entity_keys_first_and_a_slot_per_entity_row,
+    the_latest_snapshot_of_a_key_wins_whatever_the_row_order,
+    a_row_dated_after_now_is_not_served,
+    a_row_dated_after_now_is_served_once_the_clock_passes_it,
+    each_status_with_its_value_and_timestamp,
+    ttl_includes_its_boundary_and_expires_one_microsecond_later,
+    integer_keys_match_ids_sent_as_numbers_or_numeric_strings,
+    integer_keys_do_not_match_non_canonical_numeric_strings,
+    a_multi_entity_view_looks_up_each_key_pair,
+    an_entity_is_looked_up_by_its_join_key_when_that_differs_from_its_name,
+    a_missing_join_key_is_422_naming_it,
+    entity_columns_of_different_lengths_are_422,
+    features_of_two_views_come_after_the_entity_keys_in_request_order,
+    full_feature_names_prefix_each_feature_with_its_view,
+    a_feature_service_answers_its_features_and_every_feature_of_a_named_view,
+    both_or_neither_of_features_and_feature_service_is_422,
+    unknown_views_are_404_naming_every_unknown_reference,
+    unknown_features_of_a_known_view_are_404_naming_each,
+    an_unknown_feature_service_is_404,
+    a_reference_without_view_and_feature_is_422_naming_its_position,
+    the_rows_layout_gives_one_ordered_object_per_entity_row_and_keeps_the_statuses,
+    one_feature_name_from_two_views_without_full_feature_names_is_422,
+    a_table_replaced_through_the_api_is_served_at_once,
+    a_view_whose_table_lost_a_feature_column_still_serves_the_features_it_kept,
+    more_entity_rows_than_the_limit_are_422,
+    a_feast_clients_exact_body_is_accepted,
+    the_demo_answers_its_feature_service_with_the_latest_profile_and_movie_values,
+    a_feature_requested_twice_is_422_naming_the_second,
+    entity_values_other_than_integers_or_strings_are_422_naming_the_row,
+    a_join_key_given_twice_is_422,
+);

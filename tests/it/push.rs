@@ -1437,3 +1437,31 @@ async fn two_views_with_one_push_source_are_refused_by_apply() -> TestResult {
     assert_eq!(answer["feature_view"], "user_profile");
     Ok(())
 }
+
+// The same tests on the s3 kind (those that look at files under the data root have none).
+crate::on_s3_too!(
+    an_online_push_is_served_at_once_without_touching_the_table,
+    a_push_source_a_view_name_or_feature_view_all_reach_the_view,
+    a_push_source_name_matches_a_push_source_before_a_view_of_that_name,
+    the_latest_event_wins_between_pushed_and_table_rows_whatever_the_push_order,
+    online_pushes_survive_a_restart,
+    an_online_and_offline_push_is_in_the_table_and_served,
+    appended_values_outside_the_base_files_narrow_types_read_back_exactly,
+    a_float_column_takes_integers_and_timestamps_take_any_offset,
+    appended_rows_survive_a_restart,
+    pushed_rows_obey_the_views_ttl_and_the_clock,
+    a_view_keyed_by_two_entities_takes_pushes_by_the_key_pair,
+    the_demos_interactions_take_pushes_by_their_push_source,
+    deleting_a_table_forgets_what_was_pushed_to_it,
+    a_deleted_tables_online_pushes_stay_forgotten_after_a_restart,
+    an_invalid_df_is_422_naming_the_column_and_writes_nothing,
+    a_null_feature_value_is_pushed_as_null,
+    a_column_given_twice_is_422_and_writes_nothing,
+    both_or_neither_of_push_source_name_and_feature_view_is_422,
+    an_unknown_push_source_is_404_naming_it,
+    an_unknown_feature_view_is_404_naming_it,
+    an_unknown_feature_view_is_reported_on_the_feature_view_field,
+    a_target_other_than_the_three_is_422,
+    a_target_that_is_not_a_string_is_422_not_malformed_json,
+    two_views_with_one_push_source_are_refused_by_apply,
+);

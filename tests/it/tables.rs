@@ -1133,3 +1133,39 @@ async fn the_demos_ages_and_ids_are_stored_as_signed_integers() -> TestResult {
     );
     Ok(())
 }
+
+// The same tests on the s3 kind (those that look at files under the data root have none).
+crate::on_s3_too!(
+    save_without_entity_or_timestamp_columns_declares_none,
+    page_defaults_to_1000_rows_and_pages_with_limit_and_offset,
+    limit_zero_returns_no_rows_but_the_total,
+    columns_are_returned_in_the_order_asked,
+    dtypes_are_logical_even_when_stored_narrower,
+    integers_are_stored_in_the_smallest_signed_type_that_holds_them,
+    integer_downcast_unsigned_keeps_the_unsigned_rule_and_never_keeps_int64,
+    floats_read_back_exactly_as_posted_whether_or_not_f32_holds_them,
+    timestamps_with_offsets_read_back_in_utc,
+    nulls_in_integer_columns_read_back_as_null,
+    bad_limit_or_offset_is_400_invalid_parameter_naming_it,
+    unknown_column_is_400_unknown_column,
+    missing_table_is_404_table_not_found,
+    table_fetched_under_the_wrong_group_is_404_saying_where_it_is,
+    same_name_in_another_group_is_409_table_name_conflict,
+    empty_records_is_422_invalid_body_on_records,
+    body_without_records_or_with_unknown_fields_is_422_invalid_body,
+    mixed_types_in_a_column_is_422_naming_the_first_offending_row,
+    bad_timestamp_in_the_timestamp_field_is_422_naming_its_row,
+    malformed_json_is_400_malformed_json,
+    wrong_content_type_is_415_unsupported_media_type,
+    body_over_the_limit_is_413_payload_too_large,
+    invalid_group_or_name_is_400_invalid_name,
+    delete_removes_the_table_and_recreating_continues_the_version,
+    pages_that_span_row_groups_and_data_pages_return_the_right_rows,
+    too_many_records_or_columns_is_422_invalid_body,
+    records_without_any_field_are_422_and_write_nothing,
+    integers_that_cannot_be_stored_exactly_are_422,
+    a_column_of_only_nulls_reads_back_as_nulls,
+    a_group_other_than_the_defaults_is_created_on_first_save,
+    recreating_a_deleted_table_in_another_group_continues_the_version,
+    the_demos_ages_and_ids_are_stored_as_signed_integers,
+);

@@ -71,6 +71,15 @@ pub enum ObjectError {
 }
 
 impl ObjectError {
+    /// The failure in words for a message that already says "the object store is
+    /// unavailable": the store's own error for an outage, this error's text otherwise.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Unavailable { source } => source.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// Sorts an `object_store` error for `key` into the kinds above.
     pub(crate) fn from_store(key: &str, error: object_store::Error) -> Self {
         use object_store::Error as E;

@@ -2,72 +2,67 @@
 //! `Arc<dyn ObjectStore>`, and the commit protocol that lets several featurestore processes
 //! share one bucket (issue #14).
 //!
-//! Status: a library piece, not yet selected by configuration. [`S3Config`] builds the store,
-//! [`ObjectTree`] offers the calls the protocol needs (write-once put, atomic replace, ranged
-//! and whole reads, listing, idempotent delete) with failures sorted into [`ObjectError`]
-//! kinds, and [`ObjectParquetReader`] reads a Parquet object by ranges. The live data path
-//! (`Storage`) still uses `std::fs`; routing it through here is the next step.
+//! [`S3Config`] builds the store, [`ObjectTree`] offers the calls the protocol needs
+//! (write-once put, atomic replace, ranged and whole reads, listing, idempotent delete) with
+//! failures sorted into [`ObjectError`] kinds, [`BlockingTree`] makes them callable from the
+//! synchronous storage layer, and [`ObjectParquetReader`] reads a Parquet object by ranges
+//! for async callers. `storage::remote` speaks the protocol below on top of them when
+//! `storage.backend = "s3"`; the local kind keeps its files (temp file, fsync, rename).
 //!
-//! # Commit protocol (intended; what the data path will implement on these calls)
+//! # Commit protocol
 //!
-//! The only primitive every kind honours atomically is "create this key if absent"
+//! The only primitive every store honours atomically is "create this key if absent"
 //! (`PutMode::Create`: If-None-Match on S3 and SeaweedFS, a hard link on `LocalFileSystem`).
-//! Compare-and-swap of one object (`PutMode::Update`) is not available locally, so the
-//! protocol uses write-once objects only, like a Delta log: a table's state is the highest
-//! numbered commit entry, and publishing version N+1 means creating entry N+1.
+//! Compare-and-swap of one object (`PutMode::Update`) is not available everywhere, so the
+//! protocol uses write-once objects only, like a Delta log: a table's state is its highest
+//! numbered commit entry, and publishing a new state means creating the next entry.
 //!
-//! Keys, relative to `[storage.s3].prefix` (or the data root for the local kind):
+//! Keys, relative to `[storage.s3].prefix`:
 //!
-//! - `tables/<name>/data/<version>-<writer>.parquet`: immutable data objects (a full base,
-//!   or one appended part). `<writer>` is a random id per process, so two writers never
-//!   choose the same data key and these plain puts never collide.
-//! - `tables/<name>/log/<version, 20 digits>.json`: the commit entries, write-once. An
-//!   entry names the group, the operation (`replace`, `append`, `compact`, `delete`), the
-//!   base object and the ordered list of part objects that make up the version (each with its
-//!   size, so readers fetch footers with one ranged GET), the column metadata (the sidecar) and
-//!   the writer and time.
-//! - `features/<group>/<name>.parquet`: the plain copy of the latest full content, for any
-//!   tool that opens Parquet (pandas, DuckDB). Replicas do not trust it for reads; they
-//!   compare its ETag with the one the last entry recorded to notice a replacement written by
-//!   an outside tool, which is then adopted by committing an entry that names it.
-//! - `registry/...`: the registry, committed the same way (entry N+1 per change).
+//! - `tables/<name>/data/<writer>-<n>.parquet`: immutable data objects (a full base, or one
+//!   appended part). `<writer>` is a random id per process and `<n>` a counter, so two
+//!   writers never choose the same data key and these plain puts never collide.
+//! - `tables/<name>/log/<seq, 20 digits>.json`: the commit entries, write-once. An entry
+//!   names the operation (`replace`, `append`, `compact`, `delete`), the table's version
+//!   and group, the base object and the ordered part objects that make up the state (each
+//!   with its size, so a reader fetches a footer with one ranged GET), the entity key and
+//!   timestamp field, and the writer.
+//! - `features/<group>/<name>.parquet`: a plain copy of the latest base, for any tool that
+//!   opens Parquet (pandas, DuckDB). Replicas never read tables from it; a copy another
+//!   tool writes there is adopted as the next version.
 //!
-//! A write, in order:
-//! 1. Put the new data object(s) under a fresh data key (plain put; nothing refers to them
-//!    yet, so no reader can see them).
-//! 2. Create `log/<N+1>.json` with [`ObjectTree::put_if_absent`]. This is the commit point:
-//!    the write is acknowledged only after it succeeds. On [`ObjectError::AlreadyExists`]
-//!    another writer published N+1: read it, rebase and retry at N+2. An append re-applies its
-//!    part on top of the winner (so no acknowledged row is lost); a replace simply retries
-//!    (last writer wins, versions strictly increase); a compaction whose input parts are no
-//!    longer exactly the latest ones gives up and leaves its output to the sweep.
-//! 3. Refresh the plain copy `features/<group>/<name>.parquet` (atomic put) after a replace
-//!    or compaction, recording its ETag in the next entry's view of the table.
+//! A write, in order, under the table's lock in this process:
+//! 1. List the log after the newest entry known (one LIST; usually empty) and, if there is a
+//!    newer one, read it and bring the catalog to it: the write applies to the newest state.
+//! 2. Put the new data object under a fresh key (nothing names it: no reader can see it).
+//! 3. Create entry `seq + 1` with [`ObjectTree::put_if_absent`]: the commit point; the write
+//!    is acknowledged only after it. On [`ObjectError::AlreadyExists`] another writer
+//!    committed first: the data object is deleted and the whole write runs again from step 1
+//!    (bounded; then 503 `storage_contended`). So an append always lands on top of every
+//!    earlier commit (no acknowledged row is lost), a replace is last writer wins, and
+//!    versions strictly increase. A fold (compaction) commits only if the table still starts
+//!    with the base and parts it folded (parts pushed meanwhile are carried over); otherwise
+//!    it folds again what is there.
+//! 4. Refresh the plain copy (server-side copy) after a replace, fold or delete; a writer
+//!    that then sees a newer entry copies again, so the last one to check copies the newest.
 //!
-//! What a reader trusts: only the highest entry it has listed (`list_after` its known version:
-//! one cheap LIST when nothing changed) and the objects that entry names, which are immutable,
-//! so a reader holding version N reads N to the end even while N+1 is published. S3 gives
-//! read-after-write consistency for objects and listings, so an acknowledged commit is
-//! visible to the next poll of any replica.
+//! What a reader trusts: only the newest entry it has listed and the objects that entry names,
+//! which never change, so a reader holding a state reads it to the end even while newer ones
+//! are published. S3 gives read-after-write consistency for objects and listings: other
+//! replicas see a commit at their next poll (`storage.poll_interval_ms`, one LIST of the log
+//! per known table, one of `tables/` and one of `features/` per round).
 //!
 //! A crash at each step leaves:
-//! - during or after step 1: orphan data objects that no entry names; invisible, swept.
-//! - during step 2: the entry exists entirely or not at all (an atomic put); if not, the
-//!   write was never acknowledged and its data objects are orphans.
-//! - after step 2, before step 3: the version is committed and served; only the plain copy
-//!   lags. The next writer, or the sweep, notices that its ETag is not the one the latest
-//!   entry expects and rewrites it.
+//! - during or after step 2: an orphan data object no entry names: invisible, swept.
+//! - during step 3: the entry exists entirely or not at all (one atomic put); if not, the
+//!   write was never acknowledged and its data object is an orphan.
+//! - after step 3, before step 4: the state is committed and served everywhere; only the
+//!   plain copy lags, and the next polling round of any replica restores it.
 //!
-//! The sweep (run by any replica, idempotent, since [`ObjectTree::delete`] of a missing key
-//! succeeds) deletes: data objects not named by any entry from the latest full base onward,
-//! and log entries older than that base, in both cases only when older than a grace period
-//! far longer than a commit takes (an hour), so a slow writer between steps 1 and 2 never
-//! loses its objects; and after a `delete` entry, the table's objects once the grace has
-//! passed.
-//!
-//! The local kind keeps today's guarantees: `LocalFileSystem` writes a temp file and renames
-//! it but does not fsync, so the local store is to be wrapped to fsync the file and its folder
-//! before a put returns.
+//! The sweep (`remote::sweep`, every 10 minutes in every polling process; idempotent)
+//! deletes data objects older than an hour that neither the entry committed an hour ago nor
+//! the newest entry names, and entries more than 64 below that one and older than an hour.
+//! An hour is far longer than any commit or read of one state takes.
 
 mod blocking;
 mod config;

@@ -72,7 +72,7 @@ impl Storage {
                 return Vec::new();
             }
         };
-        let mut names: BTreeSet<TableName> = listed.into_iter().collect();
+        let mut names: BTreeSet<TableName> = listed.iter().cloned().collect();
         names.extend(self.list().iter().map(|h| h.name.clone()));
         let mut changed = Vec::new();
         for name in names {
@@ -84,6 +84,8 @@ impl Storage {
                 }
             }
         }
+        changed.extend(self.adopt_plain_copies(remote));
+        self.sweep_if_due(remote, &listed);
         changed
     }
 

@@ -13,9 +13,11 @@
 //!   rewritten, named by a random per-process writer id so two writers never collide;
 //! - `features/<group>/<name>.parquet`: a plain copy of the latest base, for other tools.
 
+mod adopt;
 mod commit;
 mod entry;
 mod follow;
+mod sweep;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use object_store::ObjectMeta;
 use object_store::path::Path as ObjectPath;
 
 pub(crate) use entry::{DataRef, Entry, Op};
@@ -44,24 +47,23 @@ pub(super) struct Remote {
     next_object: AtomicU64,
     /// The newest entry seen of each table (deletes included, so versions continue).
     heads: Mutex<HashMap<TableName, Entry>>,
+    /// Plain copies already found to need no adoption, by table: (size, ETag) of the copy.
+    checked: Mutex<HashMap<TableName, (u64, Option<String>)>>,
+    /// When this process last swept the bucket's garbage.
+    last_sweep: Mutex<Option<std::time::Instant>>,
 }
 
 impl Remote {
     /// Connects to the bucket of `config` and checks that it exists and the credentials may
     /// list it; the error names the setting at fault.
     pub(super) fn open(config: &S3Config) -> Result<Self> {
-        let store = config.build().map_err(|e| StorageError::Unavailable {
-            reason: e.to_string(),
-        })?;
+        let store = config
+            .build()
+            .map_err(|e| StorageError::Unavailable { reason: e.reason() })?;
         let tree = BlockingTree::new(ObjectTree::new(store));
         tree.probe(&config.bucket)
             .map_err(|e| StorageError::Unavailable {
-                reason: match e {
-                    ObjectError::Unavailable { .. } => format!(
-                        "cannot reach the S3 endpoint (storage.s3.endpoint or AWS_ENDPOINT_URL, storage.s3.region or AWS_REGION): {e}"
-                    ),
-                    other => other.to_string(),
-                },
+                reason: startup_failure(config, &e),
             })?;
         Ok(Self::over(tree))
     }
@@ -82,6 +84,8 @@ impl Remote {
             writer: id.iter().map(|b| format!("{b:02x}")).collect(),
             next_object: AtomicU64::new(1),
             heads: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         }
     }
 
@@ -92,6 +96,20 @@ impl Remote {
 
     fn log_prefix(name: &TableName) -> ObjectPath {
         ObjectPath::from(format!("tables/{name}/log"))
+    }
+
+    fn data_prefix(name: &TableName) -> ObjectPath {
+        ObjectPath::from(format!("tables/{name}/data"))
+    }
+
+    /// True (and the clock restarted) when the last sweep is `every` old, or there was none.
+    fn sweep_due(&self, every: Duration) -> bool {
+        let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     fn log_key(name: &TableName, seq: u64) -> ObjectPath {
@@ -145,10 +163,32 @@ impl Remote {
         Ok(heads.get(name).cloned())
     }
 
+    /// A data key of `name` no writer has used: this process's id and a counter.
+    pub(super) fn new_data_key(&self, name: &TableName) -> ObjectPath {
+        let n = self.next_object.fetch_add(1, Ordering::Relaxed);
+        ObjectPath::from(format!("tables/{name}/data/{}-{n:08}.parquet", self.writer))
+    }
+
+    /// Whether the plain copy `object` of `name` was already found to need nothing.
+    pub(super) fn checked_copy(&self, name: &TableName, object: &ObjectMeta) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .is_some_and(|seen| *seen == (object.size, object.e_tag.clone()))
+    }
+
+    /// Records that the plain copy `object` of `name` needs nothing more.
+    pub(super) fn remember_copy(&self, name: &TableName, object: &ObjectMeta) {
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), (object.size, object.e_tag.clone()));
+    }
+
     /// Writes a new data object of `name`; nothing refers to it until an entry names it.
     pub(super) fn put_data(&self, name: &TableName, bytes: Vec<u8>) -> Result<(DataRef, Bytes)> {
-        let n = self.next_object.fetch_add(1, Ordering::Relaxed);
-        let key = format!("tables/{name}/data/{}-{n:08}.parquet", self.writer);
+        let key = self.new_data_key(name).as_ref().to_owned();
         let bytes = Bytes::from(bytes);
         self.tree
             .put(&ObjectPath::from(key.as_str()), bytes.clone())
@@ -257,10 +297,33 @@ impl Remote {
     }
 }
 
+/// The one line a process that cannot start on the bucket prints: the setting at fault and
+/// what the store said, without the store's XML body (nor, ever, a credential).
+fn startup_failure(config: &S3Config, error: &ObjectError) -> String {
+    let endpoint = config
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| "AWS_ENDPOINT_URL or the AWS default".to_owned());
+    match error {
+        ObjectError::Denied { .. } => format!(
+            "access to bucket {:?} was refused: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and storage.s3.bucket",
+            config.bucket
+        ),
+        ObjectError::Config { setting, reason } => format!("storage.s3.{setting}: {reason}"),
+        other => {
+            let text = other.reason();
+            let first = text.lines().next().unwrap_or_default();
+            format!(
+                "cannot reach the S3 endpoint {endpoint} (storage.s3.endpoint, storage.s3.region): {first}"
+            )
+        }
+    }
+}
+
 /// A failed store call as the storage layer reports it: retryable (503), never a 500 or a
 /// "not found" of the table, whatever the store answered.
 pub(super) fn store_error(error: ObjectError) -> StorageError {
     StorageError::Unavailable {
-        reason: error.to_string(),
+        reason: error.reason(),
     }
 }

@@ -8,6 +8,7 @@
 pub mod child;
 pub mod counting;
 pub mod instants;
+pub mod kind;
 pub mod rng;
 pub mod s3;
 
@@ -39,6 +40,8 @@ pub struct TestServer {
     pub store: FeatureStore,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The bucket of a server of the s3 kind (see [`kind`]), kept alive with it.
+    bucket: Option<Arc<s3::S3Bucket>>,
 }
 
 impl TestServer {
@@ -77,6 +80,11 @@ impl TestServer {
         config.server.shutdown_timeout_secs = 5;
         tweak(&mut config);
         config.storage.data_dir = data.path().to_path_buf();
+        let bucket = kind::s3_bucket_of_this_test();
+        if let Some(bucket) = &bucket {
+            config.storage.backend = featurestore::storage::StorageBackend::S3;
+            config.storage.s3 = bucket.config.clone();
+        }
         let auth = config.auth.authenticator()?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -85,6 +93,11 @@ impl TestServer {
         let mut options = config.store_options();
         if let Some(clock) = clock {
             options.clock = clock;
+        }
+        if let Some(bucket) = &bucket {
+            options.object_store = Some(featurestore::storage::object::BlockingTree::new(
+                bucket.tree()?,
+            ));
         }
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -115,6 +128,7 @@ impl TestServer {
             store,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
+            bucket,
         })
     }
 
@@ -273,6 +287,9 @@ pub fn featurestore_command(args: &[&str]) -> TestResult<std::process::Output> {
         if name.starts_with("FEATURESTORE__") {
             command.env_remove(name);
         }
+    }
+    for (name, value) in kind::s3_env_of_this_test() {
+        command.env(name, value);
     }
     Ok(command.output()?)
 }

@@ -276,6 +276,10 @@ fn start(weed: &Path) -> Result<S3Server, String> {
         .arg(format!("-admin.port={admin}"))
         .arg(format!("-admin.port.grpc={admin_grpc}"))
         .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false"])
+        // Each bucket would otherwise be a collection with volumes of its own, and the
+        // hundreds of buckets one test run creates would exhaust the volumes the mini
+        // allots itself (free disk / 128 MB), failing puts with 500s.
+        .args(["-filer.collection=tests", "-master.volumeSizeLimitMB=32"])
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .stdin(Stdio::null())
