@@ -96,21 +96,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let store = state.store.clone();
     let _follow = follow_tables(&store);
-    // Definitions another process applied (the `apply` command, another replica) are served
-    // within about a second; every registry write re-reads the file anyway.
-    let registry_store = store.clone();
-    let registry_dir = store.registry_dir();
-    let _watch_registry = match crate::watch::watch(&registry_dir, WATCH_DEBOUNCE, move || {
-        if registry_store.reload_registry() {
-            tracing::info!("the registry changed on disk; reloaded");
-        }
-    }) {
-        Ok(guard) => Some(guard),
-        Err(e) => {
-            tracing::warn!(dir = %registry_dir.display(), error = %e, "cannot watch the registry; definitions applied by other processes are seen on this server's next registry write");
-            None
-        }
-    };
+    let _registry_updates = follow_registry(&store);
     // Pushed rows reach the plain table files within `storage.fold_delay_ms` of the last push.
     let _fold = match store.start_folding() {
         Ok(guard) => Some(guard),
@@ -179,6 +165,41 @@ pub fn app(
 
 /// Quiet time the watcher waits for before rescanning.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Definitions another process applied (the `apply` command, another replica) are served
+/// within about a second; every registry write re-reads the registry anyway. The local kind
+/// watches the registry folder; the s3 kind has no folder to watch, so it asks the bucket every
+/// `storage.poll_interval_ms` for entries newer than the one it serves (one LIST when nothing
+/// changed).
+fn follow_registry(store: &crate::store::FeatureStore) -> Option<Box<dyn std::any::Any>> {
+    let follower = store.clone();
+    if let Some(interval) = store.poll_interval() {
+        let round = move || {
+            if follower.reload_registry() {
+                tracing::info!("the registry changed in the bucket; reloaded");
+            }
+        };
+        return match crate::poll::poll("follow-registry", interval, round) {
+            Ok(guard) => Some(Box::new(guard)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start polling the registry; definitions applied by other replicas are seen on this replica's next registry write");
+                None
+            }
+        };
+    }
+    let registry_dir = store.registry_dir();
+    match crate::watch::watch(&registry_dir, WATCH_DEBOUNCE, move || {
+        if follower.reload_registry() {
+            tracing::info!("the registry changed on disk; reloaded");
+        }
+    }) {
+        Ok(guard) => Some(Box::new(guard)),
+        Err(e) => {
+            tracing::warn!(dir = %registry_dir.display(), error = %e, "cannot watch the registry; definitions applied by other processes are seen on this server's next registry write");
+            None
+        }
+    }
+}
 
 /// Records each request in the metrics (by matched route pattern, so label values stay few)
 /// and logs it at debug level.

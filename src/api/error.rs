@@ -309,6 +309,16 @@ impl ApiError {
                         "registry_unreadable",
                         "Registry file unreadable",
                     ),
+                    RegistryError::Unavailable { .. } => (
+                        S::SERVICE_UNAVAILABLE,
+                        "storage_unavailable",
+                        "Object store unavailable",
+                    ),
+                    RegistryError::Contended { .. } => (
+                        S::SERVICE_UNAVAILABLE,
+                        "registry_contended",
+                        "Registry busy with other writers",
+                    ),
                 },
                 StoreError::UnknownNames { kind, .. } => match kind {
                     NameKind::FeatureView => (

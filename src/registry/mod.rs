@@ -7,12 +7,15 @@
 //! valid. A view's empty feature list means "every column that is not a join key or a
 //! timestamp", resolved at apply time so clients see the real list.
 //!
-//! Every write, whatever it changes, is a read-modify-write of the file as it is on disk now,
-//! under a lock shared by every process on the data root (see [`file`]); the in-memory copy
-//! only serves reads, and [`Registry::reload`] brings it up to date with the file.
+//! Every write, whatever it changes, is a read-modify-write of the registry as it is stored
+//! now: on the local kind, of the file under a lock shared by every process on the data root
+//! (see [`file`]); on the s3 kind, of the latest entry of a log of write-once objects, retried
+//! when another replica commits first (see [`object`]). The in-memory copy only serves reads,
+//! and [`Registry::reload`] brings it up to date with the store.
 
 mod file;
 mod merge;
+mod object;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ use crate::model::{
 };
 
 pub use file::LOCK_FILE;
+pub use object::{KEEP_ENTRIES, LOG_PREFIX, MIN_ATTEMPTS, PATIENCE, SWEEP_EVERY, SWEEP_GRACE};
 pub use sync::{SyncOptions, SyncStatus, TableFacts, ViewSync};
 
 /// File name of the registry document.
@@ -102,6 +106,22 @@ pub enum RegistryError {
         /// Why.
         message: String,
     },
+    /// The object store holding the registry (s3 kind) is down, failing or refusing access;
+    /// nothing was written.
+    #[error("the object store holding the registry is unavailable: {reason}")]
+    Unavailable {
+        /// What the store answered, naming the key or setting, never a credential.
+        reason: String,
+    },
+    /// Other replicas kept committing registry changes for seconds while this write retried
+    /// (s3 kind); it was not applied, and sending it again is safe.
+    #[error(
+        "the registry kept changing under this write ({attempts} attempts); nothing was applied: retry"
+    )]
+    Contended {
+        /// How many times the write was tried.
+        attempts: u32,
+    },
 }
 
 /// What happened to each applied object.
@@ -153,20 +173,38 @@ fn check_expected(current: &RegistryDocument, expected: Expected<'_>) -> Result<
     }
 }
 
-/// The document as last read or written, and the stamp of that file version.
+/// Which stored version an in-memory document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    /// The stamp of the registry file (`None`: no file yet).
+    File(Option<file::Stamp>),
+    /// The number of the log entry (0: no entry yet).
+    Entry(u64),
+}
+
+/// The document as last read or written, and which stored version it is.
 #[derive(Debug)]
 struct Loaded {
     doc: Arc<RegistryDocument>,
-    stamp: Option<file::Stamp>,
+    stamp: Stamp,
+}
+
+/// Where the registry is kept.
+#[derive(Debug)]
+enum Backend {
+    /// `registry.json` in a folder of the data root (the local kind).
+    File { dir: PathBuf, path: PathBuf },
+    /// A log of entries in the object store (the s3 kind).
+    Object(object::EntryLog),
 }
 
 /// The registry.
 #[derive(Debug)]
 pub struct Registry {
-    dir: PathBuf,
-    path: PathBuf,
+    backend: Backend,
     loaded: RwLock<Loaded>,
-    /// Serialises this process's writers before they queue on the file lock.
+    /// Serialises this process's writers (before they queue on the file lock, or race other
+    /// replicas for the next entry).
     writer: Mutex<()>,
 }
 
@@ -180,12 +218,37 @@ impl Registry {
         }
         let (doc, stamp) = file::read(&path)?;
         Ok(Self {
-            dir: dir.to_owned(),
-            path,
+            backend: Backend::File {
+                dir: dir.to_owned(),
+                path,
+            },
             loaded: RwLock::new(Loaded {
                 doc: Arc::new(doc),
-                stamp,
+                stamp: Stamp::File(stamp),
             }),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// Opens the registry kept in the object store `tree` (the s3 kind): reads its latest
+    /// entry (empty when there is none yet). Fails with [`RegistryError::Unavailable`] when the
+    /// store cannot be listed.
+    pub fn open_object(tree: crate::storage::object::BlockingTree) -> Result<Self, RegistryError> {
+        let log = object::EntryLog::new(tree);
+        let latest = log.newer_than(None)?;
+        let loaded = match latest {
+            Some(entry) => Loaded {
+                doc: entry.doc,
+                stamp: Stamp::Entry(entry.seq),
+            },
+            None => Loaded {
+                doc: Arc::new(RegistryDocument::default()),
+                stamp: Stamp::Entry(0),
+            },
+        };
+        Ok(Self {
+            backend: Backend::Object(log),
+            loaded: RwLock::new(loaded),
             writer: Mutex::new(()),
         })
     }
@@ -195,22 +258,31 @@ impl Registry {
         Arc::clone(&self.loaded.read().unwrap_or_else(|p| p.into_inner()).doc)
     }
 
-    /// Re-reads the file if another process replaced it since it was last read (one `stat`
-    /// when it did not); returns whether the definitions changed. A file that cannot be read
-    /// keeps the current definitions served.
+    /// Re-reads the registry if another process changed it since it was last read (one
+    /// `stat` of the file, or one LIST of the entries after the one held, when it did not);
+    /// returns whether the definitions changed. A registry that cannot be read keeps the
+    /// current definitions served.
     pub fn reload(&self) -> Result<bool, RegistryError> {
-        let now = file::stamp(&self.path)?;
-        if now == self.loaded.read().unwrap_or_else(|p| p.into_inner()).stamp {
-            return Ok(false);
+        let held = self.loaded.read().unwrap_or_else(|p| p.into_inner()).stamp;
+        match &self.backend {
+            Backend::File { path, .. } => {
+                if Stamp::File(file::stamp(path)?) == held {
+                    return Ok(false);
+                }
+                let (doc, stamp) = file::read(path)?;
+                Ok(self.install(Arc::new(doc), Stamp::File(stamp)))
+            }
+            Backend::Object(log) => {
+                let known = match held {
+                    Stamp::Entry(seq) if seq > 0 => Some(seq),
+                    _ => None,
+                };
+                Ok(match log.newer_than(known)? {
+                    Some(entry) => self.install(entry.doc, Stamp::Entry(entry.seq)),
+                    None => false,
+                })
+            }
         }
-        let (doc, stamp) = file::read(&self.path)?;
-        let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
-        let changed = *loaded.doc != doc;
-        *loaded = Loaded {
-            doc: Arc::new(doc),
-            stamp,
-        };
-        Ok(changed)
     }
 
     /// A feature view by name.
@@ -239,15 +311,15 @@ impl Registry {
             })
     }
 
-    /// The one way the registry is written: under the cross-process lock, `change` gets the
-    /// document as it is on disk now and returns the document to write (`None`: nothing to
-    /// write) and its answer. The file is replaced atomically only when the document changed.
-    /// `change` must depend on nothing but its argument and the tables, so that a backend
-    /// without locks (conditional writes on an object store) can run it again after losing a
-    /// race.
+    /// The one way the registry is written: `change` gets the document as it is stored now
+    /// and returns the document to write (`None`: nothing to write) and its answer. On the
+    /// local kind this runs under the cross-process lock and the file is replaced atomically
+    /// only when the document changed; on the s3 kind a lost race for the next entry runs
+    /// `change` again on the winner, so `change` must depend on nothing but its argument and
+    /// the tables.
     fn update<R>(
         &self,
-        change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
+        change: impl FnMut(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
     ) -> Result<R, RegistryError> {
         self.update_tagged(change).map(|(answer, _)| answer)
     }
@@ -255,42 +327,78 @@ impl Registry {
     /// [`Self::update`], also returning the version tag of the registry it left.
     fn update_tagged<R>(
         &self,
-        change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
+        mut change: impl FnMut(
+            &RegistryDocument,
+        ) -> Result<(Option<RegistryDocument>, R), RegistryError>,
     ) -> Result<(R, String), RegistryError> {
         let _one = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let _lock = file::lock(&self.dir)?;
-        let (current, stamp) = file::read(&self.path)?;
+        match &self.backend {
+            Backend::File { dir, path } => self.update_file(dir, path, change),
+            Backend::Object(log) => {
+                let base = {
+                    let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+                    object::Entry {
+                        seq: match loaded.stamp {
+                            Stamp::Entry(seq) => seq,
+                            Stamp::File(_) => 0,
+                        },
+                        doc: Arc::clone(&loaded.doc),
+                    }
+                };
+                log.update(base, &mut change, &|entry| {
+                    self.install(entry.doc, Stamp::Entry(entry.seq));
+                })
+            }
+        }
+    }
+
+    /// The local kind's write: read the file under the lock, change it, replace it.
+    fn update_file<R>(
+        &self,
+        dir: &Path,
+        path: &Path,
+        change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
+    ) -> Result<(R, String), RegistryError> {
+        let _lock = file::lock(dir)?;
+        let (current, stamp) = file::read(path)?;
         let outcome = change(&current);
         let (next, answer) = match outcome {
             Ok(done) => done,
             Err(e) => {
-                self.install(current, stamp);
+                self.install(Arc::new(current), Stamp::File(stamp));
                 return Err(e);
             }
         };
         let installed = match next {
             Some(next) if next != current => {
-                crate::storage::write_json_atomic(&self.path, &next)
-                    .map_err(|e| file::file_error(&self.path, e.to_string()))?;
-                let stamp = file::stamp(&self.path)?;
+                crate::storage::write_json_atomic(path, &next)
+                    .map_err(|e| file::file_error(path, e.to_string()))?;
+                let stamp = file::stamp(path)?;
                 let tag = version_tag(&next);
-                self.install(next, stamp);
+                self.install(Arc::new(next), Stamp::File(stamp));
                 tag
             }
             _ => {
                 let tag = version_tag(&current);
-                self.install(current, stamp);
+                self.install(Arc::new(current), Stamp::File(stamp));
                 tag
             }
         };
         Ok((answer, installed))
     }
 
-    fn install(&self, doc: RegistryDocument, stamp: Option<file::Stamp>) {
-        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Loaded {
-            doc: Arc::new(doc),
-            stamp,
-        };
+    /// Serves `doc` from now on; returns whether the definitions changed. Entries only move
+    /// forward: a slower thread holding an older entry than the one served leaves it alone.
+    fn install(&self, doc: Arc<RegistryDocument>, stamp: Stamp) -> bool {
+        let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        if let (Stamp::Entry(held), Stamp::Entry(seq)) = (loaded.stamp, stamp)
+            && seq <= held
+        {
+            return false;
+        }
+        let changed = loaded.doc != doc;
+        *loaded = Loaded { doc, stamp };
+        changed
     }
 
     /// Validates `doc` and merges it in (upsert by name); `columns_of(group, table)` gives a
@@ -318,7 +426,7 @@ impl Registry {
         }
         self.update_tagged(|current| {
             check_expected(current, expected)?;
-            let (merged, report) = merge::merge(current, doc, columns_of)?;
+            let (merged, report) = merge::merge(current, doc.clone(), columns_of)?;
             Ok((Some(merged), report))
         })
     }
@@ -468,120 +576,6 @@ fn services_of(doc: &RegistryDocument, view: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::ValueType;
-
-    fn columns(_: &GroupName, name: &TableName) -> Option<Columns> {
-        (name.as_str() == "user_profile").then(|| {
-            vec![
-                ("user_id".into(), "int64".into()),
-                ("age".into(), "int64".into()),
-                ("favorite_genre".into(), "string".into()),
-                ("event_timestamp".into(), "timestamp[us, UTC]".into()),
-            ]
-        })
-    }
-
-    fn doc() -> RegistryDocument {
-        serde_json::from_value(serde_json::json!({
-            "entities": [{"name": "user_id", "value_type": "int64"}],
-            "feature_views": [{"name": "user_profile", "group": "user", "entities": ["user_id"],
-                               "timestamp_field": "event_timestamp", "ttl_seconds": 604800}],
-            "feature_services": [{"name": "svc", "features": ["user_profile:age", "user_profile"]}]
-        }))
-        .expect("valid document")
-    }
-
-    #[test]
-    fn apply_fills_features_persists_and_reports_changes() -> Result<(), Box<dyn std::error::Error>>
-    {
-        let dir = tempfile::tempdir()?;
-        let registry = Registry::open(dir.path())?;
-        let report = registry.apply(doc(), &columns)?;
-        assert_eq!(report.created.len(), 3);
-        let view = registry.view("user_profile")?;
-        let names: Vec<&str> = view.features.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["age", "favorite_genre"]);
-        let again = registry.apply(doc(), &columns)?;
-        assert_eq!(again.unchanged.len(), 3);
-        let reopened = Registry::open(dir.path())?;
-        assert_eq!(reopened.snapshot(), registry.snapshot());
-        Ok(())
-    }
-
-    #[test]
-    fn two_registries_on_one_folder_keep_each_others_writes()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let first = Registry::open(dir.path())?;
-        let second = Registry::open(dir.path())?;
-        let entity = |name: &str| RegistryDocument {
-            entities: vec![crate::model::Entity {
-                name: name.into(),
-                join_key: None,
-                value_type: ValueType::Int64,
-                description: String::new(),
-            }],
-            ..RegistryDocument::default()
-        };
-        first.apply(entity("a"), &columns)?;
-        // `second` loaded the empty registry; its write must merge into the file, not
-        // replace it with what it had in memory.
-        second.apply(entity("b"), &columns)?;
-        let names = |r: &Registry| -> Vec<String> {
-            r.snapshot()
-                .entities
-                .iter()
-                .map(|e| e.name.clone())
-                .collect()
-        };
-        assert_eq!(names(&second), ["a", "b"]);
-        assert_eq!(names(&first), ["a"]);
-        assert!(first.reload()?);
-        assert_eq!(names(&first), ["a", "b"]);
-        assert!(!first.reload()?);
-        let (_, tag) = first.delete_entity("a", None)?;
-        assert_eq!(tag, version_tag(&first.snapshot()));
-        assert!(matches!(
-            second.delete_entity("b", Some("stale")),
-            Err(RegistryError::Changed { .. })
-        ));
-        second.reload()?;
-        assert_eq!(names(&second), ["b"]);
-        Ok(())
-    }
-
-    #[test]
-    fn invalid_definitions_are_all_reported_and_nothing_is_applied()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let registry = Registry::open(dir.path())?;
-        let mut bad = doc();
-        bad.feature_views[0].timestamp_field = "nope".into();
-        bad.feature_views[0].entities.push("movie_id".into());
-        bad.feature_services[0]
-            .features
-            .push("user_profile:missing".into());
-        match registry.apply(bad, &columns) {
-            Err(RegistryError::Invalid(errors)) => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                assert!(
-                    fields.contains(&"feature_views[0].timestamp_field"),
-                    "{fields:?}"
-                );
-                assert!(
-                    fields.contains(&"feature_views[0].entities[1]"),
-                    "{fields:?}"
-                );
-                assert!(
-                    fields.contains(&"feature_services[0].features[2]"),
-                    "{fields:?}"
-                );
-            }
-            other => panic!("expected Invalid, got {other:?}"),
-        }
-        assert_eq!(*registry.snapshot(), RegistryDocument::default());
-        Ok(())
-    }
-}
+mod object_tests;
+#[cfg(test)]
+mod tests;

@@ -219,7 +219,12 @@ impl FeatureStore {
             &storage.layout().cache_dir(),
             Arc::clone(&options.clock),
         );
-        let registry = Registry::open(&storage.layout().registry_dir())?;
+        // The s3 kind keeps the registry in the bucket beside the tables, shared by every
+        // replica; the local kind keeps its file (and cross-process lock) in the data root.
+        let registry = match storage.object_tree() {
+            Some(tree) => Registry::open_object(tree.clone())?,
+            None => Registry::open(&storage.layout().registry_dir())?,
+        };
         let online_dir = storage.layout().online_dir();
         let (durable, durable_error) = if options.local_databases == LocalDatabases::None {
             (None, Some("not opened by this command".to_owned()))

@@ -27,6 +27,8 @@ mod readme;
 mod registry;
 mod registry_drift;
 mod registry_inference;
+mod registry_object;
+mod registry_replicas;
 mod registry_sharing;
 mod replicas;
 mod s3_storage;
