@@ -27,9 +27,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// The problem codes answered with a `Retry-After` header ([`RETRY_AFTER_SECONDS`]).
-pub const RETRYABLE_CODES: [&str; 3] = [
+pub const RETRYABLE_CODES: [&str; 4] = [
     "storage_unavailable",
     "storage_contended",
+    "registry_contended",
     "table_file_changing",
 ];
 

@@ -184,6 +184,7 @@ fn deleted(
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Feature services still use it, each listed in `errors` (`referenced_by_feature_services`), or the registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On the s3 kind: the object store cannot be reached (`storage_unavailable`), or other replicas kept committing registry changes first for 5 s (`registry_contended`); nothing was written; retry after `Retry-After` seconds", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_feature_view(
     state: web::Data<AppState>,
@@ -207,6 +208,7 @@ pub async fn delete_feature_view(
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On the s3 kind: the object store cannot be reached (`storage_unavailable`), or other replicas kept committing registry changes first for 5 s (`registry_contended`); nothing was written; retry after `Retry-After` seconds", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_feature_service(
     state: web::Data<AppState>,
@@ -232,6 +234,7 @@ pub async fn delete_feature_service(
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Feature views still use it, each listed in `errors` (`referenced_by_feature_views`), or the registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On the s3 kind: the object store cannot be reached (`storage_unavailable`), or other replicas kept committing registry changes first for 5 s (`registry_contended`); nothing was written; retry after `Retry-After` seconds", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_entity(
     state: web::Data<AppState>,
@@ -348,6 +351,7 @@ pub async fn feature_service(
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definitions, all listed in `errors` (`invalid_definitions`), or an unknown field (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On the s3 kind: the object store cannot be reached (`storage_unavailable`), or other replicas kept committing registry changes first for 5 s (`registry_contended`); nothing was written; retry after `Retry-After` seconds", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn apply(
     state: web::Data<AppState>,
