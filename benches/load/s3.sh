@@ -17,7 +17,8 @@
 #   3. write on A, seen on B: two s3-kind servers on the bucket, 200 replaces on A, the delay
 #      until B lists the new version (p50/p99).
 # Writes target/load/s3-<UTC time>.json and target/load/s3-latest.json. Loopback only; about
-# 6 minutes once the binary is built. Exits 1 when any request failed.
+# 4 minutes once the binary is built (202 s in the run in BENCHMARKS.md). Exits 1 when any
+# request failed.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 need_wrk
