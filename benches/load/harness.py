@@ -123,10 +123,11 @@ def request(base, method, path, body, timeout=120):
 class Server:
     """The release server as a child process on a free loopback port."""
 
-    def __init__(self, binary, data_dir, extra=()):
+    def __init__(self, binary, data_dir, extra=(), env=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, RUST_LOG="warn")
+        # `env` adds to this process's environment (benches/load/s3.py passes the s3 kind's).
+        env = dict(os.environ, RUST_LOG="warn", **(env or {}))
         self.process = subprocess.Popen(
             [binary, "serve", "--data-dir", data_dir, "--port", str(self.port), *extra],
             env=env, stdout=subprocess.DEVNULL)
@@ -184,6 +185,32 @@ def warm(server, method, path, body):
             if time.time() > deadline:
                 raise SystemExit(f"{path} never answered 200: {error}")
         time.sleep(0.2)
+
+
+def drive(server, work, name, path, conns, seconds, can_reset_peak):
+    """One wrk run of workload `name` (its Lua script already in `work`, see `lua_script`)
+    against `server`: wrk's figures plus requests/s, the server's CPU µs per request and its
+    peak RSS during the run."""
+    out = os.path.join(work, name + ".json")
+    if os.path.exists(out):
+        os.remove(out)
+    server.reset_peak_rss()
+    before = server.cpu_ticks()
+    subprocess.run(
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s",
+         "-s", os.path.join(work, name + ".lua"), server.base + path],
+        check=True, stdout=subprocess.DEVNULL)
+    after = server.cpu_ticks()
+    with open(out) as f:
+        result = json.load(f)
+    result.update(
+        workload=name, connections=conns,
+        rps=result["requests"] / (result["duration_us"] / 1e6),
+        cpu_us_per_request=(after - before) / os.sysconf("SC_CLK_TCK")
+        / max(result["requests"], 1) * 1e6,
+        peak_rss_kib=server.status_kib("VmHWM" if can_reset_peak else "VmRSS"),
+    )
+    return result
 
 
 def machine():
@@ -267,26 +294,9 @@ def main():
         for round_index in range(args.rounds):
             for conns in connections:
                 for name, (method, path, body, _) in chosen.items():
-                    out = os.path.join(work, name + ".json")
-                    if os.path.exists(out):
-                        os.remove(out)
-                    server.reset_peak_rss()
-                    before = server.cpu_ticks()
-                    subprocess.run(
-                        ["wrk", "-t1", f"-c{conns}", f"-d{args.seconds}s", "--timeout", "10s",
-                         "-s", os.path.join(work, name + ".lua"), server.base + path],
-                        check=True, stdout=subprocess.DEVNULL)
-                    after = server.cpu_ticks()
-                    with open(out) as f:
-                        result = json.load(f)
-                    seconds = result["duration_us"] / 1e6
-                    result.update(
-                        workload=name, connections=conns, round=round_index + 1,
-                        rps=result["requests"] / seconds,
-                        cpu_us_per_request=(after - before) / os.sysconf("SC_CLK_TCK")
-                        / max(result["requests"], 1) * 1e6,
-                        peak_rss_kib=server.status_kib("VmHWM" if can_reset_peak else "VmRSS"),
-                    )
+                    result = drive(server, work, name, path, conns, args.seconds,
+                                   can_reset_peak)
+                    result.update(round=round_index + 1)
                     runs.append(result)
                     print(f"   [{len(runs)}/{total}] round {round_index + 1}, {conns:>2} conns, "
                           f"{name}: {result['rps']:.0f} req/s, {result['errors']} errors",
