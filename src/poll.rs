@@ -7,7 +7,7 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Keeps the polling thread alive; dropping it stops and joins the thread.
 pub struct PollGuard {
@@ -41,8 +41,16 @@ pub fn poll(
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+            // Rounds start every `interval` (not `interval` after the previous one ended), so
+            // a change waits at most one interval plus one round to be seen.
+            let mut next = Instant::now() + interval;
+            loop {
+                let wait = next.saturating_duration_since(Instant::now());
+                if !matches!(stopped.recv_timeout(wait), Err(RecvTimeoutError::Timeout)) {
+                    return;
+                }
                 round();
+                next = (next + interval).max(Instant::now());
             }
         })?;
     Ok(PollGuard {

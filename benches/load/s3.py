@@ -216,20 +216,6 @@ def percentile(values, p):
     return ordered[int(rank) - 1]
 
 
-def seed_registry(work, data_dir):
-    """Copies the registry the s3-kind `demo` wrote into `data_dir` before a replica starts.
-
-    Workaround, said in BENCHMARKS.md: on the commit measured, the s3 kind keeps the registry
-    in the local data root (`<data_dir>/registry/registry.json`), not in the bucket, so a
-    replica on a fresh data root knows no feature view and online/historical answer 404
-    `unknown_feature_views`. Drop this once the registry goes through the bucket."""
-    source = os.path.join(work, "s3-demo", "registry", "registry.json")
-    if os.path.exists(source):
-        os.makedirs(os.path.join(data_dir, "registry"), exist_ok=True)
-        shutil.copy(source, os.path.join(data_dir, "registry", "registry.json"))
-    return data_dir
-
-
 def demo(binary, data_dir, as_of, env=None):
     started = time.time()
     subprocess.run([binary, "demo", "--data-dir", data_dir, "--as-of", as_of], check=True,
@@ -245,7 +231,7 @@ def warm_runs(args, work, weed, as_of):
     try:
         servers["local"] = harness.Server(args.binary, os.path.join(work, "local"))
         servers["s3"] = harness.Server(args.binary,
-                                       seed_registry(work, os.path.join(work, "s3-replica")),
+                                       os.path.join(work, "s3-replica"),
                                        env=weed.env())
         for name, (method, path, body, _) in chosen.items():
             harness.lua_script(os.path.join(work, name + ".lua"), method, body,
@@ -383,8 +369,8 @@ def cold_pages(args, work, weed):
 
 
 def seen_delays(args, work, weed):
-    """Part 3: the delay between a replace acknowledged by A and B listing its version."""
-    a = harness.Server(args.binary, seed_registry(work, os.path.join(work, "replica-a")),
+    """Part 3: the delay between a replace acknowledged by A and B serving its version."""
+    a = harness.Server(args.binary, os.path.join(work, "replica-a"),
                        env=weed.env())
     b = None
     seen = {}  # (table, version) -> perf_counter time B first listed it
@@ -400,17 +386,21 @@ def seen_delays(args, work, weed):
         return json.loads(body)["version"]
 
     def poll():
+        # Each table's page, not the listing: `GET /features` rescans the bucket on the spot,
+        # which would measure that rescan instead of the background poll other reads rely on.
         while not stop.is_set():
-            try:
-                _, body = harness.request(b.base, "GET", "/features", None, timeout=10)
-                now = time.perf_counter()
-                listing = json.loads(body)
-                with seen_lock:
-                    for table in listing["groups"].get("bench", []):
-                        seen.setdefault((table["name"], table["version"]), now)
-                    seen_lock.notify_all()
-            except OSError as error:
-                errors.append(f"B's listing: {error}")
+            for name in names:
+                try:
+                    _, body = harness.request(b.base, "GET", f"/features/bench/{name}?limit=1",
+                                              None, timeout=10)
+                    now = time.perf_counter()
+                    version = json.loads(body).get("metadata", {}).get("version")
+                    if version is not None:
+                        with seen_lock:
+                            seen.setdefault((name, version), now)
+                            seen_lock.notify_all()
+                except OSError as error:
+                    errors.append(f"B's page of {name}: {error}")
             time.sleep(0.005)
 
     delays, save_ms = [], []
@@ -445,7 +435,7 @@ def seen_delays(args, work, weed):
         names = [f"seen_{k}" for k in range(args.streams)]
         for name in names:
             save(name, -1)
-        b = harness.Server(args.binary, seed_registry(work, os.path.join(work, "replica-b")),
+        b = harness.Server(args.binary, os.path.join(work, "replica-b"),
                            env=weed.env())
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
