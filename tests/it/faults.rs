@@ -119,8 +119,14 @@ async fn a_full_disk_is_507_and_the_previous_table_is_served_intact() -> TestRes
     // About 6 MB of Parquet: more than the 4 MiB disk holds. Once as a new table, once as a
     // replacement of the existing one.
     let big = incompressible(200_000);
+    // A fresh connection per upload: on a loaded machine, a pooled connection the server
+    // closed after the previous 507 made the next upload fail with a broken pipe.
+    let uploader = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
     for path in ["/features/misc/big", "/features/misc/keep"] {
-        let (status, problem) = server.post(path, &big).await?;
+        let response = uploader.post(server.url(path)).json(&big).send().await?;
+        let (status, problem) = crate::common::read(response).await?;
         assert_problem(status, &problem, 507, "storage_full");
         let detail = problem["detail"].as_str().unwrap_or_default();
         assert!(detail.contains("No space left on device"), "{problem}");
