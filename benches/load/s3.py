@@ -386,8 +386,7 @@ def seen_delays(args, work, weed):
         return json.loads(body)["version"]
 
     def poll():
-        # Each table's page, not the listing: `GET /features` rescans the bucket on the spot,
-        # which would measure that rescan instead of the background poll other reads rely on.
+        # Each table's page: what a model server reads, and it follows the background poll.
         while not stop.is_set():
             for name in names:
                 try:

@@ -267,11 +267,15 @@ impl FeatureStore {
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Every table, by group then name. Rescans the tree first, so tables added, replaced or
-    /// removed by other tools are listed as they are.
+    /// Every table, by group then name. Rescans the local tree first, so tables added,
+    /// replaced or removed by other tools are listed as they are. The s3 kind lists what its
+    /// last poll saw (at most `storage.poll_interval_ms` old): a rescan there costs a LIST per
+    /// table, too much for every listing.
     pub async fn list(&self) -> Result<Vec<TableSummary>> {
         self.blocking(|s, c| {
-            refresh_tree(s, c);
+            if s.poll_interval().is_none() {
+                refresh_tree(s, c);
+            }
             Ok(s.list().iter().map(|h| summary(h)).collect())
         })
         .await
@@ -758,8 +762,11 @@ impl FeatureStore {
         let disk_cache_disabled = self.cache.stats().disk.disabled_reason;
         self.blocking(move |s, c| {
             // A rescan first (a stat per table), so a file damaged since the last one is
-            // reported now, not after the watcher or the next listing notices it.
-            refresh_tree(s, c);
+            // reported now, not after the watcher or the next listing notices it. Not on
+            // the s3 kind, where it costs a LIST per table and the poll runs every second.
+            if s.poll_interval().is_none() {
+                refresh_tree(s, c);
+            }
             Ok(HealthReport {
                 uptime,
                 data_root_writable: s.is_writable(),
