@@ -169,25 +169,39 @@ impl Storage {
             arrow_bytes: ordered.get_array_memory_size() as u64,
             written_at: rfc3339(SystemTime::now()),
         };
-        if let Some(remote) = &self.remote {
-            let handle = self.commit_part(remote, &current, &stored, meta)?;
-            return Ok(AppendOutcome {
-                version,
-                rows: ordered.num_rows() as u64,
-                total_rows: handle.file.row_count(),
-                parts: handle.file.part_count(),
-                compacted: false,
-                created: false,
-                appended_to,
-            });
-        }
+        let handle = match &self.remote {
+            Some(remote) => self.commit_part(remote, &current, &stored, meta)?,
+            None => self.append_part_file(&current, &stored, &meta)?,
+        };
+        Ok(AppendOutcome {
+            version,
+            rows: ordered.num_rows() as u64,
+            total_rows: handle.file.row_count(),
+            parts: handle.file.part_count(),
+            compacted: false,
+            created: false,
+            appended_to,
+        })
+    }
+
+    /// The local kind's append: `stored` (rows with the table's stored types, described by
+    /// `meta`) written as the next part file of `current`'s base, its sidecar updated, and the
+    /// new snapshot installed. The caller holds the table's write lock.
+    fn append_part_file(
+        &self,
+        current: &TableHandle,
+        stored: &RecordBatch,
+        meta: &TableMeta,
+    ) -> Result<Arc<TableHandle>> {
+        let (group, name) = (&current.group, &current.name);
+        let version = meta.version;
         let base_id = current.file.base().base_id();
         let parts_dir = self.layout.parts_dir(group, name, &base_id);
         self.create_dirs_durably(&parts_dir)?;
         let path = self
             .layout
             .part_path(group, name, &base_id, current.file.part_count() + 1);
-        write_table(&path, &stored, &meta, self.config.write_settings())?;
+        write_table(&path, stored, meta, self.config.write_settings())?;
         let file = current.file.with_part(ParquetFile::open(&path)?);
         let sidecar = Sidecar {
             version,
@@ -209,15 +223,7 @@ impl Storage {
             timestamp_field: current.timestamp_field.clone(),
         });
         write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
-        Ok(AppendOutcome {
-            version,
-            rows: ordered.num_rows() as u64,
-            total_rows: handle.file.row_count(),
-            parts: handle.file.part_count(),
-            compacted: false,
-            created: false,
-            appended_to,
-        })
+        Ok(handle)
     }
 
     /// Folds the parts of `name` (which must be in `group` when one is given) into its table
