@@ -131,8 +131,8 @@ pub struct MaterializedRecord {
 pub struct ViewState {
     /// Rows were pushed or materialized into Redis for the view: lookups must read it.
     pub has_rows: bool,
-    /// The last materialization, if any.
-    pub materialized: Option<MaterializedRecord>,
+    /// The last materialization, if any (shared: every lookup of the view reads it).
+    pub materialized: Option<Arc<MaterializedRecord>>,
 }
 
 /// Whether Redis answered lately, for `/health` and `/metrics`.
@@ -527,7 +527,7 @@ impl RedisOnline {
             .collect();
         for (view, record) in materialized {
             match serde_json::from_str::<MaterializedRecord>(&record) {
-                Ok(record) => views.entry(view).or_default().materialized = Some(record),
+                Ok(record) => views.entry(view).or_default().materialized = Some(Arc::new(record)),
                 Err(e) => {
                     tracing::warn!(view, error = %e, "unreadable materialization record in redis; ignored")
                 }
@@ -643,7 +643,7 @@ impl RedisOnline {
         let mut views = self.views.write().unwrap_or_else(|p| p.into_inner());
         let state = views.entry(view.to_owned()).or_default();
         state.has_rows = true;
-        state.materialized = Some(record.clone());
+        state.materialized = Some(Arc::new(record.clone()));
         Ok(())
     }
 
