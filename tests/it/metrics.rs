@@ -144,6 +144,12 @@ async fn metrics_object_store_up_drops_to_0_while_s3_is_down_and_returns_to_1() 
     );
     let requests = sample(&text, "featurestore_object_store_requests_total").unwrap_or(0.0);
     assert!(requests > 0.0, "{text}");
+    for name in S3_ONLY {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "no {name} in\n{text}"
+        );
+    }
 
     s3.stop();
     // A write finds the store down.
@@ -173,5 +179,67 @@ async fn metrics_object_store_up_drops_to_0_while_s3_is_down_and_returns_to_1() 
         .then_some(()))
     })
     .await?;
+    Ok(())
+}
+
+/// Series the Redis online tier and change bus add (issue #15); the rules and the guide name
+/// them ahead of their landing. Remove each from this list once `/metrics` exposes it.
+const NOT_YET_EXPOSED: [&str; 2] = ["featurestore_online_store_up", "featurestore_change_bus_up"];
+
+/// Series only a server on the s3 kind exposes (checked by the S3 outage test above).
+const S3_ONLY: [&str; 4] = [
+    "featurestore_object_store_up",
+    "featurestore_object_store_requests_total",
+    "featurestore_object_store_failures_total",
+    "featurestore_object_store_read_bytes_total",
+];
+
+/// Every `featurestore_*` word in `text`.
+fn metric_names(text: &str) -> std::collections::BTreeSet<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("featurestore_"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_series_the_alert_rules_and_the_operations_guide_name_is_exposed() -> TestResult {
+    let server = TestServer::start()?;
+    server.save("user", "user_stats", rows("user_id")).await?;
+    server
+        .apply(&json!({
+            "entities": [{"name": "user_id", "value_type": "int64"}],
+            "feature_views": [{"name": "user_stats", "group": "user", "entities": ["user_id"],
+                               "timestamp_field": "event_timestamp", "ttl_seconds": 60}],
+        }))
+        .await?;
+    // A request first, so the per-route series have samples.
+    server.get("/health").await?;
+    let scrape = scrape(&server).await?;
+    let exposed = metric_names(&scrape);
+    for (file, text) in [
+        (
+            "config/prometheus-alerts.yml",
+            include_str!("../../config/prometheus-alerts.yml"),
+        ),
+        (
+            "config/prometheus-alerts.test.yml",
+            include_str!("../../config/prometheus-alerts.test.yml"),
+        ),
+        (
+            "docs/OPERATIONS.md",
+            include_str!("../../docs/OPERATIONS.md"),
+        ),
+    ] {
+        let named = metric_names(text);
+        assert!(!named.is_empty(), "{file} names no series");
+        for name in named {
+            assert!(
+                exposed.contains(name)
+                    || S3_ONLY.contains(&name)
+                    || NOT_YET_EXPOSED.contains(&name),
+                "{file} names {name}, which /metrics does not expose:\n{scrape}"
+            );
+        }
+    }
     Ok(())
 }
