@@ -25,8 +25,12 @@ pub async fn render(state: &AppState, out: &mut String) {
 async fn render_health(state: &AppState, out: &mut String) {
     let degraded = match state.store.health().await {
         Ok(report) => {
+            // As `/health`: ask Redis now (bounded by its timeouts) rather than report the
+            // last request's outcome.
+            state.store.check_online_store().await;
+            let online = state.store.online_status().unavailable;
             let outage = state.store.object_store_status().and_then(|s| s.outage);
-            !is_healthy(&report, outage.as_deref())
+            !is_healthy(&report, outage.as_deref(), online.as_deref())
         }
         // `/health` would answer 500: not a state to call healthy.
         Err(e) => {

@@ -14,12 +14,14 @@ use crate::store::HealthReport;
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
-        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable, a table file is unreadable (listed in `tables_unreadable`), a table name is in two groups (listed in `tables_duplicated`) or the object store is unreachable (`storage_unavailable_reason`); every other table, and every cached read, is still served", body = HealthResponse),
+        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable, a table file is unreadable (listed in `tables_unreadable`), a table name is in two groups (listed in `tables_duplicated`) the object store is unreachable (`storage_unavailable_reason`) or the Redis online tier is (`online_store_unavailable_reason`); every other table, every cached read and every lookup from the local index is still served", body = HealthResponse),
         (status = 500, description = "Internal error", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.store.health().await?;
+    state.store.check_online_store().await;
+    let online = state.store.online_status();
     let backend = state.store.backend();
     // Read after the health probe above, so an outage it ran into (or a recovery it saw)
     // is what this answer says.
@@ -29,13 +31,15 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .and_then(|status| status.outage);
     // Degraded, not down: a 200 keeps load balancers sending traffic to a server that still
     // serves every other table (and, during an object store outage, every cached read).
-    let healthy = is_healthy(&report, outage.as_deref());
+    let healthy = is_healthy(&report, outage.as_deref(), online.unavailable.as_deref());
     Ok(HttpResponse::Ok().json(HealthResponse {
         status: if healthy { "healthy" } else { "degraded" }.into(),
         backend: backend.kind.into(),
         bucket: backend.bucket.clone(),
         prefix: backend.prefix.clone(),
         storage_unavailable_reason: outage,
+        online_backend: online.backend.into(),
+        online_store_unavailable_reason: online.unavailable,
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: (report.uptime.as_secs_f64() * 1000.0).round() / 1000.0,
         data_root_writable: report.data_root_writable,
@@ -65,12 +69,18 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }))
 }
 
-/// Whether `/health` says `healthy` rather than `degraded`, given the store's report and the
-/// object store's outage (if any); `featurestore_health_degraded` in `/metrics` uses the same
-/// rule, so an alert on it fires exactly when a load balancer would see `degraded`.
-pub(super) fn is_healthy(report: &HealthReport, object_store_outage: Option<&str>) -> bool {
+/// Whether `/health` says `healthy` rather than `degraded`, given the store's report, the
+/// object store's outage and the Redis online tier's (if any); `featurestore_health_degraded`
+/// in `/metrics` uses the same rule, so an alert on it fires exactly when a load balancer
+/// would see `degraded`.
+pub(super) fn is_healthy(
+    report: &HealthReport,
+    object_store_outage: Option<&str>,
+    online_store_outage: Option<&str>,
+) -> bool {
     report.data_root_writable
         && report.unreadable_tables.is_empty()
         && report.duplicate_tables.is_empty()
         && object_store_outage.is_none()
+        && online_store_outage.is_none()
 }

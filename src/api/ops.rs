@@ -250,7 +250,8 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics (text exposition format 0.0.4): requests and latency per route, cache
 /// hits, misses and evictions per tier, table rows and bytes, seconds since each table's
 /// last write, each feature view's TTL and last write age (feature freshness), whether
-/// `/health` is degraded, and the object store's reachability and traffic (s3 kind).
+/// `/health` is degraded, whether the online tier answers, and the object store's reachability
+/// and traffic (s3 kind).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))
@@ -331,6 +332,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             );
         }
     }
+    let online = state.store.online_status();
+    let _ = writeln!(
+        out,
+        "# HELP featurestore_online_store_up Whether the online tier answered its last call (1) or not (0).\n\
+         # TYPE featurestore_online_store_up gauge\n\
+         featurestore_online_store_up{{backend=\"{}\"}} {}",
+        online.backend,
+        u8::from(online.unavailable.is_none())
+    );
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
         .body(out)

@@ -22,6 +22,8 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
             "data_root_writable",
             "disk_cache_disabled_reason",
             "disk_cache_enabled",
+            "online_backend",
+            "online_store_unavailable_reason",
             "prefix",
             "status",
             "storage_unavailable_reason",

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use featurestore::online::redis::OnlineBackend;
+
 use crate::common::child::ChildServer;
+use crate::common::redis::{dedicated_redis, unique_prefix};
 use crate::common::replicas::{Replicas, save, wait_for};
 use crate::common::s3::dedicated_s3;
 use crate::common::{TestResult, TestServer};
@@ -182,9 +185,9 @@ async fn metrics_object_store_up_drops_to_0_while_s3_is_down_and_returns_to_1() 
     Ok(())
 }
 
-/// Series the Redis online tier and change bus add (issue #15); the rules and the guide name
-/// them ahead of their landing. Remove each from this list once `/metrics` exposes it.
-const NOT_YET_EXPOSED: [&str; 2] = ["featurestore_online_store_up", "featurestore_change_bus_up"];
+/// Series the change bus adds (issue #15); the rules and the guide name them ahead of their
+/// landing. Remove each from this list once `/metrics` exposes it.
+const NOT_YET_EXPOSED: [&str; 1] = ["featurestore_change_bus_up"];
 
 /// Series only a server on the s3 kind exposes (checked by the S3 outage test above).
 const S3_ONLY: [&str; 4] = [
@@ -241,5 +244,51 @@ async fn every_series_the_alert_rules_and_the_operations_guide_name_is_exposed()
             );
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_health_degraded_is_1_while_redis_is_down_and_0_once_it_is_back() -> TestResult {
+    let Some(redis) = dedicated_redis() else {
+        return Ok(());
+    };
+    let (url, prefix) = (redis.url(), unique_prefix("metrics-degraded"));
+    let server = TestServer::start_with(|config| {
+        config.online.backend = OnlineBackend::Redis;
+        config.online.redis.url = url;
+        config.online.redis.key_prefix = prefix;
+    })?;
+    let text = scrape(&server).await?;
+    assert_eq!(
+        sample(&text, "featurestore_health_degraded"),
+        Some(0.0),
+        "{text}"
+    );
+
+    redis.stop();
+    // The scrape asks Redis itself, as /health does: no request has to fail first.
+    let text = scrape(&server).await?;
+    assert_eq!(
+        sample(&text, "featurestore_health_degraded"),
+        Some(1.0),
+        "{text}"
+    );
+    let (_, health) = server.get("/health").await?;
+    assert_eq!(health["status"], "degraded", "{health}");
+
+    redis.start()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = scrape(&server).await?;
+        if sample(&text, "featurestore_health_degraded") == Some(0.0) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("still degraded 15 s after Redis came back:\n{text}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, health) = server.get("/health").await?;
+    assert_eq!(health["status"], "healthy", "{health}");
     Ok(())
 }
