@@ -815,6 +815,10 @@ impl FeatureStore {
     /// Why the durable online store is not open, if it is not (another process holds it, or
     /// this store was opened without it).
     pub fn online_store_error(&self) -> Option<&str> {
+        // With Redis the local store is not used: its absence is no error.
+        if self.redis.is_some() {
+            return None;
+        }
         self.durable_error.as_deref()
     }
 

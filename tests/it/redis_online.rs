@@ -526,3 +526,27 @@ fn a_redis_url_that_can_never_work_stops_serve_naming_the_setting() -> TestResul
     assert!(!stderr.contains("hunter2"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn the_materialize_command_writes_the_views_rows_into_redis() -> TestResult {
+    let Some(redis) = redis_or_skip() else {
+        return Ok(());
+    };
+    let prefix = unique_prefix("cli_materialize");
+    let data = demo_copies(1)?.remove(0);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_featurestore"))
+        .args(["materialize", "--views", "movie_metadata", "--data-dir"])
+        .arg(data.path())
+        .envs(redis.env(&prefix))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        redis.keys(&format!("{prefix}v:movie_metadata:*")).len(),
+        12,
+        "{stderr}"
+    );
+    let record = redis.cmd(&["HGET", &format!("{prefix}materialized"), "movie_metadata"]);
+    assert!(record.contains("\"rows\":12"), "{record}");
+    Ok(())
+}
