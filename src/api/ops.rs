@@ -257,6 +257,7 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut out = String::with_capacity(8192);
     state.metrics.render_prometheus(&mut out);
+    super::metrics::render_change_bus(&mut out, state.store.change_bus_status().as_ref());
     let cache = state.store.cache_stats();
     let tiers = [("memory", &cache.memory), ("disk", &cache.disk)];
     for (name, help, kind, value) in [

@@ -3,6 +3,7 @@
 mod auth;
 mod batch;
 mod cache;
+mod change_bus;
 mod cli;
 mod common;
 mod concurrency;

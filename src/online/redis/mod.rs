@@ -327,7 +327,8 @@ impl RedisOnline {
         }
     }
 
-    fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Runs `future` on the Redis runtime without waiting for it (fire and forget).
+    pub fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
         if let Some(runtime) = redis_runtime() {
             runtime.spawn(future);
         }
