@@ -29,6 +29,7 @@ mod registry;
 mod registry_drift;
 mod registry_inference;
 mod registry_object;
+mod registry_race;
 mod registry_replicas;
 mod registry_sharing;
 mod replicas;
