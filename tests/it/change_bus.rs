@@ -1,13 +1,14 @@
 //! The change bus (issue #15, item 3): two `featurestore serve` replicas on one S3 bucket and
 //! one Redis, polling the bucket only every minute, so a change seen on the other replica
-//! sooner can only have come through the bus.
+//! sooner can only have come through the bus. Redis is the shared test server (a key prefix
+//! per test), except where a test restarts it.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::bus_redis::{TestRedis, test_redis};
 use crate::common::child::ChildServer;
+use crate::common::redis::{RedisServer, dedicated_redis, shared_redis, unique_prefix};
 use crate::common::replicas::{Replicas, delete, get, read_all, save, table, wait_for};
 use crate::common::s3::{S3Bucket, s3_bucket};
 use crate::common::{TestResult, TestServer};
@@ -22,9 +23,14 @@ const REGISTRY_SEEN_WITHIN: Duration = Duration::from_secs(1);
 /// connection) and to re-check what it missed, on a loaded 2-core machine.
 const RECONNECTED_WITHIN: Duration = Duration::from_secs(10);
 
-/// Two replicas on `bucket` sharing `redis`, each subscribed to the bus.
-async fn bus_replicas(bucket: &S3Bucket, redis: &TestRedis) -> TestResult<Replicas> {
-    let mut env = redis.env();
+/// Two replicas on `bucket` sharing `redis` (under a key prefix of their own), each
+/// subscribed to the bus.
+async fn bus_replicas(bucket: &S3Bucket, redis: &RedisServer) -> TestResult<Replicas> {
+    let mut env: Vec<(String, String)> = redis
+        .env(&unique_prefix("bus"))
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     env.push((
         "FEATURESTORE__STORAGE__POLL_INTERVAL_MS".into(),
         POLL_MS.into(),
@@ -90,7 +96,7 @@ async fn metric(node: &ChildServer, line: &str) -> TestResult<f64> {
 
 #[tokio::test]
 async fn a_table_replaced_on_a_is_served_by_b_within_100_ms_through_the_bus() -> TestResult {
-    let (Some(bucket), Some(redis)) = (s3_bucket(), test_redis()) else {
+    let (Some(bucket), Some(redis)) = (s3_bucket(), shared_redis()) else {
         return Ok(());
     };
     let replicas = bus_replicas(&bucket, &redis).await?;
@@ -133,7 +139,7 @@ async fn a_table_replaced_on_a_is_served_by_b_within_100_ms_through_the_bus() ->
 
 #[tokio::test]
 async fn a_table_deleted_on_a_is_gone_from_b_at_once() -> TestResult {
-    let (Some(bucket), Some(redis)) = (s3_bucket(), test_redis()) else {
+    let (Some(bucket), Some(redis)) = (s3_bucket(), shared_redis()) else {
         return Ok(());
     };
     let replicas = bus_replicas(&bucket, &redis).await?;
@@ -158,7 +164,7 @@ async fn a_table_deleted_on_a_is_gone_from_b_at_once() -> TestResult {
 
 #[tokio::test]
 async fn a_registry_apply_on_a_is_served_by_b_within_a_second_through_the_bus() -> TestResult {
-    let (Some(bucket), Some(redis)) = (s3_bucket(), test_redis()) else {
+    let (Some(bucket), Some(redis)) = (s3_bucket(), shared_redis()) else {
         return Ok(());
     };
     let replicas = bus_replicas(&bucket, &redis).await?;
@@ -193,7 +199,7 @@ async fn cached_items(node: &ChildServer) -> TestResult<u64> {
 
 #[tokio::test]
 async fn a_cache_clear_on_a_clears_the_same_entries_on_b() -> TestResult {
-    let (Some(bucket), Some(redis)) = (s3_bucket(), test_redis()) else {
+    let (Some(bucket), Some(redis)) = (s3_bucket(), shared_redis()) else {
         return Ok(());
     };
     let replicas = bus_replicas(&bucket, &redis).await?;
@@ -218,7 +224,7 @@ async fn a_cache_clear_on_a_clears_the_same_entries_on_b() -> TestResult {
 
 #[tokio::test]
 async fn after_redis_restarts_the_bus_reconnects_catches_up_and_carries_new_writes() -> TestResult {
-    let (Some(bucket), Some(mut redis)) = (s3_bucket(), test_redis()) else {
+    let (Some(bucket), Some(redis)) = (s3_bucket(), dedicated_redis()) else {
         return Ok(());
     };
     let replicas = bus_replicas(&bucket, &redis).await?;
@@ -226,7 +232,7 @@ async fn after_redis_restarts_the_bus_reconnects_catches_up_and_carries_new_writ
     write(a, "across", "w0").await?;
     until_serves(b, "across", "w0", Duration::from_secs(5)).await?;
 
-    redis.stop();
+    redis.kill();
     let down = until_bus(b, false).await?;
     assert!(
         down["reason"].as_str().is_some_and(|r| !r.is_empty()),
@@ -242,7 +248,7 @@ async fn after_redis_restarts_the_bus_reconnects_catches_up_and_carries_new_writ
         "without the bus nor a poll, B still serves the write it knew"
     );
 
-    redis.restart()?;
+    redis.start()?;
     until_bus(b, true).await?;
     // The re-check after the reconnect, not a poll (a minute away), brings B up to date.
     until_serves(b, "across", "w1", RECONNECTED_WITHIN)

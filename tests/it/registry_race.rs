@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::bus_redis::test_redis;
 use crate::common::child::ChildServer;
+use crate::common::redis::{shared_redis, unique_prefix};
 use crate::common::replicas::{Replicas, get, post, wait_for};
 use crate::common::s3::s3_bucket;
 use crate::common::{TestResult, assert_problem};
@@ -46,10 +46,14 @@ fn document(shared: &str, value_type: &str, own: &str) -> Value {
 #[tokio::test]
 async fn racing_applies_keep_every_other_object_and_refuse_a_conflicting_definition_with_409()
 -> TestResult {
-    let (Some(bucket), Some(redis)) = (s3_bucket(), test_redis()) else {
+    let (Some(bucket), Some(redis)) = (s3_bucket(), shared_redis()) else {
         return Ok(());
     };
-    let mut env = redis.env();
+    let mut env: Vec<(String, String)> = redis
+        .env(&unique_prefix("registry-race"))
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     env.push((
         "FEATURESTORE__STORAGE__POLL_INTERVAL_MS".into(),
         "60000".into(),

@@ -5,7 +5,6 @@
 
 #![allow(dead_code)]
 
-pub mod bus_redis;
 pub mod child;
 pub mod counting;
 pub mod instants;
