@@ -265,6 +265,33 @@ async fn after_redis_restarts_the_bus_reconnects_catches_up_and_carries_new_writ
 }
 
 #[tokio::test]
+async fn the_bus_subscribes_with_the_password_of_redis_password() -> TestResult {
+    let (Some(bucket), Some(redis)) = (s3_bucket(), dedicated_redis()) else {
+        return Ok(());
+    };
+    let answer = redis.cmd(&["CONFIG", "SET", "requirepass", "bus-secret"]);
+    assert!(answer.contains("OK"), "{answer}");
+    let mut env: Vec<(String, String)> = redis
+        .env(&unique_prefix("bus-auth"))
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    env.push(("REDIS_PASSWORD".into(), "bus-secret".into()));
+    env.push((
+        "FEATURESTORE__STORAGE__POLL_INTERVAL_MS".into(),
+        POLL_MS.into(),
+    ));
+    let replicas = Replicas::start_with_env(&bucket.config, &bucket.env(), 2, &env)?;
+    let (a, b) = (replicas.node(0)?, replicas.node(1)?);
+    until_bus(b, true).await?;
+    write(a, "authenticated", "w0").await?;
+    until_serves(b, "authenticated", "w0", Duration::from_secs(5)).await?;
+    write(a, "authenticated", "w1").await?;
+    until_serves(b, "authenticated", "w1", Duration::from_secs(1)).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn without_redis_health_has_no_change_bus_and_metrics_no_bus_series() -> TestResult {
     let server = TestServer::start()?;
     let (status, health) = server.get("/health").await?;

@@ -157,6 +157,8 @@ pub struct RowRead {
 /// The Redis online tier.
 pub struct RedisOnline {
     config: RedisConfig,
+    /// The client the pool was made from (with `REDIS_PASSWORD` applied), for subscriptions.
+    client: redis::Client,
     url: String,
     connections: Vec<ConnectionManager>,
     next: AtomicUsize,
@@ -213,6 +215,7 @@ impl RedisOnline {
             .map_err(bad)?;
         let online = Arc::new(Self {
             config: config.clone(),
+            client: client.clone(),
             url,
             connections,
             next: AtomicUsize::new(0),
@@ -247,7 +250,7 @@ impl RedisOnline {
 
     /// A client for the server (for subscriptions, which need their own connection).
     pub fn client(&self) -> Result<redis::Client, RedisOnlineError> {
-        redis::Client::open(self.config.url.as_str()).map_err(|e| self.unavailable(e))
+        Ok(self.client.clone())
     }
 
     /// The channel every replica's change notices go through.
