@@ -17,7 +17,10 @@ use serde_json::Value;
 use super::online::{OnlineQuery, Plan};
 use crate::model::{FeatureView, TableName};
 use crate::online::ViewIndex;
-use crate::online::redis::{RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec};
+use crate::online::redis::{
+    MaterializedRecord, RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec,
+};
+use crate::online::shared_rows::SharedRows;
 use crate::storage::Storage;
 
 /// Opens the shared tier and learns which views have rows there. A server that cannot reach
@@ -40,9 +43,9 @@ pub(super) fn open(config: &RedisConfig) -> crate::store::error::Result<Arc<Redi
 
 /// A view a lookup must read from Redis.
 #[derive(Debug)]
-pub(super) struct SharedView {
+pub(super) struct SharedView<'r> {
     /// The view.
-    pub(super) view: FeatureView,
+    pub(super) view: &'r FeatureView,
     /// Its join keys.
     pub(super) join_keys: Vec<String>,
     /// Whether Redis alone answers (it holds a materialization of the current table).
@@ -68,13 +71,50 @@ fn layout_schema(view: &FeatureView, join_keys: &[String], schema: &Schema) -> O
     fields.map(|f| Arc::new(Schema::new(f)))
 }
 
-/// The views of `plan` that Redis has rows for, as this replica last heard.
-pub(super) fn shared_views(
+/// Whether `record` (a materialization into Redis) holds every row the local index of `view`
+/// would: the same definition and keys, the very table snapshot served now, no future row
+/// due yet.
+fn covers(
+    record: &MaterializedRecord,
+    view: &FeatureView,
+    join_keys: &[String],
+    table: &crate::storage::TableHandle,
+    now_micros: i64,
+) -> bool {
+    record.view == *view
+        && record.join_keys == join_keys
+        && record.table_version == table.version
+        && record.table_snapshot == table.file.snapshot_id()
+        && now_micros < record.valid_until
+}
+
+/// Whether Redis alone answers lookups of `view` (see [`covers`]), as this replica last heard.
+pub(super) fn answers_alone(
     redis: &RedisOnline,
     storage: &Storage,
-    plan: &Plan<'_>,
+    view: &FeatureView,
+    join_keys: &[String],
     now_micros: i64,
-) -> Vec<SharedView> {
+) -> bool {
+    let Ok(name) = view.name.parse::<TableName>() else {
+        return false;
+    };
+    let (Some(state), Some(table)) = (redis.view_state(&view.name), storage.peek(&name)) else {
+        return false;
+    };
+    state
+        .materialized
+        .as_ref()
+        .is_some_and(|record| covers(record, view, join_keys, &table, now_micros))
+}
+
+/// The views of `plan` that Redis has rows for, as this replica last heard.
+pub(super) fn shared_views<'r>(
+    redis: &RedisOnline,
+    storage: &Storage,
+    plan: &Plan<'r>,
+    now_micros: i64,
+) -> Vec<SharedView<'r>> {
     if !redis.worth_trying() {
         return Vec::new();
     }
@@ -85,6 +125,7 @@ pub(super) fn shared_views(
             if !state.has_rows {
                 return None;
             }
+            let view: &'r FeatureView = view;
             let name: TableName = view.name.parse().ok()?;
             // No table: the local path reports it as today.
             let table = storage.peek(&name)?;
@@ -98,15 +139,12 @@ pub(super) fn shared_views(
                         .is_ok_and(|f| f.data_type().is_integer())
                 })
                 .collect();
-            let alone = state.materialized.as_ref().is_some_and(|record| {
-                record.view == **view
-                    && record.join_keys == join_keys
-                    && record.table_version == table.version
-                    && record.table_snapshot == table.file.snapshot_id()
-                    && now_micros < record.valid_until
-            });
+            let alone = state
+                .materialized
+                .as_ref()
+                .is_some_and(|record| covers(record, view, &join_keys, &table, now_micros));
             Some(SharedView {
-                view: (*view).clone(),
+                view,
                 join_keys,
                 alone,
                 schema,
@@ -116,37 +154,37 @@ pub(super) fn shared_views(
         .collect()
 }
 
-/// Reads the rows of every entity of `query` for `views` in one round trip and indexes them
-/// per view, as the local index would have (rows with a future event left out).
-pub(super) async fn fetch(
+/// Reads the rows of every entity of `query` for `views` in one round trip.
+pub(super) async fn fetch<'r>(
     redis: &Arc<RedisOnline>,
     query: &OnlineQuery,
-    views: &[SharedView],
-    now_micros: i64,
-) -> Result<HashMap<String, Arc<ViewIndex>>, RedisOnlineError> {
+    views: &[SharedView<'r>],
+) -> Result<HashMap<String, SharedRows<'r>>, RedisOnlineError> {
     let rows = query.entities.first().map_or(0, |(_, v)| v.len());
-    let mut reads = Vec::new();
-    let mut fields = HashMap::new();
-    // Per view: the range of `reads` it asked.
-    let mut spans = Vec::with_capacity(views.len());
+    let mut reads = Vec::with_capacity(rows * views.len());
+    let mut fields = HashMap::with_capacity(views.len());
+    // Per view, per entity row: which read asked for it (none for a key no row can have).
+    let mut asked: Vec<Vec<Option<usize>>> = Vec::with_capacity(views.len());
     for shared in views {
         let columns: Vec<&Vec<Value>> = shared
             .join_keys
             .iter()
             .filter_map(|k| query.entities.iter().find(|(n, _)| n == k).map(|(_, v)| v))
             .collect();
-        let start = reads.len();
+        let mut per_row = Vec::with_capacity(rows);
         let mut parts = Vec::with_capacity(columns.len());
         for row in 0..rows {
             parts.clear();
             parts.extend(columns.iter().map(|c| &c[row]));
-            if let Some(entity) = codec::entity_key(&parts, &shared.key_is_int) {
+            per_row.push(codec::entity_key(&parts, &shared.key_is_int).map(|entity| {
                 reads.push(RowRead {
                     view: shared.view.name.clone(),
                     entity,
                 });
-            }
+                reads.len() - 1
+            }));
         }
+        asked.push(per_row);
         let names: Vec<String> = shared
             .schema
             .fields()
@@ -154,35 +192,31 @@ pub(super) async fn fetch(
             .map(|f| f.name().clone())
             .collect();
         fields.insert(shared.view.name.clone(), codec::column_fields(&names));
-        spans.push(start..reads.len());
     }
-    let answers = if reads.is_empty() {
+    let mut answers = if reads.is_empty() {
         Vec::new()
     } else {
         redis.read_rows(&reads, &fields).await?
     };
-    let mut indexes = HashMap::with_capacity(views.len());
-    for (shared, span) in views.iter().zip(spans) {
-        let found: Vec<Vec<Option<String>>> = answers
-            .get(span)
-            .unwrap_or(&[])
-            .iter()
-            .flatten()
-            .cloned()
+    let mut found_rows = HashMap::with_capacity(views.len());
+    for (shared, per_row) in views.iter().zip(asked) {
+        let mut texts = Vec::new();
+        let mut events = Vec::new();
+        let found: Vec<Option<u32>> = per_row
+            .into_iter()
+            .map(|read| {
+                let (event, values) = read.and_then(|i| answers.get_mut(i)?.take())?;
+                texts.push(values);
+                events.push(event);
+                Some((texts.len() - 1) as u32)
+            })
             .collect();
-        let built = codec::decode_rows(&shared.schema, &found).and_then(|batch| {
-            ViewIndex::from_rows(
-                &shared.view,
-                shared.join_keys.clone(),
-                &batch,
-                0,
-                0,
-                now_micros,
-            )
-        });
-        match built {
-            Ok(index) => {
-                indexes.insert(shared.view.name.clone(), Arc::new(index));
+        match codec::decode_rows(&shared.schema, &texts) {
+            Ok(batch) => {
+                found_rows.insert(
+                    shared.view.name.clone(),
+                    SharedRows::new(shared.view, batch, events, found),
+                );
             }
             Err(e) => {
                 // Unreadable rows must not fail the lookup: the local index still answers.
@@ -190,7 +224,7 @@ pub(super) async fn fetch(
             }
         }
     }
-    Ok(indexes)
+    Ok(found_rows)
 }
 
 /// The rows of a push or materialization, encoded for Redis: the view's layout columns only.
