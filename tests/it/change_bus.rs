@@ -238,6 +238,7 @@ async fn after_redis_restarts_the_bus_reconnects_catches_up_and_carries_new_writ
         down["reason"].as_str().is_some_and(|r| !r.is_empty()),
         "a disconnected bus says why: {down}"
     );
+    assert_eq!(metric(b, "featurestore_change_bus_up").await?, 0.0);
     // Written while B cannot hear of it: tables live in the bucket, so the write succeeds.
     write(a, "missed", "w0").await?;
     write(a, "across", "w1").await?;
@@ -254,6 +255,7 @@ async fn after_redis_restarts_the_bus_reconnects_catches_up_and_carries_new_writ
     until_serves(b, "across", "w1", RECONNECTED_WITHIN)
         .await
         .map_err(|e| format!("{e}\n{}", replicas.logs()))?;
+    assert_eq!(metric(b, "featurestore_change_bus_up").await?, 1.0);
     until_bus(a, true).await?;
     write(a, "across", "w2").await?;
     let after = until_serves(b, "across", "w2", Duration::from_secs(5)).await?;
