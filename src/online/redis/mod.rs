@@ -433,9 +433,10 @@ impl RedisOnline {
         let mut attempts_left = 2;
         if let Some(mut connection) = self.worker_connection() {
             attempts_left = 1;
-            let request = request.clone();
+            // Awaited right here, so the request is borrowed, not copied.
+            let request = &request;
             outcome = match tokio::time::timeout(limit, async move {
-                match &request {
+                match request {
                     Request::Cmd(cmd) => cmd.query_async::<T>(&mut connection).await,
                     Request::Pipe(pipe) => pipe.query_async::<T>(&mut connection).await,
                 }
