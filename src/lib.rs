@@ -16,6 +16,7 @@
 //! - [`api`]: actix-web handlers, problem+json errors and the OpenAPI document.
 //! - [`server`]: binds the API, Swagger UI and `/openapi.json` to a listener.
 //! - [`watch`]: notices tables other tools add, replace or remove.
+//! - [`bus`]: the change bus, telling other replicas (through Redis) what this one changed.
 //! - [`auth`]: the optional bearer tokens: `[auth]`, scopes, token generation and checks.
 //! - [`config`]: the layered configuration; each layer owns its own section's struct.
 //! - [`demo`]: the deterministic movie-recommendation demo data.
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bus;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -97,6 +97,8 @@ pub async fn run(
     let store = state.store.clone();
     let _follow = follow_tables(&store);
     let _registry_updates = follow_registry(&store);
+    // With Redis, other replicas' writes are applied as they announce them; polling stays.
+    let _change_bus = store.start_change_bus();
     // Pushed rows reach the plain table files within `storage.fold_delay_ms` of the last push.
     let _fold = match store.start_folding() {
         Ok(guard) => Some(guard),

@@ -71,6 +71,26 @@ pub struct HealthResponse {
     /// file's location answer 409 `duplicate_table` naming both files, until one is removed
     /// or renamed.
     pub tables_duplicated: Vec<DuplicateTableDto>,
+    /// The change bus through Redis (`online.backend = "redis"`), over which replicas tell
+    /// each other what they changed; null without Redis. While it is disconnected, other
+    /// replicas' changes are seen at the next poll of the bucket instead of at once.
+    pub change_bus: Option<ChangeBusDto>,
+}
+
+/// The change bus as `/health` reports it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ChangeBus, example = json!({"connected": true, "reason": null,
+    "replica_id": "5f0c1a9e3b7d2c41", "since": "2026-11-21T10:00:00Z"}))]
+pub struct ChangeBusDto {
+    /// Whether this replica is subscribed: other replicas' changes are applied at once.
+    pub connected: bool,
+    /// Why it is not subscribed (Redis unreachable, the connection lost), while it is not;
+    /// it reconnects by itself, then re-checks what it missed.
+    pub reason: Option<String>,
+    /// This replica's id on the bus, random at each start.
+    pub replica_id: String,
+    /// Since when it is connected, or disconnected (RFC 3339, UTC).
+    pub since: String,
 }
 
 /// A table name `/health` reports in more than one group.

@@ -305,6 +305,11 @@ impl ApiError {
                         "registry_changed",
                         "Registry changed since it was read",
                     ),
+                    RegistryError::Conflict { .. } => (
+                        S::CONFLICT,
+                        "registry_conflict",
+                        "Registry object defined concurrently",
+                    ),
                     RegistryError::File { .. } => (
                         S::INTERNAL_SERVER_ERROR,
                         "registry_unreadable",

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
 
 use super::AppState;
-use super::dto::{DuplicateTableDto, HealthResponse, UnreadableTableDto};
+use super::dto::{ChangeBusDto, DuplicateTableDto, HealthResponse, UnreadableTableDto};
 use super::error::ApiError;
 use crate::store::HealthReport;
 
@@ -66,6 +66,13 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
                 ignored: t.ignored,
             })
             .collect(),
+        change_bus: state.store.change_bus_status().map(|bus| ChangeBusDto {
+            connected: bus.connected,
+            reason: bus.reason,
+            replica_id: bus.replica_id,
+            since: chrono::DateTime::<Utc>::from(bus.since)
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        }),
     }))
 }
 

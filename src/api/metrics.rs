@@ -10,6 +10,27 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The change bus's gauge and counters (only with Redis configured): whether the
+/// subscription is up, and the messages sent and received.
+pub fn render_change_bus(out: &mut String, bus: Option<&crate::store::ChangeBusStatus>) {
+    let Some(bus) = bus else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "# HELP featurestore_change_bus_up Whether this replica is subscribed to the change bus (1) or not (0).\n\
+         # TYPE featurestore_change_bus_up gauge\n\
+         featurestore_change_bus_up {}\n\
+         # HELP featurestore_change_bus_messages_total Change-bus messages this replica published (sent) and applied from other replicas (received).\n\
+         # TYPE featurestore_change_bus_messages_total counter\n\
+         featurestore_change_bus_messages_total{{direction=\"sent\"}} {}\n\
+         featurestore_change_bus_messages_total{{direction=\"received\"}} {}",
+        u8::from(bus.connected),
+        bus.sent,
+        bus.received
+    );
+}
+
 /// Upper bounds of the latency histogram, in seconds.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,

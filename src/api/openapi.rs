@@ -178,6 +178,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
     ),
     (
         409,
+        "registry_conflict",
+        "Registry object defined concurrently",
+        "entity \"user_id\" was defined differently by another writer while this apply was being committed; nothing was applied: read it again and re-apply if yours should win",
+    ),
+    (
+        409,
         "table_name_conflict",
         "Table name used in another group",
         "table \"user_profile\" already exists in group \"user\"; table names are unique across groups",

@@ -346,7 +346,7 @@ pub async fn feature_service(
     params(("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written")),
     responses(
         (status = 200, description = "Applied", body = ApplyResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
-        (status = 409, description = "The registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The registry is no longer at the `If-Match` version (`registry_changed`), or, on the s3 kind, another replica committed a different definition of an object of this document while this apply was being committed (`registry_conflict`, naming it); nothing was written", body = super::Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definitions, all listed in `errors` (`invalid_definitions`), or an unknown field (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),

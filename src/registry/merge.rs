@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{ApplyReport, Columns, Invalid, RegistryError};
+use super::{ApplyReport, Columns, Expected, Invalid, RegistryError};
 use crate::model::Entity;
 use crate::model::{
     FeatureDef, FeatureRef, FeatureService, FeatureView, GroupName, RegistryDocument, TableName,
@@ -273,6 +273,81 @@ pub(super) fn merge(
         feature_services: services.into_values().collect(),
     };
     Ok((merged, report))
+}
+
+/// The change of an apply of `doc`, as `Registry::update_tagged` runs it: a merge into the
+/// current document. It remembers its last attempt, because being run again means another
+/// writer committed first (s3 kind): an object of `doc` that the winner changed from the
+/// base of that attempt, to something else than this apply would have written, is a race
+/// between two definitions, and the later one must not silently replace the earlier one
+/// that its sender never saw. That loser fails with `Conflict` and writes nothing; winners
+/// that changed other objects, or the same one identically, are merged into as before.
+pub(super) fn applying<'a>(
+    doc: RegistryDocument,
+    expected: Expected<'a>,
+    columns_of: &'a dyn Fn(&GroupName, &TableName) -> Option<Columns>,
+) -> impl FnMut(&RegistryDocument) -> Result<(Option<RegistryDocument>, ApplyReport), RegistryError> + 'a
+{
+    let mut last: Option<(RegistryDocument, RegistryDocument)> = None;
+    move |current| {
+        super::check_expected(current, expected)?;
+        if let Some((base, ours)) = &last
+            && let Some((kind, name)) = raced_object(&doc, base, ours, current)
+        {
+            return Err(RegistryError::Conflict { kind, name });
+        }
+        let (merged, report) = merge(current, doc.clone(), columns_of)?;
+        last = Some((current.clone(), merged.clone()));
+        Ok((Some(merged), report))
+    }
+}
+
+/// The first object of `doc` that `theirs` (the winner of a race) changed from `base` (what
+/// the losing attempt merged into) to something else than `ours` (what it would have
+/// written), as (kind, name).
+pub(super) fn raced_object(
+    doc: &RegistryDocument,
+    base: &RegistryDocument,
+    ours: &RegistryDocument,
+    theirs: &RegistryDocument,
+) -> Option<(&'static str, String)> {
+    fn raced<T: PartialEq>(
+        kind: &'static str,
+        names: impl Iterator<Item = String>,
+        of: impl Fn(&RegistryDocument, &str) -> Option<T>,
+        (base, ours, theirs): (&RegistryDocument, &RegistryDocument, &RegistryDocument),
+    ) -> Option<(&'static str, String)> {
+        names
+            .into_iter()
+            .find(|name| {
+                let winner = of(theirs, name);
+                winner != of(base, name) && winner != of(ours, name)
+            })
+            .map(|name| (kind, name))
+    }
+    let docs = (base, ours, theirs);
+    raced(
+        "entity",
+        doc.entities.iter().map(|e| e.name.clone()),
+        |d, n| d.entities.iter().find(|e| e.name == n).cloned(),
+        docs,
+    )
+    .or_else(|| {
+        raced(
+            "feature view",
+            doc.feature_views.iter().map(|v| v.name.clone()),
+            |d, n| d.feature_views.iter().find(|v| v.name == n).cloned(),
+            docs,
+        )
+    })
+    .or_else(|| {
+        raced(
+            "feature service",
+            doc.feature_services.iter().map(|s| s.name.clone()),
+            |d, n| d.feature_services.iter().find(|s| s.name == n).cloned(),
+            docs,
+        )
+    })
 }
 
 /// Checks one service reference (`view` or `view:feature`) against the views.

@@ -113,6 +113,17 @@ pub enum RegistryError {
         /// What the store answered, naming the key or setting, never a credential.
         reason: String,
     },
+    /// Another writer (replica) committed a different definition of an object this apply
+    /// defines while the apply was being committed (s3 kind); nothing was applied.
+    #[error(
+        "{kind} {name:?} was defined differently by another writer while this apply was being committed; nothing was applied: read it again and re-apply if yours should win"
+    )]
+    Conflict {
+        /// `entity`, `feature view` or `feature service`.
+        kind: &'static str,
+        /// The object.
+        name: String,
+    },
     /// Other replicas kept committing registry changes for seconds while this write retried
     /// (s3 kind); it was not applied, and sending it again is safe.
     #[error(
@@ -424,11 +435,7 @@ impl Registry {
         for view in &mut doc.feature_views {
             view.inferred = false;
         }
-        self.update_tagged(|current| {
-            check_expected(current, expected)?;
-            let (merged, report) = merge::merge(current, doc.clone(), columns_of)?;
-            Ok((Some(merged), report))
-        })
+        self.update_tagged(merge::applying(doc, expected, columns_of))
     }
 
     /// Brings the view of a table just written in line with it (see [`sync`]).

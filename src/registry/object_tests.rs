@@ -202,6 +202,75 @@ fn a_write_that_loses_the_race_runs_again_on_the_winner() -> TestResult {
     Ok(())
 }
 
+/// [`entity`] with another value type: the same object, defined differently.
+fn entity_as_string(name: &str) -> RegistryDocument {
+    let mut doc = entity(name);
+    doc.entities[0].value_type = ValueType::String;
+    doc
+}
+
+/// An apply of `mine` on `registry` whose first attempt loses the race for the next entry
+/// to another replica's apply of `theirs`, committed in between.
+fn apply_losing_to(
+    tree: &BlockingTree,
+    registry: &Registry,
+    theirs: &RegistryDocument,
+    mine: RegistryDocument,
+) -> Result<(ApplyReport, String), RegistryError> {
+    let mut change = merge::applying(mine, None, &no_tables);
+    let mut raced = false;
+    registry.update_tagged(|current| {
+        if !std::mem::replace(&mut raced, true) {
+            let mut doc = current.clone();
+            doc.entities.extend(theirs.entities.iter().cloned());
+            let next = entry_keys(tree).map_or(1, |k| k.len() as u64 + 1);
+            commit_behind_its_back(tree, next, &doc);
+        }
+        change(current)
+    })
+}
+
+#[test]
+fn a_racing_apply_that_defines_the_same_object_differently_loses_with_conflict() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = local_tree(dir.path())?;
+    let registry = Registry::open_object(tree.clone())?;
+    let outcome = apply_losing_to(
+        &tree,
+        &registry,
+        &entity_as_string("user_id"),
+        entity("user_id"),
+    );
+    assert!(
+        matches!(&outcome, Err(RegistryError::Conflict { kind: "entity", name }) if name == "user_id"),
+        "{outcome:?}"
+    );
+    registry.reload()?;
+    assert_eq!(
+        registry.snapshot().entities[0].value_type,
+        ValueType::String,
+        "the winner's definition stays"
+    );
+    assert_eq!(entry_keys(&tree)?.len(), 1, "the loser wrote nothing");
+    Ok(())
+}
+
+#[test]
+fn a_racing_apply_of_the_same_definition_or_of_other_objects_succeeds() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = local_tree(dir.path())?;
+    let registry = Registry::open_object(tree.clone())?;
+    let (report, _) = apply_losing_to(&tree, &registry, &entity("same"), entity("same"))?;
+    assert_eq!(report.created, ["entity same"]);
+    let (report, _) = apply_losing_to(&tree, &registry, &entity("theirs"), entity("mine"))?;
+    assert_eq!(report.created, ["entity mine"]);
+    assert_eq!(names(&registry), ["mine", "same", "theirs"]);
+    // Not a race: a later apply redefining an object is an update, as on one replica.
+    let (report, _) = registry.apply_if(entity_as_string("mine"), None, &no_tables)?;
+    assert_eq!(report.updated, ["entity mine"]);
+    Ok(())
+}
+
 #[test]
 fn many_writer_threads_per_replica_applying_freely_lose_nothing() -> TestResult {
     const EACH: usize = 25;

@@ -64,7 +64,24 @@ impl Storage {
         changed
     }
 
-    /// Reloads one table if its file changed on disk since it was opened.
+    /// Brings the catalog in line with the tree for `name` alone (another replica said it
+    /// changed): on the s3 kind, its newest commit entry; the local kind has no per-table
+    /// check cheaper than its rescan (a stat per table), so it rescans. Returns the names
+    /// that changed; a store that cannot be reached changes nothing (the poll retries).
+    pub fn rescan_one(&self, name: &TableName) -> Vec<String> {
+        let Some(remote) = &self.remote else {
+            return self.rescan();
+        };
+        match self.follow(remote, name) {
+            Ok(true) => vec![name.to_string()],
+            Ok(false) => Vec::new(),
+            Err(e) => {
+                tracing::debug!(table = %name, error = %e, "cannot follow the table another replica changed; the next poll will");
+                Vec::new()
+            }
+        }
+    }
+
     /// Reloads one table if its file changed on disk since it was opened; true if it did.
     pub(super) fn refresh_table(&self, group: &GroupName, name: &TableName) -> bool {
         let path = self.layout.table_path(group, name);

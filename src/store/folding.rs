@@ -267,7 +267,12 @@ impl FeatureStore {
             Arc::clone(&self.folds),
             waiting,
             move |name| match fold_table(&store.storage, &store.cache, &store.indexes, None, name) {
-                Ok(_) => FoldResult::Done,
+                Ok(outcome) => {
+                    if outcome.parts_folded > 0 {
+                        store.announce_table(None, name.as_str());
+                    }
+                    FoldResult::Done
+                }
                 Err(StoreError::Storage(StorageError::TableNotFound { .. })) => FoldResult::Gone,
                 Err(e) => {
                     tracing::warn!(table = %name, error = %e, "could not fold pushed parts into the table file; will retry");
@@ -281,8 +286,14 @@ impl FeatureStore {
     /// error: the answer says 0 parts).
     pub async fn compact(&self, group: GroupName, name: TableName) -> Result<FoldOutcome> {
         let indexes = Arc::clone(&self.indexes);
-        self.blocking(move |s, c| fold_table(s, c, &indexes, Some(&group), &name))
-            .await
+        let written = (group.to_string(), name.to_string());
+        let outcome = self
+            .blocking(move |s, c| fold_table(s, c, &indexes, Some(&group), &name))
+            .await?;
+        if outcome.parts_folded > 0 {
+            self.announce_table(Some(&written.0), &written.1);
+        }
+        Ok(outcome)
     }
 }
 

@@ -6,6 +6,7 @@
 //! did). Types the API needs are re-exported from here so `api` never reaches into `storage`.
 
 mod batch;
+mod bus;
 mod error;
 mod folding;
 mod historical;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
+pub use crate::bus::BusStatus as ChangeBusStatus;
 pub use crate::cache::{CacheStats, TierStats};
 pub use crate::online::{FeatureColumn, FieldStatus};
 pub use crate::registry::{
@@ -198,6 +200,8 @@ pub struct FeatureStore {
     /// The shared online tier, with `online.backend = "redis"`: rows pushed online and
     /// materialized live there instead of in `durable`.
     redis: Option<Arc<RedisOnline>>,
+    /// This replica's side of the change bus, with Redis (see `crate::bus`).
+    bus: Option<Arc<crate::bus::ChangeBus>>,
     clock: Arc<dyn Clock>,
     started: Instant,
     max_batch_rows: u64,
@@ -266,6 +270,9 @@ impl FeatureStore {
             indexes: Arc::new(online::IndexCache::default()),
             durable,
             durable_error,
+            bus: redis
+                .as_ref()
+                .map(|_| Arc::new(crate::bus::ChangeBus::new())),
             redis,
             clock: options.clock,
             started: Instant::now(),
@@ -390,6 +397,7 @@ impl FeatureStore {
         view: ViewOptions,
     ) -> Result<Saved> {
         let registry = Arc::clone(&self.registry);
+        let written = (group.to_string(), name.to_string());
         self.blocking(move |s, c| {
             reload_registry(&registry);
             let snapshot = registry.snapshot();
@@ -418,6 +426,7 @@ impl FeatureStore {
             })
         })
         .await
+        .inspect(|_| self.announce_table(Some(&written.0), &written.1))
     }
 
     /// Replaces (or creates) `group/name` from an Arrow batch with logical types. A view the
@@ -431,6 +440,7 @@ impl FeatureStore {
         declaration: Declaration,
     ) -> Result<SaveOutcome> {
         let registry = Arc::clone(&self.registry);
+        let written = (group.to_string(), name.to_string());
         self.blocking(move |s, c| {
             let outcome = s.save_batch(&group, &name, &batch, declaration);
             c.invalidate_table(name.as_str());
@@ -439,6 +449,7 @@ impl FeatureStore {
             Ok(outcome)
         })
         .await
+        .inspect(|_| self.announce_table(Some(&written.0), &written.1))
     }
 
     /// Storage facts of `group/name`.
@@ -454,7 +465,11 @@ impl FeatureStore {
         let redis = self.redis.clone();
         let indexes = Arc::clone(&self.indexes);
         let registry = Arc::clone(&self.registry);
-        self.blocking(move |s, c| {
+        let deleted = crate::bus::Change::TableDeleted {
+            group: Some(group.to_string()),
+            name: name.to_string(),
+        };
+        let outcome = self.blocking(move |s, c| {
             let deleted = s.delete(&group, &name);
             c.invalidate_table(name.as_str());
             let deleted = deleted?;
@@ -478,7 +493,11 @@ impl FeatureStore {
                 references: registry.references(name.as_str()),
             })
         })
-        .await
+        .await;
+        if outcome.is_ok() {
+            self.announce(deleted);
+        }
+        outcome
     }
 
     /// Reads several tables, each resolved wherever it is, each through the cache. All unknown
@@ -627,6 +646,19 @@ impl FeatureStore {
     /// Feast's push: validates the rows against the view's table, writes them online, offline
     /// or both, and lets the next lookup see them.
     pub async fn push(&self, request: PushRequest) -> Result<PushOutcome> {
+        let outcome = self.push_rows(request).await;
+        if let Ok(PushOutcome {
+            feature_view,
+            offline: Some(_),
+            ..
+        }) = &outcome
+        {
+            self.announce_table(None, feature_view);
+        }
+        outcome
+    }
+
+    async fn push_rows(&self, request: PushRequest) -> Result<PushOutcome> {
         let registry = self.registry.snapshot();
         let view = push::resolve(&registry, &request)?.clone();
         let keys = online::view_join_keys(&registry, &view);
@@ -829,16 +861,28 @@ impl FeatureStore {
 
     /// Empties both cache tiers; returns how many entries they held.
     pub async fn clear_cache(&self) -> Result<usize> {
-        self.blocking(|_, c| Ok(c.clear())).await
+        let removed = self.blocking(|_, c| Ok(c.clear())).await?;
+        self.announce(crate::bus::Change::Cache {
+            group: None,
+            name: None,
+        });
+        Ok(removed)
     }
 
     /// Drops the cache entries of `group/name`; returns how many.
     pub async fn clear_table_cache(&self, group: GroupName, name: TableName) -> Result<usize> {
-        self.blocking(move |s, c| {
-            s.get_in_group(&group, &name)?;
-            Ok(c.invalidate_table(name.as_str()))
-        })
-        .await
+        let cleared = crate::bus::Change::Cache {
+            group: Some(group.to_string()),
+            name: Some(name.to_string()),
+        };
+        let removed = self
+            .blocking(move |s, c| {
+                s.get_in_group(&group, &name)?;
+                Ok(c.invalidate_table(name.as_str()))
+            })
+            .await?;
+        self.announce(cleared);
+        Ok(removed)
     }
 
     /// Every table in the catalog, without rescanning (cheap; for reports and metrics).

@@ -66,6 +66,7 @@ impl FeatureStore {
             })?)
         })
         .await
+        .inspect(|_| self.announce(crate::bus::Change::Registry))
     }
 
     /// Unregisters a feature view (409 while a feature service uses it), if the registry is
@@ -78,6 +79,7 @@ impl FeatureStore {
         let registry = Arc::clone(&self.registry);
         self.blocking(move |_, _| Ok(registry.delete_view(&name, expected.as_deref())?))
             .await
+            .inspect(|_| self.announce(crate::bus::Change::Registry))
     }
 
     /// Unregisters a feature service, if the registry is still at version `expected`.
@@ -89,6 +91,7 @@ impl FeatureStore {
         let registry = Arc::clone(&self.registry);
         self.blocking(move |_, _| Ok(registry.delete_service(&name, expected.as_deref())?))
             .await
+            .inspect(|_| self.announce(crate::bus::Change::Registry))
     }
 
     /// Unregisters an entity (409 while a feature view uses it), if the registry is still at
@@ -101,6 +104,7 @@ impl FeatureStore {
         let registry = Arc::clone(&self.registry);
         self.blocking(move |_, _| Ok(registry.delete_entity(&name, expected.as_deref())?))
             .await
+            .inspect(|_| self.announce(crate::bus::Change::Registry))
     }
 
     /// The version tag of the definitions served now (the registry routes' `ETag`).

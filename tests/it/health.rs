@@ -19,6 +19,7 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
         [
             "backend",
             "bucket",
+            "change_bus",
             "data_root_writable",
             "disk_cache_disabled_reason",
             "disk_cache_enabled",

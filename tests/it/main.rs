@@ -3,6 +3,7 @@
 mod auth;
 mod batch;
 mod cache;
+mod change_bus;
 mod cli;
 mod common;
 mod concurrency;
@@ -31,6 +32,7 @@ mod registry;
 mod registry_drift;
 mod registry_inference;
 mod registry_object;
+mod registry_race;
 mod registry_replicas;
 mod registry_sharing;
 mod replicas;

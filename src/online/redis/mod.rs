@@ -262,7 +262,7 @@ impl RedisOnline {
 
     /// A client for the server (for subscriptions, which need their own connection).
     pub fn client(&self) -> Result<redis::Client, RedisOnlineError> {
-        redis::Client::open(self.config.url.as_str()).map_err(|e| self.unavailable(e))
+        Ok(self.client.clone())
     }
 
     /// The channel every replica's change notices go through.
@@ -407,7 +407,8 @@ impl RedisOnline {
         }
     }
 
-    fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Runs `future` on the Redis runtime without waiting for it (fire and forget).
+    pub fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
         if let Some(runtime) = redis_runtime() {
             runtime.spawn(future);
         }

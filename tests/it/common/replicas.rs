@@ -41,6 +41,17 @@ impl Replicas {
         credentials: &[(&'static str, String)],
         count: usize,
     ) -> TestResult<Self> {
+        Self::start_with_env(config, credentials, count, &[])
+    }
+
+    /// [`Self::start`] with `extra` variables set on every replica (a shared Redis, a poll
+    /// interval).
+    pub fn start_with_env(
+        config: &S3Config,
+        credentials: &[(&'static str, String)],
+        count: usize,
+        extra: &[(String, String)],
+    ) -> TestResult<Self> {
         let mut env: Vec<(String, String)> = vec![
             ("FEATURESTORE__STORAGE__BACKEND".into(), "s3".into()),
             (
@@ -69,6 +80,7 @@ impl Replicas {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone())),
         );
+        env.extend(extra.iter().cloned());
         // A test that failed while holding the turn poisons it; the turn itself is still fine.
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         let mut replicas = Self {
