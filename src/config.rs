@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::api::ApiConfig;
 use crate::auth::AuthConfig;
 use crate::cache::CacheConfig;
+use crate::online::redis::OnlineConfig;
 use crate::server::ServerConfig;
 use crate::storage::StorageConfig;
 use crate::store::StoreOptions;
@@ -51,6 +52,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[serving]`.
     pub serving: ServingConfig,
+    /// `[online]`.
+    pub online: OnlineConfig,
     /// `[api]`.
     pub api: ApiConfig,
     /// `[auth]`.
@@ -137,11 +140,13 @@ impl Config {
 
     /// What the store is opened with.
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions::new(
+        let mut options = StoreOptions::new(
             self.storage.clone(),
             self.cache.clone(),
             self.api.max_batch_rows,
-        )
+        );
+        options.online = self.online.clone();
+        options
     }
 
     /// Range checks of every section; the message names the key.
@@ -149,6 +154,7 @@ impl Config {
         self.server.validate().map_err(ConfigError::Invalid)?;
         self.storage.validate().map_err(ConfigError::Invalid)?;
         self.cache.validate().map_err(ConfigError::Invalid)?;
+        self.online.validate().map_err(ConfigError::Invalid)?;
         self.api.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)
     }

@@ -12,6 +12,8 @@
 //! `now - ttl` is reported `OUTSIDE_MAX_AGE` with a null value (Feast reports it `PRESENT`).
 
 pub mod durable;
+pub mod merge;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,7 +111,7 @@ pub struct Hit {
 
 /// Integer key values as they come in JSON: numbers, or strings in canonical decimal form
 /// (`"01"` and `" 1"` match no key, as in batch lookups).
-fn int_part(value: &Value) -> Option<i64> {
+pub(crate) fn int_part(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => crate::model::canonical_i64(s),
@@ -117,7 +119,7 @@ fn int_part(value: &Value) -> Option<i64> {
     }
 }
 
-fn str_part(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+pub(crate) fn str_part(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     match value {
         Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
         Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),

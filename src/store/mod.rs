@@ -14,6 +14,7 @@ mod null_types;
 mod online;
 mod push;
 mod registration;
+mod shared;
 mod status;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use crate::cache::{CacheConfig, CacheKey, Clock, ReadKind, SystemClock, TieredCa
 use crate::model::{FeatureView, GroupName, TableName};
 use crate::online::ViewIndex;
 use crate::online::durable::OnlineDb;
+use crate::online::redis::{OnlineBackend, RedisOnline};
 use crate::registry::{Registry, SyncOptions};
 use crate::storage::{Storage, StorageConfig, TableHandle};
 
@@ -151,6 +153,8 @@ pub struct StoreOptions {
     /// `storage.s3` and the `AWS_*` variables describe (an embedder's own client, or a test's
     /// with its credentials).
     pub object_store: Option<crate::storage::object::BlockingTree>,
+    /// `[online]`: the local tier, or Redis shared by replicas.
+    pub online: crate::online::redis::OnlineConfig,
 }
 
 /// Which of the data root's single-process databases a store opens.
@@ -174,6 +178,7 @@ impl StoreOptions {
             clock: Arc::new(SystemClock),
             local_databases: LocalDatabases::All,
             object_store: None,
+            online: crate::online::redis::OnlineConfig::default(),
         }
     }
 }
@@ -190,6 +195,9 @@ pub struct FeatureStore {
     durable: Option<Arc<OnlineDb>>,
     /// Why the durable online store is unavailable.
     durable_error: Option<String>,
+    /// The shared online tier, with `online.backend = "redis"`: rows pushed online and
+    /// materialized live there instead of in `durable`.
+    redis: Option<Arc<RedisOnline>>,
     clock: Arc<dyn Clock>,
     started: Instant,
     max_batch_rows: u64,
@@ -226,7 +234,18 @@ impl FeatureStore {
             None => Registry::open(&storage.layout().registry_dir())?,
         };
         let online_dir = storage.layout().online_dir();
-        let (durable, durable_error) = if options.local_databases == LocalDatabases::None {
+        let redis = match options.online.backend {
+            OnlineBackend::Local => None,
+            OnlineBackend::Redis => Some(shared::open(&options.online.redis)?),
+        };
+        let (durable, durable_error) = if redis.is_some() {
+            // Redis holds what sled would: rows left in a sled store by an earlier local run
+            // are not mixed in.
+            (
+                None,
+                Some("online.backend is \"redis\": the local online store is not used".to_owned()),
+            )
+        } else if options.local_databases == LocalDatabases::None {
             (None, Some("not opened by this command".to_owned()))
         } else {
             match OnlineDb::open(&online_dir) {
@@ -247,6 +266,7 @@ impl FeatureStore {
             indexes: Arc::new(online::IndexCache::default()),
             durable,
             durable_error,
+            redis,
             clock: options.clock,
             started: Instant::now(),
             max_batch_rows: options.max_batch_rows,
@@ -515,9 +535,35 @@ impl FeatureStore {
         let registry = self.registry.snapshot();
         let plan = online::plan(&registry, &query)?;
         let now = self.clock.wall_micros();
+        // Rows in the shared tier first: a view it answers alone needs no local index,
+        // unless the read fails, and then the local index answers (the best this replica
+        // knows).
+        let mut from_redis = HashMap::new();
+        let mut alone: Vec<String> = Vec::new();
+        if let Some(redis) = &self.redis {
+            let views = shared::shared_views(redis, &self.storage, &plan, now);
+            if !views.is_empty() {
+                match shared::fetch(redis, &query, &views, now).await {
+                    Ok(indexes) => {
+                        alone = views
+                            .iter()
+                            .filter(|v| v.alone && indexes.contains_key(&v.view.name))
+                            .map(|v| v.view.name.clone())
+                            .collect();
+                        from_redis = indexes;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "lookup answered from the local index: redis did not answer");
+                    }
+                }
+            }
+        }
         let mut ready: HashMap<String, Arc<ViewIndex>> = HashMap::new();
         let mut missing: Vec<(FeatureView, Vec<String>)> = Vec::new();
         for view in plan.views() {
+            if alone.contains(&view.name) {
+                continue;
+            }
             match online::fresh_index(&self.storage, &self.indexes, view, now) {
                 Some(index) => {
                     ready.insert(view.name.clone(), index);
@@ -542,7 +588,7 @@ impl FeatureStore {
                 ready.insert(index.view.name.clone(), index);
             }
         }
-        online::answer(&plan, query, &ready, now)
+        online::answer(&plan, query, &ready, &from_redis, now)
     }
 
     /// Builds the online index of every registered view (blocking; start-up preload). Views
@@ -572,6 +618,9 @@ impl FeatureStore {
         let view = push::resolve(&registry, &request)?.clone();
         let keys = online::view_join_keys(&registry, &view);
         let now = self.clock.wall_micros();
+        if let Some(redis) = self.redis.clone() {
+            return self.push_shared(redis, view, keys, request, now).await;
+        }
         let indexes = Arc::clone(&self.indexes);
         let durable = self.durable.clone();
         let durable_error = self.durable_error.clone();
@@ -598,6 +647,65 @@ impl FeatureStore {
                 folding::after_push(&folds, s, c, &indexes, &view.name, appended.parts);
             }
             outcome
+        })
+        .await
+    }
+
+    /// A push with the shared online tier: online rows go to Redis first (nothing is stored
+    /// when it cannot take them), then offline rows to the table.
+    async fn push_shared(
+        &self,
+        redis: Arc<RedisOnline>,
+        view: FeatureView,
+        keys: Vec<String>,
+        request: PushRequest,
+        now: i64,
+    ) -> Result<PushOutcome> {
+        let to = request.to;
+        let (checked_view, checked_keys) = (view.clone(), keys.clone());
+        let (prepared, encoded) = self
+            .blocking(move |s, _| {
+                let prepared = push::prepare(s, &checked_view, &checked_keys, &request)?;
+                let encoded = match to {
+                    PushTarget::Offline => Vec::new(),
+                    _ => shared::encode(&checked_view, &checked_keys, &prepared.rows)?,
+                };
+                Ok((prepared, encoded))
+            })
+            .await?;
+        let pushed = prepared.rows.num_rows() as u64;
+        if pushed == 0 {
+            return Ok(PushOutcome {
+                feature_view: view.name,
+                rows: 0,
+                offline: None,
+            });
+        }
+        if to != PushTarget::Offline {
+            redis
+                .write_rows(&view.name, encoded)
+                .await
+                .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?;
+        }
+        if to == PushTarget::Online {
+            return Ok(PushOutcome {
+                feature_view: view.name,
+                rows: pushed,
+                offline: None,
+            });
+        }
+        let indexes = Arc::clone(&self.indexes);
+        let folds = Arc::clone(&self.folds);
+        self.blocking(move |s, c| {
+            let appended = push::append_offline(s, &indexes, &view, &prepared, now);
+            c.invalidate_table(&view.name);
+            let appended = appended?;
+            folding::after_push(&folds, s, c, &indexes, &view.name, appended.parts);
+            Ok(PushOutcome {
+                feature_view: view.name.clone(),
+                rows: pushed,
+                offline: Some(appended),
+            })
         })
         .await
     }

@@ -452,15 +452,19 @@ pub(super) fn join_keys(plan: &Plan<'_>, view: &str) -> Vec<String> {
     plan.join_keys.get(view).cloned().unwrap_or_default()
 }
 
-/// Runs the lookups of `plan` over fresh indexes.
+/// Runs the lookups of `plan` over fresh local indexes and, for views the shared online
+/// tier has rows for, the indexes of the rows read from it (merged by event time; a view
+/// only the shared tier answers has no local index).
 pub(super) fn answer(
     plan: &Plan<'_>,
     query: OnlineQuery,
     indexes: &HashMap<String, Arc<ViewIndex>>,
+    shared: &HashMap<String, Arc<ViewIndex>>,
     now_micros: i64,
 ) -> Result<OnlineAnswer> {
+    let index_of = |view: &str| indexes.get(view).or_else(|| shared.get(view));
     for view in &plan.views {
-        let Some(index) = indexes.get(&view.name) else {
+        let Some(index) = index_of(&view.name) else {
             continue;
         };
         let requested = plan
@@ -481,7 +485,7 @@ pub(super) fn answer(
     // once per view rather than once per feature.
     let mut entity_parts: HashMap<&str, (usize, Vec<&Value>)> = HashMap::new();
     for view in &plan.views {
-        let Some(index) = indexes.get(&view.name) else {
+        let Some(index) = index_of(&view.name) else {
             continue;
         };
         let columns: Vec<&Vec<Value>> = index
@@ -503,9 +507,7 @@ pub(super) fn answer(
     }
     let mut features = Vec::with_capacity(plan.refs.len());
     for r in &plan.refs {
-        let (Some(index), Some((width, parts))) =
-            (indexes.get(&r.view), entity_parts.get(r.view.as_str()))
-        else {
+        let Some((width, parts)) = entity_parts.get(r.view.as_str()) else {
             continue;
         };
         let name = if query.full_feature_names {
@@ -513,7 +515,26 @@ pub(super) fn answer(
         } else {
             r.feature.clone()
         };
-        if let Some(column) = lookup(index, &r.feature, name, parts.chunks(*width), now_micros) {
+        let shared_index = shared.get(&r.view);
+        // The name is cloned only when two answers are merged: the local path stays as lean
+        // as it was.
+        let (local_name, shared_name) = match shared_index {
+            Some(_) => (name.clone(), Some(name)),
+            None => (name, None),
+        };
+        let local = indexes.get(&r.view).and_then(|index| {
+            lookup(
+                index,
+                &r.feature,
+                local_name,
+                parts.chunks(*width),
+                now_micros,
+            )
+        });
+        let remote = shared_index.zip(shared_name).and_then(|(index, name)| {
+            lookup(index, &r.feature, name, parts.chunks(*width), now_micros)
+        });
+        if let Some(column) = crate::online::merge::merge_columns(local, remote) {
             features.push(column);
         }
     }

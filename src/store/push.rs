@@ -98,18 +98,26 @@ pub(super) fn resolve<'r>(
     }
 }
 
-/// Runs a push (blocking).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn push(
+/// A push's rows, checked against the view's table and converted to its types.
+pub(super) struct Prepared {
+    /// The view's table.
+    pub(super) group: GroupName,
+    /// Its name.
+    pub(super) name: TableName,
+    /// The rows, with every column of the table.
+    pub(super) rows: arrow::record_batch::RecordBatch,
+    /// The table snapshot the rows were checked against.
+    pub(super) snapshot: (u64, u64),
+}
+
+/// Checks and converts a push's rows (blocking): every column of the view's table, values of
+/// its types, non-null join keys and event timestamps. Nothing is written.
+pub(super) fn prepare(
     storage: &Storage,
-    indexes: &IndexCache,
-    durable: Option<&OnlineDb>,
-    durable_error: Option<&str>,
     view: &FeatureView,
     join_keys: &[String],
     request: &PushRequest,
-    now_micros: i64,
-) -> Result<PushOutcome> {
+) -> Result<Prepared> {
     let name: TableName = view
         .name
         .parse()
@@ -140,7 +148,28 @@ pub(super) fn push(
             ));
         }
     }
-    let pushed = rows.num_rows() as u64;
+    Ok(Prepared {
+        group,
+        name,
+        rows,
+        snapshot: (table.version, table.file.snapshot_id()),
+    })
+}
+
+/// Runs a push (blocking) with the local online tier.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn push(
+    storage: &Storage,
+    indexes: &IndexCache,
+    durable: Option<&OnlineDb>,
+    durable_error: Option<&str>,
+    view: &FeatureView,
+    join_keys: &[String],
+    request: &PushRequest,
+    now_micros: i64,
+) -> Result<PushOutcome> {
+    let prepared = prepare(storage, view, join_keys, request)?;
+    let pushed = prepared.rows.num_rows() as u64;
     if pushed == 0 {
         // Nothing to write: no empty part file, no new version.
         return Ok(PushOutcome {
@@ -149,42 +178,55 @@ pub(super) fn push(
             offline: None,
         });
     }
-    let online_only = request.to == PushTarget::Online;
-    if online_only {
+    if request.to == PushTarget::Online {
         let db = durable.ok_or_else(|| {
             StoreError::OnlineStoreUnavailable(durable_error.unwrap_or("not open").to_owned())
         })?;
-        db.push(&view.name, &rows)
+        db.push(&view.name, &prepared.rows)
             .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?;
-        let same = (table.version, table.file.snapshot_id());
-        online::merge_pushed(indexes, &view.name, &rows, same, same, now_micros);
+        let same = prepared.snapshot;
+        online::merge_pushed(indexes, &view.name, &prepared.rows, same, same, now_micros);
         return Ok(PushOutcome {
             feature_view: view.name.clone(),
             rows: pushed,
             offline: None,
         });
     }
-    let appended = storage.append_batch(&group, &name, &rows, Declaration::default())?;
+    let appended = append_offline(storage, indexes, view, &prepared, now_micros)?;
+    Ok(PushOutcome {
+        feature_view: view.name.clone(),
+        rows: pushed,
+        offline: Some(appended),
+    })
+}
+
+/// Appends a push's rows to the view's table (blocking) and lets the kept index absorb them.
+pub(super) fn append_offline(
+    storage: &Storage,
+    indexes: &IndexCache,
+    view: &FeatureView,
+    prepared: &Prepared,
+    now_micros: i64,
+) -> Result<AppendOutcome> {
+    let (group, name, rows) = (&prepared.group, &prepared.name, &prepared.rows);
+    let appended = storage.append_batch(group, name, rows, Declaration::default())?;
     // The snapshot the rows went onto is the one the append saw under the table's write lock,
-    // not `table` above: a replace landing in between would otherwise have the rows merged
-    // into an index of the replaced table, served as current until the next write.
-    match (appended.appended_to, storage.peek(&name)) {
+    // not the one the rows were checked against: a replace landing in between would otherwise
+    // have the rows merged into an index of the replaced table, served as current until the
+    // next write.
+    match (appended.appended_to, storage.peek(name)) {
         // The push widened the table's types: the index's columns may have changed type too.
         _ if appended.compacted => online::forget_index(indexes, &view.name),
         // Nobody wrote since: the new snapshot is the one appended to plus these rows.
         (Some(previous), Some(now)) if now.version == appended.version => online::merge_pushed(
             indexes,
             &view.name,
-            &rows,
+            rows,
             previous,
             (now.version, now.file.snapshot_id()),
             now_micros,
         ),
         _ => online::forget_index(indexes, &view.name),
     }
-    Ok(PushOutcome {
-        feature_view: view.name.clone(),
-        rows: pushed,
-        offline: Some(appended),
-    })
+    Ok(appended)
 }

@@ -1,0 +1,650 @@
+//! The shared online tier: rows pushed online and materialized rows in Redis (or Valkey), so
+//! every replica answers a lookup the same.
+//!
+//! Layout, under `key_prefix` (`featurestore:` by default):
+//! - `v:<view>:<entity>`: one hash per entity and view, the entity's latest row: `_event`
+//!   (event time, µs), `_created` (created time, when the view has one) and `c:<column>` per
+//!   non-null column (see [`codec`]). A write replaces the whole row, and only when its event
+//!   time is not older than the stored one (ties: the later created time, else the later
+//!   write), checked and applied atomically by a Lua script, so two replicas pushing out of
+//!   order still leave the newest row.
+//! - `pushed`: view → `1` for every view that has rows here, so a lookup of a view with
+//!   none stays a local probe.
+//! - `materialized`: view → the JSON record of its last materialization.
+//!
+//! Calls run on one process-wide runtime (connections and their reconnects live there), each
+//! bounded by `response_timeout_ms`. After a failure, lookups skip Redis for a short while and
+//! answer from the local index; a background ping notices the server is back.
+
+pub mod codec;
+pub mod config;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+
+pub use codec::EncodedRow;
+pub use config::{OnlineBackend, OnlineConfig, RedisConfig};
+
+use crate::model::FeatureView;
+
+/// The write script: replace the row at `KEYS[1]` unless it holds a later event.
+/// `ARGV`: event µs, created µs (or empty), expiry seconds (0: none), then field/value pairs.
+const WRITE_SCRIPT: &str = r"
+local current = redis.call('HMGET', KEYS[1], '_event', '_created')
+if current[1] then
+  local event, stored = tonumber(ARGV[1]), tonumber(current[1])
+  if event < stored then return 0 end
+  if event == stored and ARGV[2] ~= '' and current[2] and tonumber(ARGV[2]) < tonumber(current[2]) then
+    return 0
+  end
+end
+redis.call('DEL', KEYS[1])
+local fields = {'_event', ARGV[1]}
+if ARGV[2] ~= '' then
+  fields[#fields + 1] = '_created'
+  fields[#fields + 1] = ARGV[2]
+end
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+";
+
+/// Rows per pipeline of writes: large enough to amortise the round trip, small enough that
+/// one pipeline stays well inside the response timeout.
+const WRITE_CHUNK: usize = 512;
+
+/// How long lookups skip Redis after a failure before trying it again.
+const BACKOFF: Duration = Duration::from_millis(500);
+
+/// The one runtime Redis connections live on.
+fn redis_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("redis-io")
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::error!(error = %e, "cannot start the Redis I/O runtime"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Why a Redis call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RedisOnlineError {
+    /// The server did not answer, refused, or answered with an error.
+    #[error("redis at {url}: {reason}")]
+    Unavailable {
+        /// The server, without its password.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The configuration cannot be used (bad URL).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What a materialization into Redis recorded for a view, kept in the `materialized` hash so
+/// every replica knows whether Redis alone answers for the view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaterializedRecord {
+    /// The view definition the rows were indexed for.
+    pub view: FeatureView,
+    /// Its join keys.
+    pub join_keys: Vec<String>,
+    /// Table version the rows came from.
+    pub table_version: u64,
+    /// Table snapshot the rows came from.
+    pub table_snapshot: u64,
+    /// Earliest future event left out (µs): from then on Redis alone is not enough.
+    pub valid_until: i64,
+    /// When it ran (µs since the epoch).
+    pub materialized_at_micros: i64,
+    /// End of the last materialized window (µs).
+    pub watermark_micros: i64,
+    /// Rows written.
+    pub rows: u64,
+}
+
+/// What Redis holds for one view, as this replica last learned it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewState {
+    /// Rows were pushed or materialized into Redis for the view: lookups must read it.
+    pub has_rows: bool,
+    /// The last materialization, if any.
+    pub materialized: Option<MaterializedRecord>,
+}
+
+/// Whether Redis answered lately, for `/health` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisStatus {
+    /// The server, without its password.
+    pub url: String,
+    /// Why it is considered down, while it is.
+    pub unavailable: Option<String>,
+}
+
+/// One entity row to read: which view's hash, which fields.
+#[derive(Debug, Clone)]
+pub struct RowRead {
+    /// The view.
+    pub view: String,
+    /// The entity part of the key.
+    pub entity: String,
+}
+
+/// The Redis online tier.
+pub struct RedisOnline {
+    config: RedisConfig,
+    url: String,
+    connections: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    script_hash: String,
+    views: RwLock<HashMap<String, ViewState>>,
+    /// Lookups skip Redis until this instant (µs of [`Self::clock`]) after a failure.
+    skip_until: AtomicI64,
+    down: Mutex<Option<(SystemTime, String)>>,
+    pinging: AtomicBool,
+    clock: Instant,
+}
+
+impl std::fmt::Debug for RedisOnline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOnline")
+            .field("url", &self.url)
+            .field("key_prefix", &self.config.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisOnline {
+    /// Prepares connections to the server of `config` without waiting for it: a replica
+    /// starts (and serves from its local index) while Redis is down, and connects when it
+    /// comes back.
+    pub fn open(config: &RedisConfig) -> Result<Arc<Self>, RedisOnlineError> {
+        config.validate().map_err(RedisOnlineError::Config)?;
+        let url = config.display_url();
+        let bad =
+            |e: redis::RedisError| RedisOnlineError::Config(format!("online.redis.url {url}: {e}"));
+        let mut info =
+            redis::IntoConnectionInfo::into_connection_info(config.url.as_str()).map_err(bad)?;
+        if info.redis_settings().password().is_none()
+            && let Ok(password) = std::env::var("REDIS_PASSWORD")
+            && !password.is_empty()
+        {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(bad)?;
+        let runtime = redis_runtime()
+            .ok_or_else(|| RedisOnlineError::Config("cannot start the Redis I/O runtime".into()))?;
+        let _inside = runtime.enter();
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout()))
+            .set_response_timeout(Some(config.response_timeout()))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connections = (0..config.pool_size)
+            .map(|_| {
+                ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        Ok(Arc::new(Self {
+            config: config.clone(),
+            url,
+            connections,
+            next: AtomicUsize::new(0),
+            script_hash: redis::Script::new(WRITE_SCRIPT).get_hash().to_owned(),
+            views: RwLock::new(HashMap::new()),
+            skip_until: AtomicI64::new(0),
+            down: Mutex::new(None),
+            pinging: AtomicBool::new(false),
+            clock: Instant::now(),
+        }))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// A client for the server (for subscriptions, which need their own connection).
+    pub fn client(&self) -> Result<redis::Client, RedisOnlineError> {
+        redis::Client::open(self.config.url.as_str()).map_err(|e| self.unavailable(e))
+    }
+
+    /// The channel every replica's change notices go through.
+    pub fn events_channel(&self) -> String {
+        format!("{}events", self.config.key_prefix)
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.config.key_prefix)
+    }
+
+    /// The hash key of one entity's row of `view`.
+    pub fn row_key(&self, view: &str, entity: &str) -> String {
+        format!("{}v:{view}:{entity}", self.config.key_prefix)
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len().max(1);
+        self.connections[i].clone()
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> RedisOnlineError {
+        RedisOnlineError::Unavailable {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn now_micros(&self) -> i64 {
+        i64::try_from(self.clock.elapsed().as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// Whether lookups should try Redis now (not within the back-off after a failure).
+    pub fn worth_trying(&self) -> bool {
+        self.now_micros() >= self.skip_until.load(Ordering::Relaxed)
+    }
+
+    /// Whether Redis answered lately, and why not if not.
+    pub fn status(&self) -> RedisStatus {
+        RedisStatus {
+            url: self.url.clone(),
+            unavailable: self
+                .down
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|(_, reason)| reason.clone()),
+        }
+    }
+
+    fn succeeded(self: &Arc<Self>) {
+        let was_down = self
+            .down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some();
+        if was_down {
+            tracing::info!(url = %self.url, "redis answers again; online rows are served from it");
+            // Pushes may have been marked while this replica could not hear of them.
+            let me = Arc::clone(self);
+            self.spawn(async move {
+                if let Err(e) = me.refresh_views().await {
+                    tracing::warn!(error = %e, "could not re-read the online views from redis");
+                }
+            });
+        }
+    }
+
+    fn failed(self: &Arc<Self>, error: &RedisOnlineError) {
+        self.skip_until.store(
+            self.now_micros()
+                .saturating_add(i64::try_from(BACKOFF.as_micros()).unwrap_or(i64::MAX)),
+            Ordering::Relaxed,
+        );
+        let reason = error.to_string();
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        if down.is_none() {
+            tracing::warn!(error = %reason, "redis is unavailable: lookups answer from the local index, pushes online fail with 503");
+        }
+        *down = Some((SystemTime::now(), reason));
+        drop(down);
+        if !self.pinging.swap(true, Ordering::AcqRel) {
+            let me = Arc::clone(self);
+            self.spawn(async move { me.ping_until_up().await });
+        }
+    }
+
+    async fn ping_until_up(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(BACKOFF).await;
+            let mut connection = self.connection();
+            let answer = tokio::time::timeout(
+                self.config.response_timeout() + self.config.connect_timeout(),
+                redis::cmd("PING").query_async::<String>(&mut connection),
+            )
+            .await;
+            if matches!(answer, Ok(Ok(_))) {
+                self.pinging.store(false, Ordering::Release);
+                self.succeeded();
+                return;
+            }
+        }
+    }
+
+    fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Some(runtime) = redis_runtime() {
+            runtime.spawn(future);
+        }
+    }
+
+    /// Runs `call` on the Redis runtime, bounded by the response timeout (plus the connect
+    /// timeout when a connection must be made first), and records the outcome.
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        call: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
+    ) -> Result<T, RedisOnlineError> {
+        let runtime = redis_runtime()
+            .ok_or_else(|| self.unavailable("the Redis I/O runtime is not running"))?;
+        let limit = self.config.response_timeout() + self.config.connect_timeout();
+        let outcome = match runtime
+            .spawn(async move { tokio::time::timeout(limit, call).await })
+            .await
+        {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(self.unavailable(e)),
+            Ok(Err(_)) => {
+                Err(self.unavailable(format!("no answer within {} ms", limit.as_millis())))
+            }
+            Err(e) => Err(self.unavailable(e)),
+        };
+        match &outcome {
+            Ok(_) => self.succeeded(),
+            Err(e) => self.failed(e),
+        }
+        outcome
+    }
+
+    /// Runs `call` from a synchronous caller (the blocking pool, the CLI): on the Redis
+    /// runtime, waiting on a channel, which works from any thread but the runtime's own.
+    pub fn wait<T: Send + 'static>(
+        self: &Arc<Self>,
+        call: impl std::future::Future<Output = Result<T, RedisOnlineError>> + Send + 'static,
+    ) -> Result<T, RedisOnlineError> {
+        let runtime = redis_runtime()
+            .ok_or_else(|| self.unavailable("the Redis I/O runtime is not running"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = tx.send(call.await);
+        });
+        rx.recv()
+            .map_err(|_| self.unavailable("the Redis call was dropped"))?
+    }
+
+    /// What Redis holds for `view`, as last learned (no I/O).
+    pub fn view_state(&self, view: &str) -> Option<ViewState> {
+        self.views
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(view)
+            .cloned()
+    }
+
+    /// Re-reads which views have rows in Redis and their materializations.
+    pub async fn refresh_views(self: &Arc<Self>) -> Result<(), RedisOnlineError> {
+        let mut connection = self.connection();
+        let (pushed_key, materialized_key) = (self.key("pushed"), self.key("materialized"));
+        let (pushed, materialized): (HashMap<String, String>, HashMap<String, String>) = self
+            .run(async move {
+                redis::pipe()
+                    .cmd("HGETALL")
+                    .arg(pushed_key)
+                    .cmd("HGETALL")
+                    .arg(materialized_key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        let mut views: HashMap<String, ViewState> = pushed
+            .into_keys()
+            .map(|view| {
+                (
+                    view,
+                    ViewState {
+                        has_rows: true,
+                        materialized: None,
+                    },
+                )
+            })
+            .collect();
+        for (view, record) in materialized {
+            match serde_json::from_str::<MaterializedRecord>(&record) {
+                Ok(record) => views.entry(view).or_default().materialized = Some(record),
+                Err(e) => {
+                    tracing::warn!(view, error = %e, "unreadable materialization record in redis; ignored")
+                }
+            }
+        }
+        *self.views.write().unwrap_or_else(|p| p.into_inner()) = views;
+        Ok(())
+    }
+
+    /// Reads the rows of `reads` (fields `fields[view]` of each), in one round trip. Each
+    /// answer is `None` when the entity has no row, else one value per field.
+    pub async fn read_rows(
+        self: &Arc<Self>,
+        reads: &[RowRead],
+        fields: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<Option<Vec<Option<String>>>>, RedisOnlineError> {
+        let mut pipe = redis::pipe();
+        for read in reads {
+            let names = fields.get(&read.view).map(Vec::as_slice).unwrap_or(&[]);
+            pipe.cmd("HMGET")
+                .arg(self.row_key(&read.view, &read.entity))
+                .arg("_event")
+                .arg(names);
+        }
+        let mut connection = self.connection();
+        let answers: Vec<Vec<Option<String>>> = self
+            .run(async move { pipe.query_async(&mut connection).await })
+            .await?;
+        Ok(answers
+            .into_iter()
+            .map(|mut values| {
+                // `_event` is always set on a stored row: its absence means no row.
+                if values.first().is_some_and(Option::is_some) {
+                    values.remove(0);
+                    Some(values)
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Writes `rows` into `view` (newer events only), marks the view as having rows and
+    /// tells the other replicas. Returns how many rows replaced what was stored.
+    pub async fn write_rows(
+        self: &Arc<Self>,
+        view: &str,
+        rows: Vec<EncodedRow>,
+    ) -> Result<u64, RedisOnlineError> {
+        let mut applied = 0;
+        let ttl = self.config.key_ttl_seconds;
+        let newly_marked = self.view_state(view).is_none_or(|s| !s.has_rows);
+        let mut first = true;
+        for chunk in rows.chunks(WRITE_CHUNK) {
+            let mut pipe = redis::pipe();
+            if first {
+                // Marked before the rows land, so a replica that sees a row also reads it.
+                pipe.cmd("HSET")
+                    .arg(self.key("pushed"))
+                    .arg(view)
+                    .arg(1)
+                    .ignore();
+                pipe.cmd("SCRIPT").arg("LOAD").arg(WRITE_SCRIPT).ignore();
+            }
+            for row in chunk {
+                pipe.cmd("EVALSHA")
+                    .arg(&self.script_hash)
+                    .arg(1)
+                    .arg(self.row_key(view, &row.entity))
+                    .arg(row.event_micros)
+                    .arg(
+                        row.created_micros
+                            .map(|c| c.to_string())
+                            .unwrap_or_default(),
+                    )
+                    .arg(ttl);
+                for (field, value) in &row.fields {
+                    pipe.arg(field).arg(value);
+                }
+            }
+            if first && newly_marked {
+                pipe.cmd("PUBLISH")
+                    .arg(self.events_channel())
+                    .arg(r#"{"kind":"online_views"}"#)
+                    .ignore();
+            }
+            first = false;
+            let mut connection = self.connection();
+            let replaced: Vec<i64> = self
+                .run(async move { pipe.query_async(&mut connection).await })
+                .await?;
+            applied += replaced.iter().filter(|r| **r == 1).count() as u64;
+        }
+        self.views
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(view.to_owned())
+            .or_default()
+            .has_rows = true;
+        Ok(applied)
+    }
+
+    /// Records a materialization of `view` (after its rows were written).
+    pub async fn save_materialized(
+        self: &Arc<Self>,
+        view: &str,
+        record: &MaterializedRecord,
+    ) -> Result<(), RedisOnlineError> {
+        let json = serde_json::to_string(record).map_err(|e| self.unavailable(e))?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(self.key("materialized"))
+            .arg(view)
+            .arg(json)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.events_channel())
+            .arg(r#"{"kind":"online_views"}"#)
+            .ignore();
+        let mut connection = self.connection();
+        self.run(async move { pipe.query_async::<()>(&mut connection).await })
+            .await?;
+        let mut views = self.views.write().unwrap_or_else(|p| p.into_inner());
+        let state = views.entry(view.to_owned()).or_default();
+        state.has_rows = true;
+        state.materialized = Some(record.clone());
+        Ok(())
+    }
+
+    /// The materialization record of `view` as Redis has it now (for the incremental
+    /// watermark, which must not come from a stale copy).
+    pub async fn materialized(
+        self: &Arc<Self>,
+        view: &str,
+    ) -> Result<Option<MaterializedRecord>, RedisOnlineError> {
+        let mut connection = self.connection();
+        let (key, view) = (self.key("materialized"), view.to_owned());
+        let json: Option<String> = self
+            .run(async move {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg(view)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// Removes every row of `view` and its marks (its table was deleted).
+    pub async fn forget_view(self: &Arc<Self>, view: &str) -> Result<u64, RedisOnlineError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HDEL")
+            .arg(self.key("pushed"))
+            .arg(view)
+            .ignore()
+            .cmd("HDEL")
+            .arg(self.key("materialized"))
+            .arg(view)
+            .ignore();
+        let mut connection = self.connection();
+        self.run(async move { pipe.query_async::<()>(&mut connection).await })
+            .await?;
+        self.views
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(view);
+        let pattern = format!("{}v:{}:*", self.config.key_prefix, escape_glob(view));
+        let mut removed = 0u64;
+        let mut cursor = 0u64;
+        loop {
+            let mut connection = self.connection();
+            let pattern = pattern.clone();
+            let (next, keys): (u64, Vec<String>) = self
+                .run(async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await?;
+            if !keys.is_empty() {
+                let mut connection = self.connection();
+                let count = keys.len() as u64;
+                self.run(async move {
+                    redis::cmd("UNLINK")
+                        .arg(keys)
+                        .query_async::<i64>(&mut connection)
+                        .await
+                })
+                .await?;
+                removed += count;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        self.publish(r#"{"kind":"online_views"}"#).await?;
+        Ok(removed)
+    }
+
+    /// Publishes `message` on the events channel.
+    pub async fn publish(self: &Arc<Self>, message: &str) -> Result<(), RedisOnlineError> {
+        let mut connection = self.connection();
+        let (channel, message) = (self.events_channel(), message.to_owned());
+        self.run(async move {
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .query_async::<i64>(&mut connection)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,217 @@
+//! The shared online tier (Redis) beside the local index: which views a lookup must read
+//! from Redis, the read itself (one pipelined round trip per request), and the writes of
+//! pushes and materializations.
+//!
+//! The decision (ARCHITECTURE.md, "Online tiers"): each replica's in-memory index serves
+//! table rows as on one machine; Redis holds the rows pushed online and materialized. A
+//! lookup of a view with no rows in Redis is the local probe alone. Otherwise both answers
+//! are merged by event time, and when Redis holds a materialization of the table snapshot
+//! this replica serves, Redis alone answers (no index is built, no Parquet read).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use serde_json::Value;
+
+use super::online::{OnlineQuery, Plan};
+use crate::model::{FeatureView, TableName};
+use crate::online::ViewIndex;
+use crate::online::redis::{RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec};
+use crate::storage::Storage;
+
+/// Opens the shared tier and learns which views have rows there. A server that cannot reach
+/// Redis starts anyway, serving from its local index and reporting `degraded` until Redis
+/// answers; only a configuration that can never work is an error.
+pub(super) fn open(config: &RedisConfig) -> crate::store::error::Result<Arc<RedisOnline>> {
+    let redis = RedisOnline::open(config)
+        .map_err(|e| crate::store::error::StoreError::OnlineStoreUnavailable(e.to_string()))?;
+    let first = Arc::clone(&redis);
+    match redis.wait(async move { first.refresh_views().await }) {
+        Ok(()) => {
+            tracing::info!(url = %config.display_url(), "online rows are shared through redis")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "redis is not answering; serving from the local index until it does")
+        }
+    }
+    Ok(redis)
+}
+
+/// A view a lookup must read from Redis.
+#[derive(Debug)]
+pub(super) struct SharedView {
+    /// The view.
+    pub(super) view: FeatureView,
+    /// Its join keys.
+    pub(super) join_keys: Vec<String>,
+    /// Whether Redis alone answers (it holds a materialization of the current table).
+    pub(super) alone: bool,
+    /// The index layout's columns, typed as the table has them.
+    schema: SchemaRef,
+    /// Which join keys are integer columns.
+    key_is_int: Vec<bool>,
+}
+
+/// The layout columns of `view` that `schema` (the table's) has, typed as there.
+fn layout_schema(view: &FeatureView, join_keys: &[String], schema: &Schema) -> Option<SchemaRef> {
+    let names = ViewIndex::layout(view, join_keys, |f| schema.index_of(f).is_ok());
+    let fields: Option<Vec<_>> = names
+        .iter()
+        .map(|n| {
+            schema
+                .field_with_name(n)
+                .ok()
+                .map(|f| f.clone().with_nullable(true))
+        })
+        .collect();
+    fields.map(|f| Arc::new(Schema::new(f)))
+}
+
+/// The views of `plan` that Redis has rows for, as this replica last heard.
+pub(super) fn shared_views(
+    redis: &RedisOnline,
+    storage: &Storage,
+    plan: &Plan<'_>,
+    now_micros: i64,
+) -> Vec<SharedView> {
+    if !redis.worth_trying() {
+        return Vec::new();
+    }
+    plan.views()
+        .iter()
+        .filter_map(|view| {
+            let state = redis.view_state(&view.name)?;
+            if !state.has_rows {
+                return None;
+            }
+            let name: TableName = view.name.parse().ok()?;
+            // No table: the local path reports it as today.
+            let table = storage.peek(&name)?;
+            let join_keys = super::online::join_keys(plan, &view.name);
+            let schema = layout_schema(view, &join_keys, table.file.schema())?;
+            let key_is_int = join_keys
+                .iter()
+                .map(|k| {
+                    schema
+                        .field_with_name(k)
+                        .is_ok_and(|f| f.data_type().is_integer())
+                })
+                .collect();
+            let alone = state.materialized.as_ref().is_some_and(|record| {
+                record.view == **view
+                    && record.join_keys == join_keys
+                    && record.table_version == table.version
+                    && record.table_snapshot == table.file.snapshot_id()
+                    && now_micros < record.valid_until
+            });
+            Some(SharedView {
+                view: (*view).clone(),
+                join_keys,
+                alone,
+                schema,
+                key_is_int,
+            })
+        })
+        .collect()
+}
+
+/// Reads the rows of every entity of `query` for `views` in one round trip and indexes them
+/// per view, as the local index would have (rows with a future event left out).
+pub(super) async fn fetch(
+    redis: &Arc<RedisOnline>,
+    query: &OnlineQuery,
+    views: &[SharedView],
+    now_micros: i64,
+) -> Result<HashMap<String, Arc<ViewIndex>>, RedisOnlineError> {
+    let rows = query.entities.first().map_or(0, |(_, v)| v.len());
+    let mut reads = Vec::new();
+    let mut fields = HashMap::new();
+    // Per view: the range of `reads` it asked.
+    let mut spans = Vec::with_capacity(views.len());
+    for shared in views {
+        let columns: Vec<&Vec<Value>> = shared
+            .join_keys
+            .iter()
+            .filter_map(|k| query.entities.iter().find(|(n, _)| n == k).map(|(_, v)| v))
+            .collect();
+        let start = reads.len();
+        let mut parts = Vec::with_capacity(columns.len());
+        for row in 0..rows {
+            parts.clear();
+            parts.extend(columns.iter().map(|c| &c[row]));
+            if let Some(entity) = codec::entity_key(&parts, &shared.key_is_int) {
+                reads.push(RowRead {
+                    view: shared.view.name.clone(),
+                    entity,
+                });
+            }
+        }
+        let names: Vec<String> = shared
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        fields.insert(shared.view.name.clone(), codec::column_fields(&names));
+        spans.push(start..reads.len());
+    }
+    let answers = if reads.is_empty() {
+        Vec::new()
+    } else {
+        redis.read_rows(&reads, &fields).await?
+    };
+    let mut indexes = HashMap::with_capacity(views.len());
+    for (shared, span) in views.iter().zip(spans) {
+        let found: Vec<Vec<Option<String>>> = answers
+            .get(span)
+            .unwrap_or(&[])
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let built = codec::decode_rows(&shared.schema, &found).and_then(|batch| {
+            ViewIndex::from_rows(
+                &shared.view,
+                shared.join_keys.clone(),
+                &batch,
+                0,
+                0,
+                now_micros,
+            )
+        });
+        match built {
+            Ok(index) => {
+                indexes.insert(shared.view.name.clone(), Arc::new(index));
+            }
+            Err(e) => {
+                // Unreadable rows must not fail the lookup: the local index still answers.
+                tracing::warn!(view = %shared.view.name, error = %e, "rows in redis do not fit the view's table; answered from the local index");
+            }
+        }
+    }
+    Ok(indexes)
+}
+
+/// The rows of a push or materialization, encoded for Redis: the view's layout columns only.
+pub(super) fn encode(
+    view: &FeatureView,
+    join_keys: &[String],
+    rows: &arrow::record_batch::RecordBatch,
+) -> crate::store::error::Result<Vec<codec::EncodedRow>> {
+    let schema = rows.schema();
+    let layout = ViewIndex::layout(view, join_keys, |f| schema.index_of(f).is_ok());
+    let indices: Vec<usize> = layout
+        .iter()
+        .filter_map(|n| schema.index_of(n).ok())
+        .collect();
+    let projected = rows
+        .project(&indices)
+        .map_err(crate::storage::StorageError::from)?;
+    Ok(codec::encode_rows(
+        &projected,
+        join_keys,
+        &view.timestamp_field,
+        view.created_timestamp_field.as_deref(),
+    )?)
+}
