@@ -421,9 +421,44 @@ def restart_pushes(args, a, b, redis):
                              (time.perf_counter() - started) * 1000, started))
             i += 1
 
+    reads = {"served": 0, "not_yet": 0, "wrong": 0, "failed": 0, "last_not_yet": None}
+
+    def read_loop():
+        # B under lookups all along, as behind a load balancer: the latest acknowledged push
+        # must come back with its value, or (briefly, or while Redis is down) not yet.
+        reader = Client(b.base)
+        try:
+            while not stop.is_set():
+                done = [o for o in outcomes[-50:] if o[3] is not None and o[3] // 100 == 2]
+                if not done:
+                    time.sleep(0.001)
+                    continue
+                latest = done[-1]
+                try:
+                    status, answer = reader.post("/get-online-features", {
+                        "features": [FEATURE], "entities": {"user_id": [latest[1]]}})
+                except (OSError, http.client.HTTPException, ValueError):
+                    reads["failed"] += 1
+                    continue
+                if status != 200:
+                    reads["failed"] += 1
+                    continue
+                values, statuses = values_of(answer)
+                if values[0] == latest[2]:
+                    reads["served"] += 1
+                elif statuses[0] == "NOT_FOUND":
+                    reads["not_yet"] += 1
+                    reads["last_not_yet"] = time.perf_counter()
+                else:
+                    reads["wrong"] += 1
+        finally:
+            reader.close()
+
     pusher = threading.Thread(target=push_loop, daemon=True)
+    b_reader = threading.Thread(target=read_loop, daemon=True)
     t0 = time.perf_counter()
     pusher.start()
+    b_reader.start()
     time.sleep(args.before)
     stopping = time.perf_counter()
     redis.stop()
@@ -434,6 +469,7 @@ def restart_pushes(args, a, b, redis):
     time.sleep(args.after)
     stop.set()
     pusher.join(timeout=60)
+    b_reader.join(timeout=60)
     client.close()
 
     acked = [o for o in outcomes if o[3] is not None and o[3] // 100 == 2]
@@ -465,6 +501,10 @@ def restart_pushes(args, a, b, redis):
             stored_503 += check(server, unavailable[k:k + 100])[2]
         verdict[name] = {"lost": len(lost), "wrong": len(wrong),
                          "answered_503_but_stored": len(stored_503),
+                         # (index, ms the push took, s after the stop began it started)
+                         "answered_503_but_stored_examples": [
+                             (o[0], round(o[5], 1), round(o[6] - stopping, 3))
+                             for o in stored_503[:5]],
                          "lost_examples": [o[:4] for o in lost[:5]],
                          "wrong_examples": [o[:4] for o in wrong[:5]]}
     summary = {
@@ -480,6 +520,9 @@ def restart_pushes(args, a, b, redis):
         "push_ms_max": round(max(o[5] for o in outcomes), 1) if outcomes else None,
         "push_ms_p50": round(statistics.median(o[5] for o in outcomes), 3) if outcomes else None,
         "verdict": verdict,
+        "b_reads_during": {k: v for k, v in reads.items() if k != "last_not_yet"},
+        "b_last_not_yet_after_redis_back_ms": round((reads["last_not_yet"] - back) * 1000, 1)
+        if reads["last_not_yet"] is not None else None,
     }
     print(f"Redis restart under pushes: {len(outcomes)} pushes, {len(acked)} acknowledged, "
           f"{len(unavailable)} answered 503 online_store_unavailable, {len(other)} other; "
@@ -487,7 +530,10 @@ def restart_pushes(args, a, b, redis):
           f"{verdict['a']['wrong']}/{verdict['b']['wrong']}, 503 but stored on A/B "
           f"{verdict['a']['answered_503_but_stored']}/{verdict['b']['answered_503_but_stored']}"
           f"; first ack {summary['first_ack_after_redis_back_ms']} ms after Redis answered "
-          f"again; slowest push {summary['push_ms_max']} ms", flush=True)
+          f"again; slowest push {summary['push_ms_max']} ms; B's lookups of the latest "
+          f"acknowledged push meanwhile: {summary['b_reads_during']}, the last one not served "
+          f"{summary['b_last_not_yet_after_redis_back_ms']} ms after Redis answered again",
+          flush=True)
     return summary
 
 
@@ -501,6 +547,13 @@ def replicas_runs(args, work, redis, as_of):
                 weed.env())
         env = dict(weed.env(), **redis_env(redis, "bench-ab:", args.dry_run))
         a = harness.Server(args.binary, os.path.join(work, "replica-a"), env=env)
+        # One row in Redis before B starts, so B knows from its start that user_profile has
+        # rows there: the figures are the steady state of a view in use, not how a replica
+        # first hears of a view's first push.
+        status, answer = harness_request_json(a.base, "/push", profile_push([9_000_001], [1],
+                                                                            "online"))
+        if status // 100 != 2:
+            raise SystemExit(f"the first push on A answered {status}: {answer}")
         b = harness.Server(args.binary, os.path.join(work, "replica-b"), env=env)
         for server in (a, b):
             harness.warm(server, "POST", "/get-online-features",
@@ -546,22 +599,26 @@ def main():
     work = tempfile.mkdtemp(prefix="featurestore-redis-")
     redis = None
     seen, restart = [], None
+    loads = {}
     try:
         redis = Redis(args.redis, os.path.join(work, "redis"))
         version = redis.version()
         print(f"== {version} on port {redis.port} (pid {redis.process.pid}), append-only"
               + (" -- DRY RUN: the redis tiers run without the online settings"
                  if args.dry_run else ""), flush=True)
+        loads = {"tiers_before": os.getloadavg()}
         tier_rows, runs = tier_runs(args, work, redis, as_of)
+        loads["replicas_before"] = os.getloadavg()
         if not args.skip_replicas:
             seen, restart = replicas_runs(args, work, redis, as_of)
+        loads["end"] = os.getloadavg()
     finally:
         if redis is not None:
             redis.stop()
         shutil.rmtree(work, ignore_errors=True)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": dict(host, load_average_after=os.getloadavg()),
+        "machine": dict(host, load_averages=loads),
         "settings": {"seconds": args.seconds, "rounds": args.rounds,
                      "connections": args.connections, "pushes": args.pushes,
                      "before_s": args.before, "outage_s": args.outage, "after_s": args.after,
@@ -578,6 +635,8 @@ def main():
     for name in (f"redis-{when}.json", "redis-latest.json"):
         with open(os.path.join(args.out, name), "w") as f:
             json.dump(report, f, indent=2)
+    print("load averages (1, 5, 15 min): " + "; ".join(
+        f"{k} {v[0]:.2f} {v[1]:.2f} {v[2]:.2f}" for k, v in loads.items()))
     failed = sum(r["errors"] for r in tier_rows) + sum(len(s["errors"]) for s in seen)
     if restart is not None:
         failed += restart["other_answers"] + sum(
