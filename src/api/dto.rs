@@ -14,8 +14,9 @@ use crate::store::RecordColumns;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
     /// `healthy`, or `degraded` when the data root is not writable, a table file is
-    /// unreadable, a table name is in two groups, or the object store is unreachable (the
-    /// answer is still a 200: every other table, and every cached read, is served).
+    /// unreadable, a table name is in two groups, the object store is unreachable, or the
+    /// Redis online tier is (the answer is still a 200: every other table, every cached read
+    /// and every lookup from the local index is served).
     #[schema(example = "healthy")]
     pub status: String,
     /// Where the tables live: `local` (files under the data root) or `s3` (a bucket).
@@ -33,6 +34,16 @@ pub struct HealthResponse {
     /// with the local backend. Cleared by the next call that succeeds.
     #[schema(example = json!(null))]
     pub storage_unavailable_reason: Option<String>,
+    /// Where rows pushed online and materialized rows live: `local` (this process) or
+    /// `redis` (shared by every replica).
+    #[schema(example = "local")]
+    pub online_backend: String,
+    /// Why the Redis online tier is considered unavailable, while it is: lookups answer from
+    /// this replica's index of the tables (the best it knows, without rows pushed online
+    /// through other replicas), and pushes online answer 503 `online_store_unavailable`.
+    /// Null when it answers, and with the local online tier.
+    #[schema(example = json!(null))]
+    pub online_store_unavailable_reason: Option<String>,
     /// Server version.
     #[schema(example = "0.1.0")]
     pub version: String,

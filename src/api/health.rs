@@ -13,12 +13,14 @@ use super::error::ApiError;
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
-        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable, a table file is unreadable (listed in `tables_unreadable`), a table name is in two groups (listed in `tables_duplicated`) or the object store is unreachable (`storage_unavailable_reason`); every other table, and every cached read, is still served", body = HealthResponse),
+        (status = 200, description = "The server is up; `status` is `degraded` when the data root is not writable, a table file is unreadable (listed in `tables_unreadable`), a table name is in two groups (listed in `tables_duplicated`) the object store is unreachable (`storage_unavailable_reason`) or the Redis online tier is (`online_store_unavailable_reason`); every other table, every cached read and every lookup from the local index is still served", body = HealthResponse),
         (status = 500, description = "Internal error", body = super::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let report = state.store.health().await?;
+    state.store.check_online_store().await;
+    let online = state.store.online_status();
     let backend = state.store.backend();
     // Read after the health probe above, so an outage it ran into (or a recovery it saw)
     // is what this answer says.
@@ -31,13 +33,16 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let healthy = report.data_root_writable
         && report.unreadable_tables.is_empty()
         && report.duplicate_tables.is_empty()
-        && outage.is_none();
+        && outage.is_none()
+        && online.unavailable.is_none();
     Ok(HttpResponse::Ok().json(HealthResponse {
         status: if healthy { "healthy" } else { "degraded" }.into(),
         backend: backend.kind.into(),
         bucket: backend.bucket.clone(),
         prefix: backend.prefix.clone(),
         storage_unavailable_reason: outage,
+        online_backend: online.backend.into(),
+        online_store_unavailable_reason: online.unavailable,
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: (report.uptime.as_secs_f64() * 1000.0).round() / 1000.0,
         data_root_writable: report.data_root_writable,

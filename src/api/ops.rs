@@ -329,6 +329,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             );
         }
     }
+    let online = state.store.online_status();
+    let _ = writeln!(
+        out,
+        "# HELP featurestore_online_store_up Whether the online tier answered its last call (1) or not (0).\n\
+         # TYPE featurestore_online_store_up gauge\n\
+         featurestore_online_store_up{{backend=\"{}\"}} {}",
+        online.backend,
+        u8::from(online.unavailable.is_none())
+    );
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
         .body(out)

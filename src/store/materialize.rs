@@ -9,11 +9,88 @@
 //! it are not withheld from lookups: the online value of a key is always its latest row at or
 //! before now.
 
+use std::sync::Arc;
+
 use super::error::{Result, StoreError};
 use super::online::{self, IndexCache};
 use crate::model::{FeatureView, TableName};
 use crate::online::durable::{Materialized, OnlineDb};
+use crate::online::redis::{MaterializedRecord, RedisOnline};
 use crate::storage::Storage;
+
+/// Where materialized rows go: this process's sled store, or Redis shared by replicas.
+#[derive(Debug, Clone)]
+pub(super) enum OnlineSink {
+    /// The local tier.
+    Local(Arc<OnlineDb>),
+    /// The shared tier.
+    Shared(Arc<RedisOnline>),
+}
+
+impl OnlineSink {
+    /// The watermark the previous materialization of `view` left, if any.
+    fn previous_watermark(&self, view: &str) -> Result<Option<i64>> {
+        match self {
+            OnlineSink::Local(db) => Ok(db
+                .record(view)
+                .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?
+                .map(|r| r.watermark_micros)),
+            OnlineSink::Shared(redis) => {
+                let (redis, name) = (Arc::clone(redis), view.to_owned());
+                Ok(redis
+                    .wait({
+                        let redis = Arc::clone(&redis);
+                        async move { redis.materialized(&name).await }
+                    })
+                    .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?
+                    .map(|r| r.watermark_micros))
+            }
+        }
+    }
+
+    /// Stores the latest rows of a view and the record of their materialization.
+    fn save(
+        &self,
+        view: &FeatureView,
+        record: Materialized,
+        latest: &arrow::record_batch::RecordBatch,
+    ) -> Result<()> {
+        let unavailable = |e: String| StoreError::OnlineStoreUnavailable(e);
+        match self {
+            OnlineSink::Local(db) => db
+                .save(&view.name, &record, latest)
+                .map_err(|e| unavailable(e.to_string())),
+            OnlineSink::Shared(redis) => {
+                let rows = super::shared::encode(view, &record.join_keys, latest)?;
+                let record = MaterializedRecord {
+                    view: record.view,
+                    join_keys: record.join_keys,
+                    table_version: record.table_version,
+                    table_snapshot: record.table_snapshot,
+                    valid_until: record.valid_until,
+                    materialized_at_micros: record.materialized_at_micros,
+                    watermark_micros: record.watermark_micros,
+                    rows: record.rows,
+                };
+                let (writer, name) = (Arc::clone(redis), view.name.clone());
+                redis
+                    .wait(async move {
+                        writer.write_rows(&name, rows).await?;
+                        writer.save_materialized(&name, &record).await
+                    })
+                    .map_err(|e| unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// The local store to build indexes from (none with Redis: its rows are read per lookup).
+    fn local(&self) -> Option<&OnlineDb> {
+        match self {
+            OnlineSink::Local(db) => Some(db),
+            OnlineSink::Shared(_) => None,
+        }
+    }
+}
 
 /// A materialization request (Feast's `materialize` / `materialize-incremental`).
 #[derive(Debug, Clone)]
@@ -70,18 +147,16 @@ pub(super) fn skipped(view: &FeatureView, request: &MaterializeRequest) -> Mater
 pub(super) fn materialize_view(
     storage: &Storage,
     indexes: &IndexCache,
-    db: &OnlineDb,
+    sink: &OnlineSink,
     view: &FeatureView,
     join_keys: Vec<String>,
     request: &MaterializeRequest,
     now_micros: i64,
 ) -> Result<MaterializedView> {
     let started = std::time::Instant::now();
-    let unavailable =
-        |e: crate::online::durable::DurableError| StoreError::OnlineStoreUnavailable(e.to_string());
     let start_micros = if request.incremental {
-        match db.record(&view.name).map_err(unavailable)? {
-            Some(previous) => Some(previous.watermark_micros),
+        match sink.previous_watermark(&view.name)? {
+            Some(watermark) => Some(watermark),
             None => view.ttl_seconds.filter(|t| *t > 0).map(|ttl| {
                 request.end_micros.saturating_sub(
                     i64::try_from(ttl)
@@ -112,7 +187,7 @@ pub(super) fn materialize_view(
         None => online::build_index(
             storage,
             indexes,
-            Some(db),
+            sink.local(),
             view,
             join_keys.clone(),
             now_micros,
@@ -129,13 +204,14 @@ pub(super) fn materialize_view(
         watermark_micros: request.end_micros,
         rows: latest.num_rows() as u64,
     };
-    db.save(&view.name, &record, &latest).map_err(unavailable)?;
+    let entities = record.rows;
+    sink.save(view, record, &latest)?;
     Ok(MaterializedView {
         feature_view: view.name.clone(),
         start_micros,
         end_micros: request.end_micros,
         rows_in_window,
-        entities: record.rows,
+        entities,
         millis: started.elapsed().as_millis() as u64,
         skipped: None,
     })

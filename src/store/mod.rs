@@ -42,7 +42,7 @@ pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
 pub use push::{PushOutcome, PushRequest, PushTarget};
 pub use registration::{Deleted, KeySource, Saved, ViewOptions};
-pub use status::{BackendInfo, ObjectStoreStatus};
+pub use status::{BackendInfo, ObjectStoreStatus, OnlineStatus};
 
 use std::collections::HashMap;
 
@@ -451,6 +451,7 @@ impl FeatureStore {
     /// still name it.
     pub async fn delete(&self, group: GroupName, name: TableName) -> Result<Deleted> {
         let durable = self.durable.clone();
+        let redis = self.redis.clone();
         let indexes = Arc::clone(&self.indexes);
         let registry = Arc::clone(&self.registry);
         self.blocking(move |s, c| {
@@ -464,6 +465,12 @@ impl FeatureStore {
                 && let Err(e) = db.forget(name.as_str())
             {
                 tracing::warn!(table = %name, error = %e, "could not drop the deleted table's online rows");
+            }
+            if let Some(redis) = redis {
+                let (forget, view) = (Arc::clone(&redis), name.to_string());
+                if let Err(e) = redis.wait(async move { forget.forget_view(&view).await }) {
+                    tracing::warn!(table = %name, error = %e, "could not drop the deleted table's rows from redis; they are dropped by the next delete of a table of this name");
+                }
             }
             reload_registry(&registry);
             Ok(Deleted {
@@ -760,13 +767,17 @@ impl FeatureStore {
                     .collect()
             }
         };
-        let db = self.durable.clone().ok_or_else(|| {
-            StoreError::OnlineStoreUnavailable(
-                self.durable_error
-                    .clone()
-                    .unwrap_or_else(|| "not open".into()),
-            )
-        })?;
+        let sink = match (&self.redis, &self.durable) {
+            (Some(redis), _) => materialize::OnlineSink::Shared(Arc::clone(redis)),
+            (None, Some(db)) => materialize::OnlineSink::Local(Arc::clone(db)),
+            (None, None) => {
+                return Err(StoreError::OnlineStoreUnavailable(
+                    self.durable_error
+                        .clone()
+                        .unwrap_or_else(|| "not open".into()),
+                ));
+            }
+        };
         let now = self.clock.wall_micros();
         let indexes = Arc::clone(&self.indexes);
         self.blocking(move |s, _| {
@@ -775,7 +786,7 @@ impl FeatureStore {
                 .map(|view| {
                     let keys = online::view_join_keys(&registry, view);
                     let done =
-                        materialize::materialize_view(s, &indexes, &db, view, keys, &request, now);
+                        materialize::materialize_view(s, &indexes, &sink, view, keys, &request, now);
                     // Asked for every view, one whose table is gone is reported, not fatal
                     // to the others; a view named in the request must exist.
                     let done = match done {
@@ -862,6 +873,12 @@ impl FeatureStore {
     #[doc(hidden)]
     pub fn cache_for_test(&self) -> &TieredCache {
         &self.cache
+    }
+
+    /// The views this replica keeps a local online index of (tests check that a view the
+    /// shared tier answers alone was served without one).
+    pub fn local_indexes_for_test(&self) -> Vec<String> {
+        online::kept_views(&self.indexes)
     }
 
     /// Health facts.

@@ -424,6 +424,19 @@ pub(super) fn retag(indexes: &IndexCache, view: &str, before: (u64, u64), after:
     }
 }
 
+/// The views an index is kept for.
+pub(super) fn kept_views(indexes: &IndexCache) -> Vec<String> {
+    let mut views: Vec<String> = indexes
+        .ready
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    views.sort();
+    views
+}
+
 /// Drops the kept index of `view`, so the next lookup rebuilds it.
 pub(super) fn forget_index(indexes: &IndexCache, view: &str) {
     indexes

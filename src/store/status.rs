@@ -47,7 +47,47 @@ pub struct ObjectStoreStatus {
     pub outage: Option<String>,
 }
 
+/// The online tier as operators may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineStatus {
+    /// `local` or `redis`.
+    pub backend: &'static str,
+    /// The Redis server, without its password.
+    pub url: Option<String>,
+    /// Why Redis is considered unavailable, while it is: lookups answer from the local index
+    /// and pushes online fail with 503 meanwhile.
+    pub unavailable: Option<String>,
+}
+
 impl FeatureStore {
+    /// The online tier and whether it answered lately (no I/O).
+    pub fn online_status(&self) -> OnlineStatus {
+        match &self.redis {
+            None => OnlineStatus {
+                backend: "local",
+                url: None,
+                unavailable: None,
+            },
+            Some(redis) => {
+                let status = redis.status();
+                OnlineStatus {
+                    backend: "redis",
+                    url: Some(status.url),
+                    unavailable: status.unavailable,
+                }
+            }
+        }
+    }
+
+    /// Asks the shared online tier whether it answers now (bounded by its timeouts), so
+    /// `/health` reports the present rather than the last request's outcome.
+    pub async fn check_online_store(&self) {
+        if let Some(redis) = &self.redis {
+            // The outcome is recorded in the status read right after.
+            let _ = redis.ping().await;
+        }
+    }
+
     /// The backend's kind, bucket and prefix.
     pub fn backend(&self) -> &BackendInfo {
         &self.backend

@@ -24,6 +24,7 @@ mod push;
 mod query;
 mod readers;
 mod readme;
+mod redis_harness;
 mod registry;
 mod registry_drift;
 mod registry_inference;

@@ -320,6 +320,22 @@ impl RedisOnline {
             )
             .await;
             if matches!(answer, Ok(Ok(_))) {
+                // A connection reconnects only after a call on it failed: wake every one
+                // now, so the first lookups after the outage do not each find a dead one.
+                for connection in &self.connections {
+                    // The first call on a dead connection fails and starts its reconnect.
+                    for _ in 0..2 {
+                        let mut connection = connection.clone();
+                        let pinged = tokio::time::timeout(
+                            self.config.response_timeout() + self.config.connect_timeout(),
+                            redis::cmd("PING").query_async::<String>(&mut connection),
+                        )
+                        .await;
+                        if matches!(pinged, Ok(Ok(_))) {
+                            break;
+                        }
+                    }
+                }
                 self.pinging.store(false, Ordering::Release);
                 self.succeeded();
                 return;
@@ -619,6 +635,18 @@ impl RedisOnline {
         }
         self.publish(r#"{"kind":"online_views"}"#).await?;
         Ok(removed)
+    }
+
+    /// Asks the server whether it answers (for `/health`), recording the outcome.
+    pub async fn ping(self: &Arc<Self>) -> Result<(), RedisOnlineError> {
+        let mut connection = self.connection();
+        self.run(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Publishes `message` on the events channel.

@@ -9,6 +9,7 @@ pub mod child;
 pub mod counting;
 pub mod instants;
 pub mod kind;
+pub mod redis;
 pub mod replicas;
 pub mod rng;
 pub mod s3;
