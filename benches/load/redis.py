@@ -22,7 +22,9 @@ temporary folder, and measures three things:
    user's feature over one keep-alive connection, again and again, until it answers the new
    value. Delay = B's first answer with it - A's answer. Then the same with
    `to: online_and_offline`. Any answer of B other than the value before the push or the one
-   pushed is a wrong answer.
+   pushed is a wrong answer. A's first push into `user_profile` comes before B starts, so B
+   knows the view has rows in Redis (the steady state); how soon B serves the first push
+   into a view it has not heard of (`movie_metadata`) is measured on its own, up to 5 s.
 3. Pushes across a Redis restart: one client pushes `to: online` to A, one new user and value
    each, for `--before` seconds; Redis is stopped (SIGTERM: it flushes its append-only file)
    and started again on the same port and folder after `--outage` seconds; the client keeps
@@ -401,6 +403,40 @@ def seen_delays(a, b, to, count, base_value):
     return summary
 
 
+def first_push_of_a_view(a, b, limit_s=5.0):
+    """A push into a view with no rows in Redis yet (`movie_metadata`), which B has not heard
+    of: how long until B's lookups serve it (None when not within `limit_s`)."""
+    movie, value = 4242, 777_777
+    lookup = {"features": ["movie_metadata:rating_count"], "entities": {"movie_id": [movie]}}
+    on_b = Client(b.base)
+    try:
+        status, answer = harness_request_json(a.base, "/push", {
+            "push_source_name": "movie_metadata_push", "to": "online", "df": {
+                "movie_id": [movie], "title": ["Pushed"], "genre": ["Drama"],
+                "secondary_genre": ["Comedy"], "release_year": [2020],
+                "duration_minutes": [100], "avg_rating": [4.5], "rating_count": [value],
+                "popularity_score": [99.5], "event_timestamp": [stamp()]}})
+        acked = time.perf_counter()
+        if status // 100 != 2:
+            raise SystemExit(f"the push into movie_metadata answered {status}: {answer}")
+        tries = 0
+        while time.perf_counter() - acked < limit_s:
+            status, answer = on_b.post("/get-online-features", lookup)
+            tries += 1
+            if status == 200 and values_of(answer)[0] == [value]:
+                delay = round((time.perf_counter() - acked) * 1000, 3)
+                break
+            time.sleep(0.001)
+        else:
+            delay = None
+    finally:
+        on_b.close()
+    print(f"the first push into a view (movie_metadata) on A, seen on B: "
+          + (f"after {delay} ms ({tries} lookups)" if delay is not None
+             else f"not within {limit_s} s ({tries} lookups)"), flush=True)
+    return {"view": "movie_metadata", "delay_ms": delay, "lookups": tries, "limit_s": limit_s}
+
+
 def restart_pushes(args, a, b, redis):
     """Part 3: sequential pushes to A while Redis is stopped and started again."""
     outcomes = []  # (index, user, value, status, code, ms, started at)
@@ -558,6 +594,7 @@ def replicas_runs(args, work, redis, as_of):
         for server in (a, b):
             harness.warm(server, "POST", "/get-online-features",
                          {"features": [FEATURE], "entities": {"user_id": [1]}})
+        first = first_push_of_a_view(a, b)
         seen = [seen_delays(a, b, "online", args.pushes, 1_000_000),
                 seen_delays(a, b, "online_and_offline", args.pushes, 3_000_000)]
         restart = restart_pushes(args, a, b, redis)
@@ -566,7 +603,7 @@ def replicas_runs(args, work, redis, as_of):
             if server is not None:
                 server.stop()
         weed.stop()
-    return seen, restart
+    return {"first_push_of_a_view": first, "steady": seen}, restart
 
 
 def main():
@@ -598,7 +635,7 @@ def main():
         - datetime.timedelta(hours=1)
     work = tempfile.mkdtemp(prefix="featurestore-redis-")
     redis = None
-    seen, restart = [], None
+    seen, restart = None, None
     loads = {}
     try:
         redis = Redis(args.redis, os.path.join(work, "redis"))
@@ -637,7 +674,8 @@ def main():
             json.dump(report, f, indent=2)
     print("load averages (1, 5, 15 min): " + "; ".join(
         f"{k} {v[0]:.2f} {v[1]:.2f} {v[2]:.2f}" for k, v in loads.items()))
-    failed = sum(r["errors"] for r in tier_rows) + sum(len(s["errors"]) for s in seen)
+    failed = sum(r["errors"] for r in tier_rows) + sum(
+        len(s["errors"]) for s in (seen or {}).get("steady", []))
     if restart is not None:
         failed += restart["other_answers"] + sum(
             v["lost"] + v["wrong"] for v in restart["verdict"].values())
