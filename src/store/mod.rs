@@ -785,8 +785,9 @@ impl FeatureStore {
                 .iter()
                 .map(|view| {
                     let keys = online::view_join_keys(&registry, view);
-                    let done =
-                        materialize::materialize_view(s, &indexes, &sink, view, keys, &request, now);
+                    let done = materialize::materialize_view(
+                        s, &indexes, &sink, view, keys, &request, now,
+                    );
                     // Asked for every view, one whose table is gone is reported, not fatal
                     // to the others; a view named in the request must exist.
                     let done = match done {

@@ -25,6 +25,7 @@ mod query;
 mod readers;
 mod readme;
 mod redis_harness;
+mod redis_online;
 mod registry;
 mod registry_drift;
 mod registry_inference;

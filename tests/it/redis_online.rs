@@ -35,7 +35,14 @@ fn copy_dir(from: &Path, to: &Path) -> TestResult {
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), target)?;
+            std::fs::copy(entry.path(), &target)?;
+            // The local kind names a table snapshot by its file's size and modification
+            // time: a copy must keep both to hold the same snapshot.
+            let modified = entry.metadata()?.modified()?;
+            std::fs::File::options()
+                .write(true)
+                .open(&target)?
+                .set_modified(modified)?;
         }
     }
     Ok(())
@@ -46,7 +53,15 @@ fn demo_copies(n: usize) -> TestResult<Vec<tempfile::TempDir>> {
     let first = tempfile::tempdir()?;
     let root = first.path().to_str().ok_or("a UTF-8 temporary path")?;
     featurestore_ok(&[
-        "demo", "--data-dir", root, "--users", "30", "--movies", "12", "--interactions", "300",
+        "demo",
+        "--data-dir",
+        root,
+        "--users",
+        "30",
+        "--movies",
+        "12",
+        "--interactions",
+        "300",
     ])?;
     let mut dirs = vec![first];
     for _ in 1..n {
@@ -99,6 +114,24 @@ fn profile_query(users: &[i64]) -> Value {
            "entities": {"user_id": users}})
 }
 
+/// The first answer of `server` to `query` equal to `expected`, or the last one after
+/// `within`.
+async fn seen_within(
+    server: &TestServer,
+    query: &Value,
+    expected: &Value,
+    within: Duration,
+) -> TestResult<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = lookup(server, query).await?;
+        if &answer == expected || Instant::now() > deadline {
+            return Ok(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn redis_or_skip() -> Option<Arc<RedisServer>> {
     shared_redis()
 }
@@ -119,7 +152,10 @@ async fn a_row_pushed_through_one_replica_is_served_by_another_exactly_as_one_no
     let replica_b = TestServer::start_on(b, &tier)?;
     let one_node = TestServer::start_on(c, |_| {})?;
 
-    let (now, old) = (at(chrono::Duration::zero()), at(chrono::Duration::days(-30)));
+    let (now, old) = (
+        at(chrono::Duration::zero()),
+        at(chrono::Duration::days(-30)),
+    );
     let profiles = profile_push(
         "online",
         &[
@@ -145,23 +181,38 @@ async fn a_row_pushed_through_one_replica_is_served_by_another_exactly_as_one_no
         json!({"feature_service": "movie_recommendation_service",
                "entities": {"user_id": [1, 3, 9000, 2], "movie_id": [1, 4, 1, 2]}}),
     ];
-    queries.push(json!({"features": ["user_profile:age"], "entities": {"user_id": ["1", "01", 5000]}}));
+    queries.push(
+        json!({"features": ["user_profile:age"], "entities": {"user_id": ["1", "01", 5000]}}),
+    );
     for query in &queries {
         let expected = lookup(&one_node, query).await?;
-        assert_eq!(lookup(&replica_a, query).await?, expected, "{query}");
         assert_eq!(lookup(&replica_b, query).await?, expected, "{query}");
+        // Replica A hears of the views' first rows in Redis through the change bus.
+        let seen = seen_within(&replica_a, query, &expected, Duration::from_secs(2)).await?;
+        assert_eq!(seen, expected, "{query}");
     }
     // The statuses the comparison covered, spelled out.
     let slots = online_slots(&lookup(&replica_a, &queries[0]).await?, "age")?;
     let statuses: Vec<&str> = slots.iter().map(|s| s.1.as_str()).collect();
     assert_eq!(
         statuses,
-        ["PRESENT", "NULL_VALUE", "PRESENT", "PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND"]
+        [
+            "PRESENT",
+            "NULL_VALUE",
+            "PRESENT",
+            "PRESENT",
+            "OUTSIDE_MAX_AGE",
+            "NOT_FOUND"
+        ]
     );
     assert_eq!(slots[0], slot(json!(77), "PRESENT", &now));
     // The rows are in Redis under the configured prefix, nowhere near another test's keys.
     let keys = redis.keys(&format!("{prefix}*"));
-    assert!(keys.iter().any(|k| k == &format!("{prefix}v:user_profile:i5000")), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k == &format!("{prefix}v:user_profile:i5000")),
+        "{keys:?}"
+    );
     Ok(())
 }
 
@@ -203,17 +254,35 @@ async fn out_of_order_pushes_through_two_replicas_keep_the_newest_event() -> Tes
     let (Some(a), Some(b)) = (dirs.next(), dirs.next()) else {
         return Err("two copies".into());
     };
-    let (replica_a, replica_b) = (TestServer::start_on(a, &tier)?, TestServer::start_on(b, &tier)?);
-    let (newer, older) = (at(chrono::Duration::seconds(-10)), at(chrono::Duration::seconds(-20)));
-    push_ok(&replica_a, &profile_push("online", &[(4000, Some(2), &newer)])).await?;
+    let (replica_a, replica_b) = (
+        TestServer::start_on(a, &tier)?,
+        TestServer::start_on(b, &tier)?,
+    );
+    let (newer, older) = (
+        at(chrono::Duration::seconds(-10)),
+        at(chrono::Duration::seconds(-20)),
+    );
+    push_ok(
+        &replica_a,
+        &profile_push("online", &[(4000, Some(2), &newer)]),
+    )
+    .await?;
     // Arrives later, but happened earlier: it must not replace the newer row.
-    push_ok(&replica_b, &profile_push("online", &[(4000, Some(1), &older)])).await?;
+    push_ok(
+        &replica_b,
+        &profile_push("online", &[(4000, Some(1), &older)]),
+    )
+    .await?;
     for server in [&replica_a, &replica_b] {
         let slots = online_slots(&lookup(server, &profile_query(&[4000])).await?, "age")?;
         assert_eq!(slots, vec![slot(json!(2), "PRESENT", &newer)]);
     }
     // Equal event times: the later write wins, as on one node.
-    push_ok(&replica_b, &profile_push("online", &[(4000, Some(3), &newer)])).await?;
+    push_ok(
+        &replica_b,
+        &profile_push("online", &[(4000, Some(3), &newer)]),
+    )
+    .await?;
     let slots = online_slots(&lookup(&replica_a, &profile_query(&[4000])).await?, "age")?;
     assert_eq!(slots, vec![slot(json!(3), "PRESENT", &newer)]);
     Ok(())
@@ -244,7 +313,10 @@ async fn materialized_rows_are_served_after_a_restart_without_building_an_index(
     let query = profile_query(&[1, 2, 29, 31]);
     let expected = lookup(&replica_a, &query).await?;
     // The pushed row outlived the materialization of the older table row of user 1.
-    assert_eq!(online_slots(&expected, "age")?[0], slot(json!(70), "PRESENT", &now));
+    assert_eq!(
+        online_slots(&expected, "age")?[0],
+        slot(json!(70), "PRESENT", &now)
+    );
 
     let replica_b = TestServer::start_on(b, &tier)?;
     assert_eq!(lookup(&replica_b, &query).await?, expected);
@@ -268,7 +340,10 @@ async fn while_redis_is_down_lookups_answer_from_tables_pushes_online_fail_and_a
     let now = at(chrono::Duration::seconds(-5));
     push_ok(&server, &profile_push("online", &[(1, Some(71), &now)])).await?;
     let before = lookup(&server, &profile_query(&[1, 2])).await?;
-    assert_eq!(online_slots(&before, "age")?[0], slot(json!(71), "PRESENT", &now));
+    assert_eq!(
+        online_slots(&before, "age")?[0],
+        slot(json!(71), "PRESENT", &now)
+    );
 
     redis.stop();
     // The table's rows are still served (user 1's pushed row lives in Redis only).
@@ -280,8 +355,19 @@ async fn while_redis_is_down_lookups_answer_from_tables_pushes_online_fail_and_a
     assert_eq!(status, 200);
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["online_backend"], "redis");
-    assert!(health["online_store_unavailable_reason"].as_str().is_some_and(|r| r.contains("redis")), "{health}");
-    let metrics = server.client.get(server.url("/metrics")).send().await?.text().await?;
+    assert!(
+        health["online_store_unavailable_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("redis")),
+        "{health}"
+    );
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     assert!(
         metrics.contains("featurestore_online_store_up{backend=\"redis\"} 0"),
         "{metrics}"
@@ -344,7 +430,10 @@ async fn deleting_a_table_drops_its_rows_from_redis_so_they_never_resurface() ->
 
     let (status, body) = server.delete("/features/misc/scores").await?;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(redis.keys(&format!("{prefix}v:scores:*")), Vec::<String>::new());
+    assert_eq!(
+        redis.keys(&format!("{prefix}v:scores:*")),
+        Vec::<String>::new()
+    );
     server.save("misc", "scores", rows).await?;
     let slots = online_slots(&lookup(&server, &query).await?, "score")?;
     assert_eq!(slots[1].1, "NOT_FOUND", "{slots:?}");

@@ -59,6 +59,10 @@ return 1
 /// one pipeline stays well inside the response timeout.
 const WRITE_CHUNK: usize = 512;
 
+/// How often each replica re-reads which views have rows in Redis: the safety net under the
+/// change bus's notices (a lost notice delays a first push's visibility by at most this).
+const VIEWS_REFRESH: Duration = Duration::from_secs(1);
+
 /// How long lookups skip Redis after a failure before trying it again.
 const BACKOFF: Duration = Duration::from_millis(500);
 
@@ -134,6 +138,13 @@ pub struct RedisStatus {
     pub unavailable: Option<String>,
 }
 
+/// A command or a pipeline, sent as one round trip.
+#[derive(Clone)]
+enum Request {
+    Cmd(redis::Cmd),
+    Pipe(redis::Pipeline),
+}
+
 /// One entity row to read: which view's hash, which fields.
 #[derive(Debug, Clone)]
 pub struct RowRead {
@@ -200,7 +211,7 @@ impl RedisOnline {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
-        Ok(Arc::new(Self {
+        let online = Arc::new(Self {
             config: config.clone(),
             url,
             connections,
@@ -211,7 +222,22 @@ impl RedisOnline {
             down: Mutex::new(None),
             pinging: AtomicBool::new(false),
             clock: Instant::now(),
-        }))
+        });
+        let weak = Arc::downgrade(&online);
+        online.spawn(async move {
+            loop {
+                tokio::time::sleep(VIEWS_REFRESH).await;
+                // Ends with the last handle to the tier (a store closed, a test finished).
+                let Some(online) = weak.upgrade() else {
+                    return;
+                };
+                if online.worth_trying() {
+                    // A failure is recorded by the call itself (health, back-off).
+                    let _ = online.refresh_views().await;
+                }
+            }
+        });
+        Ok(online)
     }
 
     /// The configuration.
@@ -273,6 +299,7 @@ impl RedisOnline {
     }
 
     fn succeeded(self: &Arc<Self>) {
+        self.skip_until.store(0, Ordering::Relaxed);
         let was_down = self
             .down
             .lock()
@@ -349,26 +376,43 @@ impl RedisOnline {
         }
     }
 
-    /// Runs `call` on the Redis runtime, bounded by the response timeout (plus the connect
-    /// timeout when a connection must be made first), and records the outcome.
-    async fn run<T: Send + 'static>(
+    /// Sends `request` on the Redis runtime, bounded by the response timeout (plus the
+    /// connect timeout when a connection must be made first), and records the outcome. A
+    /// request that fails is sent once more on the next connection of the pool: after an
+    /// outage a pooled connection only notices it is dead, and starts reconnecting, on its
+    /// first call. Every request here may be repeated (reads, guarded writes, publishes).
+    async fn query<T: redis::FromRedisValue + Send + 'static>(
         self: &Arc<Self>,
-        call: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
+        request: Request,
     ) -> Result<T, RedisOnlineError> {
         let runtime = redis_runtime()
             .ok_or_else(|| self.unavailable("the Redis I/O runtime is not running"))?;
         let limit = self.config.response_timeout() + self.config.connect_timeout();
-        let outcome = match runtime
-            .spawn(async move { tokio::time::timeout(limit, call).await })
-            .await
-        {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(e))) => Err(self.unavailable(e)),
-            Ok(Err(_)) => {
-                Err(self.unavailable(format!("no answer within {} ms", limit.as_millis())))
+        let mut outcome = Err(self.unavailable("not sent"));
+        for _attempt in 0..2 {
+            let mut connection = self.connection();
+            let request = request.clone();
+            let call = async move {
+                match &request {
+                    Request::Cmd(cmd) => cmd.query_async::<T>(&mut connection).await,
+                    Request::Pipe(pipe) => pipe.query_async::<T>(&mut connection).await,
+                }
+            };
+            outcome = match runtime
+                .spawn(async move { tokio::time::timeout(limit, call).await })
+                .await
+            {
+                Ok(Ok(Ok(value))) => Ok(value),
+                Ok(Ok(Err(e))) => Err(self.unavailable(e)),
+                Ok(Err(_)) => {
+                    Err(self.unavailable(format!("no answer within {} ms", limit.as_millis())))
+                }
+                Err(e) => Err(self.unavailable(e)),
+            };
+            if outcome.is_ok() {
+                break;
             }
-            Err(e) => Err(self.unavailable(e)),
-        };
+        }
         match &outcome {
             Ok(_) => self.succeeded(),
             Err(e) => self.failed(e),
@@ -403,19 +447,13 @@ impl RedisOnline {
 
     /// Re-reads which views have rows in Redis and their materializations.
     pub async fn refresh_views(self: &Arc<Self>) -> Result<(), RedisOnlineError> {
-        let mut connection = self.connection();
-        let (pushed_key, materialized_key) = (self.key("pushed"), self.key("materialized"));
-        let (pushed, materialized): (HashMap<String, String>, HashMap<String, String>) = self
-            .run(async move {
-                redis::pipe()
-                    .cmd("HGETALL")
-                    .arg(pushed_key)
-                    .cmd("HGETALL")
-                    .arg(materialized_key)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGETALL")
+            .arg(self.key("pushed"))
+            .cmd("HGETALL")
+            .arg(self.key("materialized"));
+        let (pushed, materialized): (HashMap<String, String>, HashMap<String, String>) =
+            self.query(Request::Pipe(pipe)).await?;
         let mut views: HashMap<String, ViewState> = pushed
             .into_keys()
             .map(|view| {
@@ -455,10 +493,7 @@ impl RedisOnline {
                 .arg("_event")
                 .arg(names);
         }
-        let mut connection = self.connection();
-        let answers: Vec<Vec<Option<String>>> = self
-            .run(async move { pipe.query_async(&mut connection).await })
-            .await?;
+        let answers: Vec<Vec<Option<String>>> = self.query(Request::Pipe(pipe)).await?;
         Ok(answers
             .into_iter()
             .map(|mut values| {
@@ -518,10 +553,7 @@ impl RedisOnline {
                     .ignore();
             }
             first = false;
-            let mut connection = self.connection();
-            let replaced: Vec<i64> = self
-                .run(async move { pipe.query_async(&mut connection).await })
-                .await?;
+            let replaced: Vec<i64> = self.query(Request::Pipe(pipe)).await?;
             applied += replaced.iter().filter(|r| **r == 1).count() as u64;
         }
         self.views
@@ -550,9 +582,7 @@ impl RedisOnline {
             .arg(self.events_channel())
             .arg(r#"{"kind":"online_views"}"#)
             .ignore();
-        let mut connection = self.connection();
-        self.run(async move { pipe.query_async::<()>(&mut connection).await })
-            .await?;
+        self.query::<()>(Request::Pipe(pipe)).await?;
         let mut views = self.views.write().unwrap_or_else(|p| p.into_inner());
         let state = views.entry(view.to_owned()).or_default();
         state.has_rows = true;
@@ -566,17 +596,9 @@ impl RedisOnline {
         self: &Arc<Self>,
         view: &str,
     ) -> Result<Option<MaterializedRecord>, RedisOnlineError> {
-        let mut connection = self.connection();
-        let (key, view) = (self.key("materialized"), view.to_owned());
-        let json: Option<String> = self
-            .run(async move {
-                redis::cmd("HGET")
-                    .arg(key)
-                    .arg(view)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(self.key("materialized")).arg(view);
+        let json: Option<String> = self.query(Request::Cmd(cmd)).await?;
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
@@ -591,9 +613,7 @@ impl RedisOnline {
             .arg(self.key("materialized"))
             .arg(view)
             .ignore();
-        let mut connection = self.connection();
-        self.run(async move { pipe.query_async::<()>(&mut connection).await })
-            .await?;
+        self.query::<()>(Request::Pipe(pipe)).await?;
         self.views
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -602,30 +622,18 @@ impl RedisOnline {
         let mut removed = 0u64;
         let mut cursor = 0u64;
         loop {
-            let mut connection = self.connection();
-            let pattern = pattern.clone();
-            let (next, keys): (u64, Vec<String>) = self
-                .run(async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut connection)
-                        .await
-                })
-                .await?;
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<String>) = self.query(Request::Cmd(scan)).await?;
             if !keys.is_empty() {
-                let mut connection = self.connection();
                 let count = keys.len() as u64;
-                self.run(async move {
-                    redis::cmd("UNLINK")
-                        .arg(keys)
-                        .query_async::<i64>(&mut connection)
-                        .await
-                })
-                .await?;
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(keys);
+                self.query::<i64>(Request::Cmd(unlink)).await?;
                 removed += count;
             }
             if next == 0 {
@@ -639,29 +647,16 @@ impl RedisOnline {
 
     /// Asks the server whether it answers (for `/health`), recording the outcome.
     pub async fn ping(self: &Arc<Self>) -> Result<(), RedisOnlineError> {
-        let mut connection = self.connection();
-        self.run(async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        })
-        .await
-        .map(|_| ())
+        self.query::<String>(Request::Cmd(redis::cmd("PING")))
+            .await
+            .map(|_| ())
     }
 
     /// Publishes `message` on the events channel.
     pub async fn publish(self: &Arc<Self>, message: &str) -> Result<(), RedisOnlineError> {
-        let mut connection = self.connection();
-        let (channel, message) = (self.events_channel(), message.to_owned());
-        self.run(async move {
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(message)
-                .query_async::<i64>(&mut connection)
-                .await
-        })
-        .await
-        .map(|_| ())
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.events_channel()).arg(message);
+        self.query::<i64>(Request::Cmd(cmd)).await.map(|_| ())
     }
 }
 
