@@ -56,6 +56,7 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402  (the workloads, wrk driver and server wrapper are shared)
 import s3  # noqa: E402  (SeaweedFS on loopback and the percentile are shared)
