@@ -14,6 +14,7 @@
 pub mod durable;
 pub mod merge;
 pub mod redis;
+pub mod shared_rows;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -550,7 +550,7 @@ impl FeatureStore {
         if let Some(redis) = &self.redis {
             let views = shared::shared_views(redis, &self.storage, &plan, now);
             if !views.is_empty() {
-                match shared::fetch(redis, &query, &views, now).await {
+                match shared::fetch(redis, &query, &views).await {
                     Ok(indexes) => {
                         alone = views
                             .iter()

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::error::{NameKind, Result, StoreError};
 use crate::model::{FeatureRef, FeatureView, RegistryDocument, TableName};
 use crate::online::durable::OnlineDb;
+use crate::online::shared_rows::SharedRows;
 use crate::online::{FeatureColumn, ViewIndex, lookup};
 use crate::storage::Storage;
 
@@ -472,20 +473,20 @@ pub(super) fn answer(
     plan: &Plan<'_>,
     query: OnlineQuery,
     indexes: &HashMap<String, Arc<ViewIndex>>,
-    shared: &HashMap<String, Arc<ViewIndex>>,
+    shared: &HashMap<String, SharedRows>,
     now_micros: i64,
 ) -> Result<OnlineAnswer> {
-    let index_of = |view: &str| indexes.get(view).or_else(|| shared.get(view));
     for view in &plan.views {
-        let Some(index) = index_of(&view.name) else {
-            continue;
-        };
         let requested = plan
             .refs
             .iter()
             .filter(|r| r.view == view.name)
             .map(|r| r.feature.as_str());
-        let missing = index.missing_features(requested);
+        let missing = match (indexes.get(&view.name), shared.get(&view.name)) {
+            (Some(index), _) => index.missing_features(requested),
+            (None, Some(rows)) => rows.missing_features(requested),
+            (None, None) => continue,
+        };
         if !missing.is_empty() {
             return Err(StoreError::ViewTableMismatch {
                 view: view.name.clone(),
@@ -498,11 +499,13 @@ pub(super) fn answer(
     // once per view rather than once per feature.
     let mut entity_parts: HashMap<&str, (usize, Vec<&Value>)> = HashMap::new();
     for view in &plan.views {
-        let Some(index) = index_of(&view.name) else {
+        if !indexes.contains_key(&view.name) && !shared.contains_key(&view.name) {
+            continue;
+        }
+        let Some(join_keys) = plan.join_keys.get(view.name.as_str()) else {
             continue;
         };
-        let columns: Vec<&Vec<Value>> = index
-            .join_keys
+        let columns: Vec<&Vec<Value>> = join_keys
             .iter()
             .filter_map(|k| {
                 query
@@ -544,9 +547,9 @@ pub(super) fn answer(
                 now_micros,
             )
         });
-        let remote = shared_index.zip(shared_name).and_then(|(index, name)| {
-            lookup(index, &r.feature, name, parts.chunks(*width), now_micros)
-        });
+        let remote = shared_index
+            .zip(shared_name)
+            .and_then(|(rows, name)| rows.lookup(&r.feature, name, now_micros));
         if let Some(column) = crate::online::merge::merge_columns(local, remote) {
             features.push(column);
         }

@@ -18,6 +18,7 @@ use super::online::{OnlineQuery, Plan};
 use crate::model::{FeatureView, TableName};
 use crate::online::ViewIndex;
 use crate::online::redis::{RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec};
+use crate::online::shared_rows::SharedRows;
 use crate::storage::Storage;
 
 /// Opens the shared tier and learns which views have rows there. A server that cannot reach
@@ -116,37 +117,37 @@ pub(super) fn shared_views(
         .collect()
 }
 
-/// Reads the rows of every entity of `query` for `views` in one round trip and indexes them
-/// per view, as the local index would have (rows with a future event left out).
+/// Reads the rows of every entity of `query` for `views` in one round trip.
 pub(super) async fn fetch(
     redis: &Arc<RedisOnline>,
     query: &OnlineQuery,
     views: &[SharedView],
-    now_micros: i64,
-) -> Result<HashMap<String, Arc<ViewIndex>>, RedisOnlineError> {
+) -> Result<HashMap<String, SharedRows>, RedisOnlineError> {
     let rows = query.entities.first().map_or(0, |(_, v)| v.len());
-    let mut reads = Vec::new();
-    let mut fields = HashMap::new();
-    // Per view: the range of `reads` it asked.
-    let mut spans = Vec::with_capacity(views.len());
+    let mut reads = Vec::with_capacity(rows * views.len());
+    let mut fields = HashMap::with_capacity(views.len());
+    // Per view, per entity row: which read asked for it (none for a key no row can have).
+    let mut asked: Vec<Vec<Option<usize>>> = Vec::with_capacity(views.len());
     for shared in views {
         let columns: Vec<&Vec<Value>> = shared
             .join_keys
             .iter()
             .filter_map(|k| query.entities.iter().find(|(n, _)| n == k).map(|(_, v)| v))
             .collect();
-        let start = reads.len();
+        let mut per_row = Vec::with_capacity(rows);
         let mut parts = Vec::with_capacity(columns.len());
         for row in 0..rows {
             parts.clear();
             parts.extend(columns.iter().map(|c| &c[row]));
-            if let Some(entity) = codec::entity_key(&parts, &shared.key_is_int) {
+            per_row.push(codec::entity_key(&parts, &shared.key_is_int).map(|entity| {
                 reads.push(RowRead {
                     view: shared.view.name.clone(),
                     entity,
                 });
-            }
+                reads.len() - 1
+            }));
         }
+        asked.push(per_row);
         let names: Vec<String> = shared
             .schema
             .fields()
@@ -154,35 +155,31 @@ pub(super) async fn fetch(
             .map(|f| f.name().clone())
             .collect();
         fields.insert(shared.view.name.clone(), codec::column_fields(&names));
-        spans.push(start..reads.len());
     }
-    let answers = if reads.is_empty() {
+    let mut answers = if reads.is_empty() {
         Vec::new()
     } else {
         redis.read_rows(&reads, &fields).await?
     };
-    let mut indexes = HashMap::with_capacity(views.len());
-    for (shared, span) in views.iter().zip(spans) {
-        let found: Vec<Vec<Option<String>>> = answers
-            .get(span)
-            .unwrap_or(&[])
-            .iter()
-            .flatten()
-            .cloned()
+    let mut found_rows = HashMap::with_capacity(views.len());
+    for (shared, per_row) in views.iter().zip(asked) {
+        let mut texts = Vec::new();
+        let mut events = Vec::new();
+        let found: Vec<Option<u32>> = per_row
+            .into_iter()
+            .map(|read| {
+                let (event, values) = read.and_then(|i| answers.get_mut(i)?.take())?;
+                texts.push(values);
+                events.push(event);
+                Some((texts.len() - 1) as u32)
+            })
             .collect();
-        let built = codec::decode_rows(&shared.schema, &found).and_then(|batch| {
-            ViewIndex::from_rows(
-                &shared.view,
-                shared.join_keys.clone(),
-                &batch,
-                0,
-                0,
-                now_micros,
-            )
-        });
-        match built {
-            Ok(index) => {
-                indexes.insert(shared.view.name.clone(), Arc::new(index));
+        match codec::decode_rows(&shared.schema, &texts) {
+            Ok(batch) => {
+                found_rows.insert(
+                    shared.view.name.clone(),
+                    SharedRows::new(shared.view.clone(), batch, events, found),
+                );
             }
             Err(e) => {
                 // Unreadable rows must not fail the lookup: the local index still answers.
@@ -190,7 +187,7 @@ pub(super) async fn fetch(
             }
         }
     }
-    Ok(indexes)
+    Ok(found_rows)
 }
 
 /// The rows of a push or materialization, encoded for Redis: the view's layout columns only.

@@ -22,6 +22,8 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
             "data_root_writable",
             "disk_cache_disabled_reason",
             "disk_cache_enabled",
+            "online_backend",
+            "online_store_unavailable_reason",
             "prefix",
             "status",
             "storage_unavailable_reason",
@@ -36,6 +38,8 @@ async fn health_reports_version_uptime_writability_and_table_count() -> TestResu
     assert_eq!(body["tables_unreadable"], json!([]));
     assert_eq!(body["tables_duplicated"], json!([]));
     assert_eq!(body["status"], "healthy");
+    assert_eq!(body["online_backend"], "local");
+    assert_eq!(body["online_store_unavailable_reason"], json!(null));
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["data_root_writable"], true);
     assert_eq!(body["table_count"], 0);

@@ -439,3 +439,90 @@ async fn deleting_a_table_drops_its_rows_from_redis_so_they_never_resurface() ->
     assert_eq!(slots[1].1, "NOT_FOUND", "{slots:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_push_online_and_offline_is_served_by_every_replica_and_lands_in_the_table() -> TestResult
+{
+    let Some(redis) = redis_or_skip() else {
+        return Ok(());
+    };
+    let tier = on_redis(redis.url(), unique_prefix("both"));
+    let mut dirs = demo_copies(2)?.into_iter();
+    let (Some(a), Some(b)) = (dirs.next(), dirs.next()) else {
+        return Err("two copies".into());
+    };
+    let (replica_a, replica_b) = (
+        TestServer::start_on(a, &tier)?,
+        TestServer::start_on(b, &tier)?,
+    );
+    let now = at(chrono::Duration::zero());
+    push_ok(
+        &replica_b,
+        &profile_push("online_and_offline", &[(8000, Some(8), &now)]),
+    )
+    .await?;
+    let expected = vec![slot(json!(8), "PRESENT", &now)];
+    for server in [&replica_b, &replica_a] {
+        let answer = seen_within(
+            server,
+            &profile_query(&[8000]),
+            &lookup(&replica_b, &profile_query(&[8000])).await?,
+            Duration::from_secs(2),
+        )
+        .await?;
+        assert_eq!(online_slots(&answer, "age")?, expected);
+    }
+    // Offline, the row is in B's table (replicas sharing a bucket share it; see replicas.rs).
+    let (status, page) = replica_b
+        .get("/features/user/user_profile?limit=10000")
+        .await?;
+    assert_eq!(status, 200);
+    let rows = page["data"].as_array().ok_or("rows")?;
+    assert!(
+        rows.iter()
+            .any(|r| r["user_id"] == json!(8000) && r["age"] == json!(8))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rows_expire_after_key_ttl_seconds_as_in_feast() -> TestResult {
+    let Some(redis) = redis_or_skip() else {
+        return Ok(());
+    };
+    let prefix = unique_prefix("key_ttl");
+    let tier = on_redis(redis.url(), prefix.clone());
+    let server = TestServer::start_on(demo_copies(1)?.remove(0), |config: &mut Config| {
+        tier(config);
+        config.online.redis.key_ttl_seconds = 3600;
+    })?;
+    let now = at(chrono::Duration::zero());
+    push_ok(&server, &profile_push("online", &[(1, Some(50), &now)])).await?;
+    let ttl = redis.cmd(&["TTL", &format!("{prefix}v:user_profile:i1")]);
+    let seconds: i64 = ttl
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .map_err(|e| format!("{ttl:?}: {e}"))?;
+    assert!((3590..=3600).contains(&seconds), "TTL {ttl}");
+    Ok(())
+}
+
+#[test]
+fn a_redis_url_that_can_never_work_stops_serve_naming_the_setting() -> TestResult {
+    let data = tempfile::tempdir()?;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_featurestore"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data.path())
+        .env("FEATURESTORE__ONLINE__BACKEND", "redis")
+        .env(
+            "FEATURESTORE__ONLINE__REDIS__URL",
+            "http://:hunter2@127.0.0.1:6379",
+        )
+        .output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("online.redis.url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    Ok(())
+}
