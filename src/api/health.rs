@@ -6,6 +6,7 @@ use chrono::{SecondsFormat, Utc};
 use super::AppState;
 use super::dto::{DuplicateTableDto, HealthResponse, UnreadableTableDto};
 use super::error::ApiError;
+use crate::store::HealthReport;
 
 /// Liveness and readiness: version, uptime, the backend (kind, bucket, prefix) and whether its
 /// store answers, whether the data root is writable, table count, and the table files that
@@ -30,11 +31,7 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .and_then(|status| status.outage);
     // Degraded, not down: a 200 keeps load balancers sending traffic to a server that still
     // serves every other table (and, during an object store outage, every cached read).
-    let healthy = report.data_root_writable
-        && report.unreadable_tables.is_empty()
-        && report.duplicate_tables.is_empty()
-        && outage.is_none()
-        && online.unavailable.is_none();
+    let healthy = is_healthy(&report, outage.as_deref(), online.unavailable.as_deref());
     Ok(HttpResponse::Ok().json(HealthResponse {
         status: if healthy { "healthy" } else { "degraded" }.into(),
         backend: backend.kind.into(),
@@ -70,4 +67,20 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             })
             .collect(),
     }))
+}
+
+/// Whether `/health` says `healthy` rather than `degraded`, given the store's report, the
+/// object store's outage and the Redis online tier's (if any); `featurestore_health_degraded`
+/// in `/metrics` uses the same rule, so an alert on it fires exactly when a load balancer
+/// would see `degraded`.
+pub(super) fn is_healthy(
+    report: &HealthReport,
+    object_store_outage: Option<&str>,
+    online_store_outage: Option<&str>,
+) -> bool {
+    report.data_root_writable
+        && report.unreadable_tables.is_empty()
+        && report.duplicate_tables.is_empty()
+        && object_store_outage.is_none()
+        && online_store_outage.is_none()
 }

@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 mod features;
 pub mod floor;
+mod gauges;
 mod health;
 pub mod historical;
 pub mod materialize;

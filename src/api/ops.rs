@@ -248,8 +248,10 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics (text exposition format 0.0.4): requests and latency per route, cache
-/// hits, misses and evictions per tier, table rows and bytes, and seconds since each table's
-/// last write (feature freshness).
+/// hits, misses and evictions per tier, table rows and bytes, seconds since each table's
+/// last write, each feature view's TTL and last write age (feature freshness), whether
+/// `/health` is degraded, whether the online tier answers, and the object store's reachability
+/// and traffic (s3 kind).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))
@@ -257,6 +259,7 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut out = String::with_capacity(8192);
     state.metrics.render_prometheus(&mut out);
+    super::gauges::render(&state, &mut out).await;
     let cache = state.store.cache_stats();
     let tiers = [("memory", &cache.memory), ("disk", &cache.disk)];
     for (name, help, kind, value) in [

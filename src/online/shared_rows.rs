@@ -9,8 +9,8 @@ use crate::model::FeatureView;
 
 /// One view's rows from the shared tier, for the entity rows of one request.
 #[derive(Debug)]
-pub struct SharedRows {
-    view: FeatureView,
+pub struct SharedRows<'v> {
+    view: &'v FeatureView,
     /// The rows found, in the view's layout, typed as its table.
     rows: RecordBatch,
     /// Each found row's event time (µs).
@@ -19,11 +19,11 @@ pub struct SharedRows {
     found: Vec<Option<u32>>,
 }
 
-impl SharedRows {
+impl<'v> SharedRows<'v> {
     /// Rows `rows` (with their event times), found for the request's entity rows as `found`
     /// says.
     pub fn new(
-        view: FeatureView,
+        view: &'v FeatureView,
         rows: RecordBatch,
         event_micros: Vec<i64>,
         found: Vec<Option<u32>>,

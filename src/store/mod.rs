@@ -605,6 +605,12 @@ impl FeatureStore {
         let now = self.clock.wall_micros();
         for view in &registry.feature_views {
             let keys = online::view_join_keys(&registry, view);
+            if let Some(redis) = &self.redis
+                && shared::answers_alone(redis, &self.storage, view, &keys, now)
+            {
+                // Redis holds this very snapshot: lookups never need the index.
+                continue;
+            }
             if let Err(e) = online::build_index(
                 &self.storage,
                 &self.indexes,

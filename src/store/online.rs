@@ -473,7 +473,7 @@ pub(super) fn answer(
     plan: &Plan<'_>,
     query: OnlineQuery,
     indexes: &HashMap<String, Arc<ViewIndex>>,
-    shared: &HashMap<String, SharedRows>,
+    shared: &HashMap<String, SharedRows<'_>>,
     now_micros: i64,
 ) -> Result<OnlineAnswer> {
     for view in &plan.views {

@@ -17,7 +17,9 @@ use serde_json::Value;
 use super::online::{OnlineQuery, Plan};
 use crate::model::{FeatureView, TableName};
 use crate::online::ViewIndex;
-use crate::online::redis::{RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec};
+use crate::online::redis::{
+    MaterializedRecord, RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec,
+};
 use crate::online::shared_rows::SharedRows;
 use crate::storage::Storage;
 
@@ -41,9 +43,9 @@ pub(super) fn open(config: &RedisConfig) -> crate::store::error::Result<Arc<Redi
 
 /// A view a lookup must read from Redis.
 #[derive(Debug)]
-pub(super) struct SharedView {
+pub(super) struct SharedView<'r> {
     /// The view.
-    pub(super) view: FeatureView,
+    pub(super) view: &'r FeatureView,
     /// Its join keys.
     pub(super) join_keys: Vec<String>,
     /// Whether Redis alone answers (it holds a materialization of the current table).
@@ -69,13 +71,50 @@ fn layout_schema(view: &FeatureView, join_keys: &[String], schema: &Schema) -> O
     fields.map(|f| Arc::new(Schema::new(f)))
 }
 
-/// The views of `plan` that Redis has rows for, as this replica last heard.
-pub(super) fn shared_views(
+/// Whether `record` (a materialization into Redis) holds every row the local index of `view`
+/// would: the same definition and keys, the very table snapshot served now, no future row
+/// due yet.
+fn covers(
+    record: &MaterializedRecord,
+    view: &FeatureView,
+    join_keys: &[String],
+    table: &crate::storage::TableHandle,
+    now_micros: i64,
+) -> bool {
+    record.view == *view
+        && record.join_keys == join_keys
+        && record.table_version == table.version
+        && record.table_snapshot == table.file.snapshot_id()
+        && now_micros < record.valid_until
+}
+
+/// Whether Redis alone answers lookups of `view` (see [`covers`]), as this replica last heard.
+pub(super) fn answers_alone(
     redis: &RedisOnline,
     storage: &Storage,
-    plan: &Plan<'_>,
+    view: &FeatureView,
+    join_keys: &[String],
     now_micros: i64,
-) -> Vec<SharedView> {
+) -> bool {
+    let Ok(name) = view.name.parse::<TableName>() else {
+        return false;
+    };
+    let (Some(state), Some(table)) = (redis.view_state(&view.name), storage.peek(&name)) else {
+        return false;
+    };
+    state
+        .materialized
+        .as_ref()
+        .is_some_and(|record| covers(record, view, join_keys, &table, now_micros))
+}
+
+/// The views of `plan` that Redis has rows for, as this replica last heard.
+pub(super) fn shared_views<'r>(
+    redis: &RedisOnline,
+    storage: &Storage,
+    plan: &Plan<'r>,
+    now_micros: i64,
+) -> Vec<SharedView<'r>> {
     if !redis.worth_trying() {
         return Vec::new();
     }
@@ -86,6 +125,7 @@ pub(super) fn shared_views(
             if !state.has_rows {
                 return None;
             }
+            let view: &'r FeatureView = view;
             let name: TableName = view.name.parse().ok()?;
             // No table: the local path reports it as today.
             let table = storage.peek(&name)?;
@@ -99,15 +139,12 @@ pub(super) fn shared_views(
                         .is_ok_and(|f| f.data_type().is_integer())
                 })
                 .collect();
-            let alone = state.materialized.as_ref().is_some_and(|record| {
-                record.view == **view
-                    && record.join_keys == join_keys
-                    && record.table_version == table.version
-                    && record.table_snapshot == table.file.snapshot_id()
-                    && now_micros < record.valid_until
-            });
+            let alone = state
+                .materialized
+                .as_ref()
+                .is_some_and(|record| covers(record, view, &join_keys, &table, now_micros));
             Some(SharedView {
-                view: (*view).clone(),
+                view,
                 join_keys,
                 alone,
                 schema,
@@ -118,11 +155,11 @@ pub(super) fn shared_views(
 }
 
 /// Reads the rows of every entity of `query` for `views` in one round trip.
-pub(super) async fn fetch(
+pub(super) async fn fetch<'r>(
     redis: &Arc<RedisOnline>,
     query: &OnlineQuery,
-    views: &[SharedView],
-) -> Result<HashMap<String, SharedRows>, RedisOnlineError> {
+    views: &[SharedView<'r>],
+) -> Result<HashMap<String, SharedRows<'r>>, RedisOnlineError> {
     let rows = query.entities.first().map_or(0, |(_, v)| v.len());
     let mut reads = Vec::with_capacity(rows * views.len());
     let mut fields = HashMap::with_capacity(views.len());
@@ -178,7 +215,7 @@ pub(super) async fn fetch(
             Ok(batch) => {
                 found_rows.insert(
                     shared.view.name.clone(),
-                    SharedRows::new(shared.view.clone(), batch, events, found),
+                    SharedRows::new(shared.view, batch, events, found),
                 );
             }
             Err(e) => {

@@ -17,6 +17,7 @@ mod health;
 mod historical;
 mod limits;
 mod materialize;
+mod metrics;
 mod object_tree;
 mod online;
 mod openapi;

@@ -13,6 +13,17 @@ fn shared_redis_answers_ping_and_keeps_tests_apart_by_prefix() -> TestResult {
         return Ok(());
     };
     assert_eq!(redis.cmd(&["PING"]), "PONG");
+    let info = redis.cmd(&["INFO", "server"]);
+    // Valkey also reports the Redis version it is compatible with; its own comes first here.
+    let version = ["valkey_version:", "redis_version:"]
+        .iter()
+        .find_map(|key| info.lines().find(|l| l.starts_with(key)))
+        .unwrap_or("version unknown");
+    println!(
+        "Redis test server: {} ({})",
+        redis.binary().display(),
+        version.trim()
+    );
     assert!(
         redis.url().starts_with("redis://127.0.0.1:"),
         "{}",

@@ -131,8 +131,8 @@ pub struct MaterializedRecord {
 pub struct ViewState {
     /// Rows were pushed or materialized into Redis for the view: lookups must read it.
     pub has_rows: bool,
-    /// The last materialization, if any.
-    pub materialized: Option<MaterializedRecord>,
+    /// The last materialization, if any (shared: every lookup of the view reads it).
+    pub materialized: Option<Arc<MaterializedRecord>>,
 }
 
 /// Whether Redis answered lately, for `/health` and `/metrics`.
@@ -432,9 +432,10 @@ impl RedisOnline {
         let mut attempts_left = 2;
         if let Some(mut connection) = self.worker_connection() {
             attempts_left = 1;
-            let request = request.clone();
+            // Awaited right here, so the request is borrowed, not copied.
+            let request = &request;
             outcome = match tokio::time::timeout(limit, async move {
-                match &request {
+                match request {
                     Request::Cmd(cmd) => cmd.query_async::<T>(&mut connection).await,
                     Request::Pipe(pipe) => pipe.query_async::<T>(&mut connection).await,
                 }
@@ -527,7 +528,7 @@ impl RedisOnline {
             .collect();
         for (view, record) in materialized {
             match serde_json::from_str::<MaterializedRecord>(&record) {
-                Ok(record) => views.entry(view).or_default().materialized = Some(record),
+                Ok(record) => views.entry(view).or_default().materialized = Some(Arc::new(record)),
                 Err(e) => {
                     tracing::warn!(view, error = %e, "unreadable materialization record in redis; ignored")
                 }
@@ -643,7 +644,7 @@ impl RedisOnline {
         let mut views = self.views.write().unwrap_or_else(|p| p.into_inner());
         let state = views.entry(view.to_owned()).or_default();
         state.has_rows = true;
-        state.materialized = Some(record.clone());
+        state.materialized = Some(Arc::new(record.clone()));
         Ok(())
     }
 

@@ -1,0 +1,137 @@
+//! The gauges of `GET /metrics` that alerting rules are written against
+//! (`config/prometheus-alerts.yml`): whether `/health` would say `degraded`, whether the
+//! object store answers, and each feature view's freshness beside its TTL.
+//!
+//! Everything here comes from the store facade's read-only reports (`health`,
+//! `object_store_status`, `catalog`, `registry`), so a scrape costs what a `/health` does
+//! (on the local kind, a stat per table) and never reads table data.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use super::AppState;
+use super::health::is_healthy;
+use super::metrics::escape;
+
+/// Appends the health, object-store and feature-view gauges in the Prometheus text format.
+pub async fn render(state: &AppState, out: &mut String) {
+    render_health(state, out).await;
+    render_object_store(state, out);
+    render_feature_views(state, out);
+}
+
+/// `featurestore_health_degraded`: 1 exactly when `/health` answers `status: degraded`.
+async fn render_health(state: &AppState, out: &mut String) {
+    let degraded = match state.store.health().await {
+        Ok(report) => {
+            // As `/health`: ask Redis now (bounded by its timeouts) rather than report the
+            // last request's outcome.
+            state.store.check_online_store().await;
+            let online = state.store.online_status().unavailable;
+            let outage = state.store.object_store_status().and_then(|s| s.outage);
+            !is_healthy(&report, outage.as_deref(), online.as_deref())
+        }
+        // `/health` would answer 500: not a state to call healthy.
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: the health check failed; reporting degraded");
+            true
+        }
+    };
+    out.push_str(
+        "# HELP featurestore_health_degraded 1 when /health answers status \"degraded\" \
+         (see its fields for why), else 0.\n# TYPE featurestore_health_degraded gauge\n",
+    );
+    let _ = writeln!(out, "featurestore_health_degraded {}", u8::from(degraded));
+}
+
+/// The object store's reachability and traffic; nothing on the local kind, which has none.
+fn render_object_store(state: &AppState, out: &mut String) {
+    let Some(status) = state.store.object_store_status() else {
+        return;
+    };
+    let up = u8::from(status.outage.is_none());
+    for (name, help, kind, value) in [
+        (
+            "featurestore_object_store_up",
+            "1 while the object store answers, 0 from a call that found it unreachable (or \
+             answering 5xx) until the next call that succeeds.",
+            "gauge",
+            u64::from(up),
+        ),
+        (
+            "featurestore_object_store_requests_total",
+            "Calls this replica made to the object store.",
+            "counter",
+            status.requests,
+        ),
+        (
+            "featurestore_object_store_failures_total",
+            "Calls to the object store that failed because it was unreachable or answered 5xx.",
+            "counter",
+            status.failures,
+        ),
+        (
+            "featurestore_object_store_read_bytes_total",
+            "Bytes of object data this replica fetched from the object store.",
+            "counter",
+            status.bytes_read,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+}
+
+/// Per registered feature view: its TTL (views without one are never stale, and have no
+/// series) and the seconds since its table was last written (base file or appended part).
+/// An alert compares the two: past the TTL, every lookup of the view answers
+/// `OUTSIDE_MAX_AGE` unless rows were pushed to the online tier only.
+fn render_feature_views(state: &AppState, out: &mut String) {
+    let registry = state.store.registry();
+    let modified: HashMap<String, SystemTime> = state
+        .store
+        .catalog()
+        .into_iter()
+        .map(|t| (t.name, t.modified))
+        .collect();
+    let mut views: Vec<_> = registry.feature_views.iter().collect();
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    let labels =
+        |group: &str, view: &str| format!("group=\"{}\",view=\"{}\"", escape(group), escape(view));
+    out.push_str(
+        "# HELP featurestore_feature_view_ttl_seconds Each feature view's TTL: older values are \
+         served as OUTSIDE_MAX_AGE. Views without a TTL have no series.\n\
+         # TYPE featurestore_feature_view_ttl_seconds gauge\n",
+    );
+    for view in &views {
+        if let Some(ttl) = view.ttl_seconds {
+            let _ = writeln!(
+                out,
+                "featurestore_feature_view_ttl_seconds{{{}}} {ttl}",
+                labels(&view.group, &view.name)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP featurestore_feature_view_last_write_age_seconds Seconds since each feature \
+         view's table was last written (a save, an offline push, a fold); no series while the \
+         table does not exist.\n\
+         # TYPE featurestore_feature_view_last_write_age_seconds gauge\n",
+    );
+    let now = SystemTime::now();
+    for view in &views {
+        if let Some(modified) = modified.get(&view.name) {
+            let age = now
+                .duration_since(*modified)
+                .map_or(0.0, |d| d.as_secs_f64().round());
+            let _ = writeln!(
+                out,
+                "featurestore_feature_view_last_write_age_seconds{{{}}} {age}",
+                labels(&view.group, &view.name)
+            );
+        }
+    }
+}
