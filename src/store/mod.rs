@@ -570,13 +570,13 @@ impl FeatureStore {
             let views = shared::shared_views(redis, &self.storage, &plan, now);
             if !views.is_empty() {
                 match shared::fetch(redis, &query, &views).await {
-                    Ok(indexes) => {
+                    Ok(rows) => {
                         alone = views
                             .iter()
-                            .filter(|v| v.alone && indexes.contains_key(&v.view.name))
+                            .filter(|v| v.alone && rows.contains_key(&v.view.name))
                             .map(|v| v.view.name.clone())
                             .collect();
-                        from_redis = indexes;
+                        from_redis = rows;
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "lookup answered from the local index: redis did not answer");

@@ -12,9 +12,13 @@
 //!   none stays a local probe.
 //! - `materialized`: view → the JSON record of its last materialization.
 //!
-//! Calls run on one process-wide runtime (connections and their reconnects live there), each
-//! bounded by `response_timeout_ms`. After a failure, lookups skip Redis for a short while and
-//! answer from the local index; a background ping notices the server is back.
+//! A server worker (an actix worker, a single-thread runtime of its own) talks to Redis over its
+//! own multiplexed connection, so a lookup's round trip never leaves its thread; every other
+//! caller (the blocking pool, the CLI, background tasks) uses a pool of connections living on
+//! one process-wide runtime. Every call is bounded by `response_timeout_ms` (plus
+//! `connect_timeout_ms` when it must connect) and retried once on a pooled connection. After a
+//! failure, lookups skip Redis for a short while and answer from the local index; a background
+//! ping notices the server is back.
 
 pub mod codec;
 pub mod config;
@@ -64,7 +68,7 @@ const WRITE_CHUNK: usize = 512;
 const VIEWS_REFRESH: Duration = Duration::from_secs(1);
 
 /// How long lookups skip Redis after a failure before trying it again.
-const BACKOFF: Duration = Duration::from_millis(500);
+const BACKOFF: Duration = Duration::from_millis(200);
 
 thread_local! {
     /// Each server worker thread's own connection per tier (see [`RedisOnline::query`]).
@@ -414,11 +418,12 @@ impl RedisOnline {
         }
     }
 
-    /// Sends `request` on the Redis runtime, bounded by the response timeout (plus the
-    /// connect timeout when a connection must be made first), and records the outcome. A
-    /// request that fails is sent once more on the next connection of the pool: after an
-    /// outage a pooled connection only notices it is dead, and starts reconnecting, on its
-    /// first call. Every request here may be repeated (reads, guarded writes, publishes).
+    /// Sends `request` (on the worker's own connection when called from a server worker, else
+    /// on the pool's runtime), bounded by the response timeout (plus the connect timeout when
+    /// a connection must be made first), and records the outcome. A request that fails is
+    /// sent once more on the next connection of the pool: after an outage a connection only
+    /// notices it is dead, and starts reconnecting, on its first call. Every request here may
+    /// be repeated (reads, guarded writes, publishes).
     async fn query<T: redis::FromRedisValue + Send + 'static>(
         self: &Arc<Self>,
         request: Request,
