@@ -15,7 +15,7 @@ use super::error::{Result, StoreError};
 use super::online::{self, IndexCache};
 use crate::model::{FeatureView, TableName};
 use crate::online::durable::{Materialized, OnlineDb};
-use crate::online::redis::{MaterializedRecord, RedisOnline};
+use crate::online::redis::RedisOnline;
 use crate::storage::Storage;
 
 /// Where materialized rows go: this process's sled store, or Redis shared by replicas.
@@ -62,16 +62,6 @@ impl OnlineSink {
                 .map_err(|e| unavailable(e.to_string())),
             OnlineSink::Shared(redis) => {
                 let rows = super::shared::encode(view, &record.join_keys, latest)?;
-                let record = MaterializedRecord {
-                    view: record.view,
-                    join_keys: record.join_keys,
-                    table_version: record.table_version,
-                    table_snapshot: record.table_snapshot,
-                    valid_until: record.valid_until,
-                    materialized_at_micros: record.materialized_at_micros,
-                    watermark_micros: record.watermark_micros,
-                    rows: record.rows,
-                };
                 let (writer, name) = (Arc::clone(redis), view.name.clone());
                 redis
                     .wait(async move {

@@ -17,9 +17,8 @@ use serde_json::Value;
 use super::online::{OnlineQuery, Plan};
 use crate::model::{FeatureView, TableName};
 use crate::online::ViewIndex;
-use crate::online::redis::{
-    MaterializedRecord, RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec,
-};
+use crate::online::durable::Materialized;
+use crate::online::redis::{RedisConfig, RedisOnline, RedisOnlineError, RowRead, codec};
 use crate::online::shared_rows::SharedRows;
 use crate::storage::Storage;
 
@@ -75,7 +74,7 @@ fn layout_schema(view: &FeatureView, join_keys: &[String], schema: &Schema) -> O
 /// would: the same definition and keys, the very table snapshot served now, no future row
 /// due yet.
 fn covers(
-    record: &MaterializedRecord,
+    record: &Materialized,
     view: &FeatureView,
     join_keys: &[String],
     table: &crate::storage::TableHandle,

@@ -16,7 +16,7 @@ use featurestore::online::redis::OnlineBackend;
 use serde_json::{Value, json};
 
 use crate::common::redis::{RedisServer, dedicated_redis, shared_redis, unique_prefix};
-use crate::common::{TestResult, TestServer, assert_problem, featurestore_ok, online_slots, slot};
+use crate::common::{TestResult, TestServer, assert_problem, online_slots, slot, small_demo_dir};
 
 /// Points a server at `redis` with `prefix`.
 fn on_redis(url: String, prefix: String) -> impl Fn(&mut Config) {
@@ -50,26 +50,25 @@ fn copy_dir(from: &Path, to: &Path) -> TestResult {
 
 /// `n` data roots holding the same small demo (30 users, 12 movies, 300 interactions).
 fn demo_copies(n: usize) -> TestResult<Vec<tempfile::TempDir>> {
-    let first = tempfile::tempdir()?;
-    let root = first.path().to_str().ok_or("a UTF-8 temporary path")?;
-    featurestore_ok(&[
-        "demo",
-        "--data-dir",
-        root,
-        "--users",
-        "30",
-        "--movies",
-        "12",
-        "--interactions",
-        "300",
-    ])?;
-    let mut dirs = vec![first];
+    let mut dirs = vec![small_demo_dir()?];
     for _ in 1..n {
         let copy = tempfile::tempdir()?;
         copy_dir(dirs[0].path(), copy.path())?;
         dirs.push(copy);
     }
     Ok(dirs)
+}
+
+/// Two replicas on `tier`, over copies of the same small demo.
+fn two_replicas(tier: &impl Fn(&mut Config)) -> TestResult<(TestServer, TestServer)> {
+    let mut dirs = demo_copies(2)?.into_iter();
+    let (Some(a), Some(b)) = (dirs.next(), dirs.next()) else {
+        return Err("two copies".into());
+    };
+    Ok((
+        TestServer::start_on(a, tier)?,
+        TestServer::start_on(b, tier)?,
+    ))
 }
 
 fn at(offset: chrono::Duration) -> String {
@@ -251,14 +250,7 @@ async fn out_of_order_pushes_through_two_replicas_keep_the_newest_event() -> Tes
         return Ok(());
     };
     let tier = on_redis(redis.url(), unique_prefix("out_of_order"));
-    let mut dirs = demo_copies(2)?.into_iter();
-    let (Some(a), Some(b)) = (dirs.next(), dirs.next()) else {
-        return Err("two copies".into());
-    };
-    let (replica_a, replica_b) = (
-        TestServer::start_on(a, &tier)?,
-        TestServer::start_on(b, &tier)?,
-    );
+    let (replica_a, replica_b) = two_replicas(&tier)?;
     let (newer, older) = (
         at(chrono::Duration::seconds(-10)),
         at(chrono::Duration::seconds(-20)),
@@ -336,8 +328,7 @@ async fn while_redis_is_down_lookups_answer_from_tables_pushes_online_fail_and_a
         return Ok(());
     };
     let tier = on_redis(redis.url(), unique_prefix("outage"));
-    let mut dirs = demo_copies(1)?.into_iter();
-    let server = TestServer::start_on(dirs.next().ok_or("a copy")?, &tier)?;
+    let server = TestServer::start_on(small_demo_dir()?, &tier)?;
     let now = at(chrono::Duration::seconds(-5));
     push_ok(&server, &profile_push("online", &[(1, Some(71), &now)])).await?;
     let before = lookup(&server, &profile_query(&[1, 2])).await?;
@@ -448,14 +439,7 @@ async fn a_push_online_and_offline_is_served_by_every_replica_and_lands_in_the_t
         return Ok(());
     };
     let tier = on_redis(redis.url(), unique_prefix("both"));
-    let mut dirs = demo_copies(2)?.into_iter();
-    let (Some(a), Some(b)) = (dirs.next(), dirs.next()) else {
-        return Err("two copies".into());
-    };
-    let (replica_a, replica_b) = (
-        TestServer::start_on(a, &tier)?,
-        TestServer::start_on(b, &tier)?,
-    );
+    let (replica_a, replica_b) = two_replicas(&tier)?;
     let now = at(chrono::Duration::zero());
     push_ok(
         &replica_b,
@@ -493,7 +477,7 @@ async fn rows_expire_after_key_ttl_seconds_as_in_feast() -> TestResult {
     };
     let prefix = unique_prefix("key_ttl");
     let tier = on_redis(redis.url(), prefix.clone());
-    let server = TestServer::start_on(demo_copies(1)?.remove(0), |config: &mut Config| {
+    let server = TestServer::start_on(small_demo_dir()?, |config: &mut Config| {
         tier(config);
         config.online.redis.key_ttl_seconds = 3600;
     })?;
@@ -534,7 +518,7 @@ fn the_materialize_command_writes_the_views_rows_into_redis() -> TestResult {
         return Ok(());
     };
     let prefix = unique_prefix("cli_materialize");
-    let data = demo_copies(1)?.remove(0);
+    let data = small_demo_dir()?;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_featurestore"))
         .args(["materialize", "--views", "movie_metadata", "--data-dir"])
         .arg(data.path())

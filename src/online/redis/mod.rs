@@ -10,7 +10,8 @@
 //!   order still leave the newest row.
 //! - `pushed`: view → `1` for every view that has rows here, so a lookup of a view with
 //!   none stays a local probe.
-//! - `materialized`: view → the JSON record of its last materialization.
+//! - `materialized`: view → the JSON record of its last materialization (the record the local
+//!   tier keeps in sled, [`Materialized`]).
 //!
 //! A server worker (an actix worker, a single-thread runtime of its own) talks to Redis over its
 //! own multiplexed connection, so a lookup's round trip never leaves its thread; every other
@@ -29,12 +30,11 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::{Deserialize, Serialize};
 
 pub use codec::EncodedRow;
 pub use config::{OnlineBackend, OnlineConfig, RedisConfig};
 
-use crate::model::FeatureView;
+use crate::online::durable::Materialized;
 
 /// The write script: replace the row at `KEYS[1]` unless it holds a later event.
 /// `ARGV`: event µs, created µs (or empty), expiry seconds (0: none), then field/value pairs.
@@ -108,35 +108,13 @@ pub enum RedisOnlineError {
     Config(String),
 }
 
-/// What a materialization into Redis recorded for a view, kept in the `materialized` hash so
-/// every replica knows whether Redis alone answers for the view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MaterializedRecord {
-    /// The view definition the rows were indexed for.
-    pub view: FeatureView,
-    /// Its join keys.
-    pub join_keys: Vec<String>,
-    /// Table version the rows came from.
-    pub table_version: u64,
-    /// Table snapshot the rows came from.
-    pub table_snapshot: u64,
-    /// Earliest future event left out (µs): from then on Redis alone is not enough.
-    pub valid_until: i64,
-    /// When it ran (µs since the epoch).
-    pub materialized_at_micros: i64,
-    /// End of the last materialized window (µs).
-    pub watermark_micros: i64,
-    /// Rows written.
-    pub rows: u64,
-}
-
 /// What Redis holds for one view, as this replica last learned it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ViewState {
     /// Rows were pushed or materialized into Redis for the view: lookups must read it.
     pub has_rows: bool,
     /// The last materialization, if any (shared: every lookup of the view reads it).
-    pub materialized: Option<Arc<MaterializedRecord>>,
+    pub materialized: Option<Arc<Materialized>>,
 }
 
 /// Whether Redis answered lately, for `/health` and `/metrics`.
@@ -533,7 +511,7 @@ impl RedisOnline {
             })
             .collect();
         for (view, record) in materialized {
-            match serde_json::from_str::<MaterializedRecord>(&record) {
+            match serde_json::from_str::<Materialized>(&record) {
                 Ok(record) => views.entry(view).or_default().materialized = Some(Arc::new(record)),
                 Err(e) => {
                     tracing::warn!(view, error = %e, "unreadable materialization record in redis; ignored")
@@ -633,7 +611,7 @@ impl RedisOnline {
     pub async fn save_materialized(
         self: &Arc<Self>,
         view: &str,
-        record: &MaterializedRecord,
+        record: &Materialized,
     ) -> Result<(), RedisOnlineError> {
         let json = serde_json::to_string(record).map_err(|e| self.unavailable(e))?;
         let mut pipe = redis::pipe();
@@ -659,7 +637,7 @@ impl RedisOnline {
     pub async fn materialized(
         self: &Arc<Self>,
         view: &str,
-    ) -> Result<Option<MaterializedRecord>, RedisOnlineError> {
+    ) -> Result<Option<Materialized>, RedisOnlineError> {
         let mut cmd = redis::cmd("HGET");
         cmd.arg(self.key("materialized")).arg(view);
         let json: Option<String> = self.query(Request::Cmd(cmd)).await?;

@@ -299,6 +299,11 @@ pub fn featurestore_command(args: &[&str]) -> TestResult<std::process::Output> {
 /// A server over a small demo written by the `demo` command, relative to now as
 /// `serve --demo` writes it (30 users, 12 movies, 300 interactions).
 pub fn small_demo_server() -> TestResult<TestServer> {
+    TestServer::start_on(small_demo_dir()?, |_| {})
+}
+
+/// A data root holding the small demo of [`small_demo_server`], written by the `demo` command.
+pub fn small_demo_dir() -> TestResult<tempfile::TempDir> {
     let data = tempfile::tempdir()?;
     let root = data.path().to_str().ok_or("a UTF-8 temporary path")?;
     featurestore_ok(&[
@@ -312,7 +317,7 @@ pub fn small_demo_server() -> TestResult<TestServer> {
         "--interactions",
         "300",
     ])?;
-    TestServer::start_on(data, |_| {})
+    Ok(data)
 }
 
 /// Runs the binary and checks that it succeeded; returns its stdout.
