@@ -2,8 +2,9 @@
 //!
 //! featurestore keeps online serving in step with the tables (a table write is visible to the
 //! next lookup), so materializing does not decide *what* is online; it persists the online
-//! index (the latest row per key, pushed rows included) into the durable online store, so a
-//! restart serves those views at once instead of rebuilding them from Parquet, and it records
+//! index (the latest row per key, pushed rows included) into the durable online store (this
+//! process's sled, or Redis shared by replicas), so a restart (or another replica) serves those
+//! views at once instead of rebuilding them from Parquet, and it records
 //! the window's end as the view's watermark for the next incremental run. The window is
 //! reported (rows whose event time falls in it) and validated like Feast's, but rows outside
 //! it are not withheld from lookups: the online value of a key is always its latest row at or
@@ -36,12 +37,9 @@ impl OnlineSink {
                 .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?
                 .map(|r| r.watermark_micros)),
             OnlineSink::Shared(redis) => {
-                let (redis, name) = (Arc::clone(redis), view.to_owned());
+                let (reader, name) = (Arc::clone(redis), view.to_owned());
                 Ok(redis
-                    .wait({
-                        let redis = Arc::clone(&redis);
-                        async move { redis.materialized(&name).await }
-                    })
+                    .wait(async move { reader.materialized(&name).await })
                     .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?
                     .map(|r| r.watermark_micros))
             }

@@ -4,10 +4,13 @@
 //! column of the table, values of its types, and non-null join keys and event timestamps (a
 //! row without them could never be looked up). Then:
 //! - offline: appended to the table as a new part file (see `storage`), durable on return;
-//! - online: recorded in the durable online store, durable on return.
+//! - online: recorded in the durable online store, durable on return: this process's sled
+//!   store, whose rows the kept online index absorbs in place (an overlay, not a rebuild), or,
+//!   with `online.backend = "redis"`, Redis, written first so that a push Redis refuses
+//!   stores nothing (see `shared`).
 //!
-//! Either way the kept online index absorbs the rows in place (an overlay, not a rebuild), so
-//! the next lookup sees them. Because featurestore keeps online serving in step with the
+//! Offline rows are absorbed by the kept online index in place too, so the next lookup sees
+//! them. Because featurestore keeps online serving in step with the
 //! tables, rows pushed offline are served online as well: the latest row per key is the same
 //! whichever store it reached.
 
