@@ -258,7 +258,7 @@ pub fn column_fields(columns: &[String]) -> Vec<String> {
 /// Rebuilds rows read back with `HMGET` (one value per field of `schema`, in its order;
 /// `None` for a missing field) as a batch of `schema`. Values that no longer parse as their
 /// column's type (the table was retyped since the push) become nulls rather than failing the
-/// lookup, and are logged.
+/// lookup.
 pub fn decode_rows(
     schema: &SchemaRef,
     rows: &[Vec<Option<String>>],
