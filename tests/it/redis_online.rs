@@ -471,7 +471,7 @@ async fn a_push_online_and_offline_is_served_by_every_replica_and_lands_in_the_t
 }
 
 #[tokio::test]
-async fn rows_expire_after_key_ttl_seconds_as_in_feast() -> TestResult {
+async fn each_write_sets_the_rows_expiry_to_key_ttl_seconds_as_feast_does() -> TestResult {
     let Some(redis) = redis_or_skip() else {
         return Ok(());
     };
