@@ -131,6 +131,21 @@ async fn seen_within(
     }
 }
 
+/// Waits until `server`'s change bus is subscribed (`/health`'s `change_bus.connected`).
+async fn bus_connected(server: &TestServer) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = server.get("/health").await?;
+        if health["change_bus"]["connected"] == json!(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the change bus never connected: {health}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn redis_or_skip() -> Option<Arc<RedisServer>> {
     shared_redis()
 }
@@ -150,6 +165,9 @@ async fn a_row_pushed_through_one_replica_is_served_by_another_exactly_as_one_no
     let replica_a = TestServer::start_on(a, &tier)?;
     let replica_b = TestServer::start_on(b, &tier)?;
     let one_node = TestServer::start_on(c, |_| {})?;
+    // A must be listening before B's first push, as a replica is once it has started: the
+    // bound below is the bus's, not a subscription still being set up.
+    bus_connected(&replica_a).await?;
 
     let (now, old) = (
         at(chrono::Duration::zero()),
