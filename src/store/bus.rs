@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{FeatureStore, online, registration};
+use super::FeatureStore;
 use crate::bus::{self, BusGuard, BusStatus, Change, Job};
 use crate::model::TableName;
-use crate::registry::SyncOptions;
 
 /// Wait before the one retry of a failed publish.
 const PUBLISH_RETRY: Duration = Duration::from_millis(200);
@@ -90,7 +89,10 @@ impl FeatureStore {
                 // first, so the view sync below checks against what the writer left.
                 self.reload_registry();
                 let changed = self.storage.rescan_one(&name);
-                self.follow_changed(&changed);
+                for name in &changed {
+                    self.cache.invalidate_table(name);
+                }
+                self.follow_views(&changed);
                 if !changed.is_empty() {
                     tracing::debug!(tables = ?changed, "followed another replica's table change");
                 }
@@ -117,30 +119,6 @@ impl FeatureStore {
                 }
                 self.refresh_online_views();
             }
-        }
-    }
-
-    /// What a poll round does after the catalog changed, for `changed` only: cached reads
-    /// of those tables dropped (their keys name the old version anyway), online indexes of
-    /// deleted tables forgotten, and each view followed or checked against its table.
-    fn follow_changed(&self, changed: &[String]) {
-        for name in changed {
-            self.cache.invalidate_table(name);
-            let Some(table) = name
-                .parse::<TableName>()
-                .ok()
-                .and_then(|n| self.storage.peek(&n))
-            else {
-                online::forget_index(&self.indexes, name);
-                continue;
-            };
-            registration::sync_view(
-                &self.storage,
-                &self.registry,
-                &table.group,
-                &table.name,
-                &SyncOptions::default(),
-            );
         }
     }
 

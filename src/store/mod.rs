@@ -313,12 +313,21 @@ impl FeatureStore {
     /// are followed or checked as after a save (mismatches are logged).
     pub fn refresh_tree(&self) -> Vec<String> {
         let changed = refresh_tree(&self.storage, &self.cache);
-        for name in &changed {
+        self.follow_views(&changed);
+        changed
+    }
+
+    /// After the catalog changed for `changed` (a poll round, a change-bus notice): each
+    /// view followed or checked against its table, and the online index of a table that is
+    /// gone forgotten.
+    fn follow_views(&self, changed: &[String]) {
+        for name in changed {
             let Some(table) = name
                 .parse::<TableName>()
                 .ok()
                 .and_then(|n| self.storage.peek(&n))
             else {
+                online::forget_index(&self.indexes, name);
                 continue;
             };
             registration::sync_view(
@@ -329,7 +338,6 @@ impl FeatureStore {
                 &SyncOptions::default(),
             );
         }
-        changed
     }
 
     /// A page of `group/name`: memory tier, then disk tier, then Parquet.
