@@ -16,10 +16,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpMessage, HttpRequest, ResponseError, web};
 
 use super::{ApiError, AppState};
-use crate::auth::Scope;
+use crate::auth::{Identity, Scope};
 
 /// Paths anyone may call: liveness, and the API documentation (so Swagger UI loads and its
 /// Authorize button can be used).
@@ -89,6 +89,12 @@ fn bearer_token(value: &[u8]) -> Result<&str, AuthFailure> {
     Ok(token)
 }
 
+/// The name of the token that authenticated `req`, when auth is on: what table and registry
+/// history record as the writer. `None` without auth, or on a route that needs no token.
+pub fn token_name(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<Identity>().map(|i| i.name.clone())
+}
+
 /// The middleware: lets a request through when it needs no token or carries one of enough
 /// scope; otherwise answers the 401 or 403 problem itself, so the request metrics (recorded
 /// outside) still count it.
@@ -100,7 +106,11 @@ pub async fn authenticate<B: MessageBody>(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     match check(&req, needed) {
-        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Ok(identity) => {
+            // Handlers that record who wrote (table and registry history) read it from here.
+            req.extensions_mut().insert(identity);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
         Err(error) => {
             let response = error.error_response();
             Ok(req.into_response(response).map_into_right_body())
@@ -108,7 +118,7 @@ pub async fn authenticate<B: MessageBody>(
     }
 }
 
-fn check(req: &ServiceRequest, needed: Scope) -> Result<(), ApiError> {
+fn check(req: &ServiceRequest, needed: Scope) -> Result<Identity, ApiError> {
     // The middleware is wrapped only when the state holds an authenticator, so a missing one
     // cannot happen; should it, the request is refused rather than let through.
     let auth = req
@@ -134,7 +144,7 @@ fn check(req: &ServiceRequest, needed: Scope) -> Result<(), ApiError> {
         });
     }
     tracing::debug!(token = %identity.name, path = req.path(), "authenticated");
-    Ok(())
+    Ok(identity.clone())
 }
 
 #[cfg(test)]
