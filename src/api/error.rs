@@ -192,6 +192,16 @@ impl ApiError {
                     StorageError::TableNotFound { .. } => {
                         (S::NOT_FOUND, "table_not_found", "Table not found")
                     }
+                    StorageError::VersionNotFound { .. } => (
+                        S::NOT_FOUND,
+                        "table_version_not_found",
+                        "Table version not found",
+                    ),
+                    StorageError::VersionExpired { .. } => (
+                        S::GONE,
+                        "table_version_expired",
+                        "Table version no longer retained",
+                    ),
                     StorageError::NameInOtherGroup { .. } => (
                         S::CONFLICT,
                         "table_name_conflict",

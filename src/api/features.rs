@@ -249,6 +249,7 @@ fn page_body(group: &GroupName, name: &TableName, offset: u64, limit: u64, page:
     )
 )]
 pub async fn save_table(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: super::body::BlockingJson<SaveFeaturesRequest>,
@@ -292,6 +293,7 @@ pub async fn save_table(
         entity_key: body.entity_key,
         timestamp_field: body.timestamp_field,
         created_timestamp_field: body.created_timestamp_field,
+        written_by: super::auth::token_name(&req),
     };
     let view = ViewOptions {
         ttl_seconds: body.ttl_seconds,
@@ -394,11 +396,15 @@ pub async fn table_info(
     )
 )]
 pub async fn delete_table(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let deleted = state.store.delete(group.clone(), name.clone()).await?;
+    let deleted = state
+        .store
+        .delete(group.clone(), name.clone(), super::auth::token_name(&req))
+        .await?;
     let references = deleted.references;
     let mut message = format!("table {group}/{name} deleted");
     if !references.feature_views.is_empty() {

@@ -290,14 +290,18 @@ impl Storage {
                 tracing::warn!(table = %name, error = %e, "could not record the version of a table changed on disk");
             }
         }
-        Ok(TableHandle {
+        let handle = TableHandle {
             group: group.clone(),
             name: name.clone(),
             file,
             version,
             entity_key,
             timestamp_field,
-        })
+        };
+        // A table found on disk (written by another tool, or before history existed, or
+        // whose write's history line was lost) gets its version recorded now.
+        self.reconcile_history(&handle);
+        Ok(handle)
     }
 
     /// The highest version ever recorded for `name`, in any group (names are unique across

@@ -95,6 +95,27 @@ pub enum StorageError {
         /// The table.
         name: String,
     },
+    /// The version asked for was never written (or is the table's deletion, or the table
+    /// did not exist at the instant asked for).
+    #[error("table {name:?} has no {asked}; {available}")]
+    VersionNotFound {
+        /// The table.
+        name: String,
+        /// What was asked for ("version 7", "the version current at ...").
+        asked: String,
+        /// Which versions exist, for the caller.
+        available: String,
+    },
+    /// The version asked for existed but is no longer retained (`[storage.history]`).
+    #[error("{asked} of table {name:?} is no longer retained; {available}")]
+    VersionExpired {
+        /// The table.
+        name: String,
+        /// What was asked for.
+        asked: String,
+        /// Which versions are retained, for the caller.
+        available: String,
+    },
     /// An Arrow computation (cast, filter, concat) failed.
     #[error("Arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

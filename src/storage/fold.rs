@@ -34,11 +34,13 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::downcast::fit_exactly;
 use super::error::{Result, StorageError};
+use super::history::VersionOp;
 use super::layout::Layout;
 use super::meta::{ColumnMeta, LogicalType, Sidecar, TableMeta};
 use super::reader::{ParquetFile, base_id_of};
 use super::remote::Op;
 use super::save::PreparedSave;
+use super::versions::HistoryWrite;
 use super::writer::{stage_table, sync_dir, write_json, write_table};
 use super::{
     AppendOutcome, Declaration, SaveOutcome, Storage, TableFile, TableHandle, rfc3339, typed,
@@ -125,7 +127,12 @@ impl Storage {
         let appended_to = Some((current.version, current.file.snapshot_id()));
         let stored_schema = nullable(current.file.stored_schema());
         let Some(stored) = fit_exactly(&ordered, &stored_schema)? else {
-            let saved = self.fold_locked(&current, Some(&ordered))?;
+            let widening = HistoryWrite::Version {
+                op: VersionOp::Append,
+                written_by: declaration.written_by.clone(),
+                restored_from: None,
+            };
+            let saved = self.fold_locked(&current, Some((&ordered, widening)))?;
             tracing::info!(table = %name, version = saved.version, "widened the table's stored types for pushed values");
             return Ok(AppendOutcome {
                 version: saved.version,
@@ -171,7 +178,7 @@ impl Storage {
         };
         let handle = match &self.remote {
             Some(remote) => self.commit_part(remote, &current, &stored, meta)?,
-            None => self.append_part_file(&current, &stored, &meta)?,
+            None => self.append_part_file(&current, &stored, &meta, declaration.written_by)?,
         };
         Ok(AppendOutcome {
             version,
@@ -192,6 +199,7 @@ impl Storage {
         current: &TableHandle,
         stored: &RecordBatch,
         meta: &TableMeta,
+        written_by: Option<String>,
     ) -> Result<Arc<TableHandle>> {
         let (group, name) = (&current.group, &current.name);
         let version = meta.version;
@@ -202,7 +210,9 @@ impl Storage {
             .layout
             .part_path(group, name, &base_id, current.file.part_count() + 1);
         write_table(&path, stored, meta, self.config.write_settings())?;
-        let file = current.file.with_part(ParquetFile::open(&path)?);
+        let part = ParquetFile::open(&path)?;
+        let bytes_written = part.file_size();
+        let file = current.file.with_part(part);
         let sidecar = Sidecar {
             version,
             deleted: false,
@@ -223,6 +233,18 @@ impl Storage {
             timestamp_field: current.timestamp_field.clone(),
         });
         write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
+        let history = HistoryWrite::Version {
+            op: VersionOp::Append,
+            written_by,
+            restored_from: None,
+        };
+        self.record_version(
+            &handle,
+            Some(current),
+            &history,
+            stored.num_rows() as u64,
+            bytes_written,
+        );
         Ok(handle)
     }
 
@@ -271,7 +293,8 @@ impl Storage {
             let base_id = base_id_of(prepared.meta.version);
             let moved = self.carry_parts(&snapshot.group, name, &base_id, late)?;
             staged.commit()?;
-            self.install_fold(&current, prepared, &moved)?
+            let folded_base = snapshot.file.base().base_id();
+            self.install_fold(&current, prepared, &moved, &folded_base, folded)?
         } else {
             // A replace or a widening push landed meanwhile: fold what is there now.
             drop(staged);
@@ -333,10 +356,15 @@ impl Storage {
         current: &TableHandle,
         prepared: PreparedSave,
         moved: &[PathBuf],
+        folded_base: &str,
+        parts_folded: usize,
     ) -> Result<(u64, u64)> {
         let (group, name) = (&current.group, &current.name);
         let base = ParquetFile::open(&prepared.path)?;
         let base_id = base.base_id();
+        if let Err(e) = self.keep_base_in_history(group, name, &prepared.path, &base_id) {
+            tracing::warn!(table = %name, error = %e, "could not keep the folded table file in its history");
+        }
         let parts = moved
             .iter()
             .map(|p| ParquetFile::open(p))
@@ -363,9 +391,16 @@ impl Storage {
             entity_key: current.entity_key.clone(),
             timestamp_field: current.timestamp_field.clone(),
         };
-        write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+        let handle = Arc::new(handle);
+        write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
         self.mark_readable(name);
-        self.remove_parts(group, name, Some(&base_id));
+        // The folded base and parts stay until the history sweep finds no version reading
+        // them: the fold re-points the versions they held to prefixes of the new file.
+        let fold = HistoryWrite::Compaction {
+            from_base: folded_base.to_owned(),
+            parts_folded,
+        };
+        self.record_version(&handle, Some(current), &fold, 0, 0);
         Ok((version, rows))
     }
 
@@ -374,9 +409,20 @@ impl Storage {
     pub(super) fn fold_locked(
         &self,
         handle: &TableHandle,
-        extra: Option<&RecordBatch>,
+        extra: Option<(&RecordBatch, HistoryWrite)>,
     ) -> Result<SaveOutcome> {
-        let prepared = self.prepare_fold(handle, extra)?;
+        let (extra, history) = match extra {
+            Some((rows, history)) => (Some(rows), history),
+            None => (
+                None,
+                HistoryWrite::Compaction {
+                    from_base: handle.file.base().base_id(),
+                    parts_folded: handle.file.part_count(),
+                },
+            ),
+        };
+        let mut prepared = self.prepare_fold(handle, extra)?;
+        prepared.history = history;
         if let Some(remote) = &self.remote {
             let op = if extra.is_none() {
                 Op::Compact
@@ -429,7 +475,7 @@ impl Storage {
 
     /// Creates `dir` and its missing parents, syncing each parent so the new entries survive
     /// a crash along with the files later written into them.
-    fn create_dirs_durably(&self, dir: &Path) -> Result<()> {
+    pub(super) fn create_dirs_durably(&self, dir: &Path) -> Result<()> {
         if dir.is_dir() {
             return Ok(());
         }
@@ -469,44 +515,6 @@ impl Storage {
             .map(|p| ParquetFile::open(p))
             .collect::<Result<Vec<_>>>()?;
         Ok(TableFile::from_segments(base, parts))
-    }
-
-    /// Removes the appended parts of `group/name`, except those of the base file `keep`.
-    /// Best effort: leftovers are invisible (they belong to no current base file) and are
-    /// swept at the next start.
-    pub(super) fn remove_parts(&self, group: &GroupName, name: &TableName, keep: Option<&str>) {
-        let dir = self.layout.appends_dir(group, name);
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if keep.is_some_and(|k| entry.file_name().to_str() == Some(k)) {
-                continue;
-            }
-            if let Err(e) = fs::remove_dir_all(entry.path()) {
-                tracing::warn!(path = %entry.path().display(), error = %e, "could not remove parts of a replaced table file");
-            }
-        }
-        if keep.is_none() {
-            let _ = fs::remove_dir(&dir);
-        }
-    }
-
-    /// At start-up: drops parts that belong to no current base file (a crash between a
-    /// replace and the removal of the old parts) and temporary files of interrupted appends.
-    /// Parts of tables that did not load are kept: their base file may only be unreadable
-    /// for now.
-    pub(super) fn sweep_orphan_parts(&self) {
-        for table in self.list() {
-            let base_id = table.file.base().base_id();
-            self.remove_parts(&table.group, &table.name, Some(&base_id));
-            let dir = self.layout.parts_dir(&table.group, &table.name, &base_id);
-            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if entry.file_name().to_str().is_some_and(Layout::is_temp_file) {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
     }
 }
 

@@ -4,6 +4,11 @@
 //! <root>/features/<group>/<name>.parquet   one table (its base file)
 //! <root>/features/<group>/_appends/<name>/<base>/part-<n>.parquet
 //!                                          rows pushed to it since the base was written
+//! <root>/features/<group>/_history/<name>/<base>.parquet
+//!                                          a second name of every base file written, so a
+//!                                          replaced one stays readable for its versions
+//! <root>/metadata/<group>/<name>.history.jsonl
+//!                                          the table's versions (see `history`)
 //! <root>/metadata/<group>/<name>.json      its sidecar (a readable copy of the footer metadata,
 //!                                          and the version counter that survives a delete)
 //! <root>/cache/                            the disk cache
@@ -26,6 +31,9 @@ const TABLE_EXT: &str = "parquet";
 const TEMP_MARKER: &str = ".tmp-";
 /// Folder, inside a group folder, of the parts appended to its tables.
 pub const APPENDS_DIR: &str = "_appends";
+
+/// Folder, inside a group folder, of the base files kept for the tables' history.
+pub const HISTORY_DIR: &str = "_history";
 
 /// Paths of the data root.
 #[derive(Debug, Clone)]
@@ -81,6 +89,25 @@ impl Layout {
     ) -> PathBuf {
         self.parts_dir(group, name, base_id)
             .join(format!("part-{seq:06}.{TABLE_EXT}"))
+    }
+
+    /// `<root>/features/<group>/_history/<name>`: the base files a table's versions read.
+    pub fn history_dir(&self, group: &GroupName, name: &TableName) -> PathBuf {
+        self.group_dir(group).join(HISTORY_DIR).join(name.as_str())
+    }
+
+    /// The history name of the base file `base_id`.
+    pub fn history_base_path(&self, group: &GroupName, name: &TableName, base_id: &str) -> PathBuf {
+        self.history_dir(group, name)
+            .join(format!("{base_id}.{TABLE_EXT}"))
+    }
+
+    /// `<root>/metadata/<group>/<name>.history.jsonl`: the table's version log.
+    pub fn history_log_path(&self, group: &GroupName, name: &TableName) -> PathBuf {
+        self.root
+            .join("metadata")
+            .join(group.as_str())
+            .join(format!("{name}.history.jsonl"))
     }
 
     /// Whether `file_name` is a part file (as opposed to a temporary file or anything else).

@@ -15,6 +15,8 @@ mod downcast;
 mod duplicates;
 mod error;
 mod fold;
+pub mod history;
+mod history_sweep;
 mod layout;
 mod meta;
 pub mod object;
@@ -28,6 +30,7 @@ mod settings;
 mod source;
 mod table;
 mod typed;
+mod versions;
 mod writer;
 
 use std::collections::HashMap;
@@ -44,6 +47,10 @@ pub use downcast::{DowncastPolicy, FloatDowncast, IntegerDowncast, downcast};
 pub use duplicates::DuplicateTable;
 pub use error::{Result, StorageError};
 pub use fold::FoldOutcome;
+pub use history::{
+    ColumnRetype, HistoryConfig, HistorySweep, TableHistory, VersionOp, VersionRecord,
+    VersionSelector,
+};
 pub use layout::{DEFAULT_GROUPS, Layout};
 pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, micros_type, timestamp_type};
 pub use records::{JsonScalar, RecordColumns};
@@ -51,6 +58,7 @@ pub use save::{AppendOutcome, Declaration, SaveOutcome};
 pub use settings::{StorageBackend, StorageConfig};
 pub use table::TableFile;
 pub use typed::{json_columns_to_batch, logical_schema};
+pub use versions::Clock;
 
 use crate::model::TableName;
 use writer::write_json;
@@ -83,6 +91,10 @@ pub struct Storage {
     remote: Option<remote::Remote>,
     /// Held while the tree is open, so no other process sweeps under this one's writes.
     _presence: Option<presence::Presence>,
+    /// The clock history records instants with.
+    clock: Mutex<versions::Clock>,
+    /// Old versions recently opened, kept open for the next pinned read.
+    pinned: Mutex<lru::LruCache<(TableName, u64), Arc<TableHandle>>>,
 }
 
 impl Storage {
@@ -108,7 +120,11 @@ impl Storage {
         }
         let _ = storage.rescan();
         if alone {
-            storage.sweep_orphan_parts();
+            // Parts and base files no retained version reads (a crash between a write and
+            // its cleanup, or versions past retention) go now.
+            if let Err(e) = storage.sweep_history() {
+                tracing::warn!(error = %e, "cannot sweep table history at start-up");
+            }
         }
         Ok(storage)
     }
@@ -128,6 +144,8 @@ impl Storage {
             duplicates: Mutex::new(HashMap::new()),
             remote,
             _presence: presence,
+            clock: Mutex::new(versions::Clock::system()),
+            pinned: versions::pinned_cache(),
         }
     }
 

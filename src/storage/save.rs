@@ -12,10 +12,12 @@ use arrow::record_batch::RecordBatch;
 use super::catalog::TableHandle;
 use super::downcast::downcast_onto;
 use super::error::{Result, StorageError};
+use super::history::VersionOp;
 use super::meta::{LogicalType, Sidecar, TableMeta, timestamp_type};
 use super::records::RecordColumns;
 use super::remote::Op;
 use super::table::TableFile;
+use super::versions::HistoryWrite;
 use super::writer::{sync_dir, write_json, write_table};
 use super::{DEFAULT_ENTITY_KEY, DEFAULT_TIMESTAMP_FIELD, Storage, convert, rfc3339, write_lock};
 use crate::model::{GroupName, TableName};
@@ -26,6 +28,8 @@ pub(super) struct PreparedSave {
     pub(super) stored: RecordBatch,
     pub(super) meta: TableMeta,
     pub(super) created: bool,
+    /// What the table's history records for this write.
+    pub(super) history: HistoryWrite,
 }
 
 /// Entity key and timestamp field a writer declares for a table (both optional).
@@ -38,6 +42,8 @@ pub struct Declaration {
     /// A second timestamp column (a view's `created_timestamp_field`) whose RFC 3339 strings
     /// become timestamps like the event timestamp's; only JSON saves need it said.
     pub created_timestamp_field: Option<String>,
+    /// The token writing, when auth is on: the table's history records it.
+    pub written_by: Option<String>,
 }
 
 /// What a save did.
@@ -167,11 +173,21 @@ impl Storage {
 
     /// Deletes `group/name`; returns the version it had. The sidecar keeps the version
     /// counter so a re-created table continues after it.
-    pub fn delete(&self, group: &GroupName, name: &TableName) -> Result<u64> {
-        self.retrying(|| self.delete_once(group, name))
+    pub fn delete(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        written_by: Option<String>,
+    ) -> Result<u64> {
+        self.retrying(|| self.delete_once(group, name, written_by.clone()))
     }
 
-    fn delete_once(&self, group: &GroupName, name: &TableName) -> Result<u64> {
+    fn delete_once(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        written_by: Option<String>,
+    ) -> Result<u64> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(remote) = &self.remote {
@@ -184,24 +200,24 @@ impl Storage {
             if &handle.group != group {
                 return Err(self.other_group_error(group, &handle));
             }
-            return self.commit_delete(remote, &handle);
+            return self.commit_delete(remote, &handle, written_by);
         }
         let handle = self.get_in_group(group, name)?;
+        // The base file keeps its history name and the parts stay: the deleted table can be
+        // restored while retention keeps its versions.
+        self.reconcile_history(&handle);
         let path = self.layout.table_path(group, name);
         fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
         sync_dir(&self.layout.group_dir(group))?;
-        self.remove_parts(group, name, None);
-        let tombstone = Sidecar {
-            version: handle.version,
-            deleted: true,
-            row_count: 0,
-            file_size_bytes: 0,
-            table: None,
-            fingerprint: None,
-        };
-        if let Err(e) = write_json(&self.layout.sidecar_path(group, name), &tombstone) {
+        // The deletion is a version of its own, so a re-created table continues after it.
+        let deletion = handle.version.max(self.latest_version(name)) + 1;
+        if let Err(e) = write_json(
+            &self.layout.sidecar_path(group, name),
+            &Sidecar::deleted_at(deletion),
+        ) {
             tracing::warn!(table = %name, error = %e, "could not record the deleted table's version");
         }
+        self.record_delete(&handle, deletion, written_by);
         write_lock(&self.tables).remove(name);
         self.mark_readable(name);
         Ok(handle.version)
@@ -247,7 +263,29 @@ impl Storage {
         declaration: Declaration,
         existing: Option<Arc<TableHandle>>,
     ) -> Result<SaveOutcome> {
-        let prepared = self.prepare_save(
+        let history = HistoryWrite::Version {
+            op: if existing.is_some() {
+                VersionOp::Replace
+            } else {
+                VersionOp::Create
+            },
+            written_by: declaration.written_by.clone(),
+            restored_from: None,
+        };
+        self.save_locked_as(group, name, batch, declaration, existing, history)
+    }
+
+    /// [`Storage::save_locked`], recording `history` for the write.
+    pub(super) fn save_locked_as(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        batch: &RecordBatch,
+        declaration: Declaration,
+        existing: Option<Arc<TableHandle>>,
+        history: HistoryWrite,
+    ) -> Result<SaveOutcome> {
+        let mut prepared = self.prepare_save(
             group,
             name,
             batch,
@@ -256,6 +294,7 @@ impl Storage {
             None,
             false,
         )?;
+        prepared.history = history;
         if let Some(remote) = &self.remote {
             return self.commit_base(remote, group, name, prepared, Op::Replace, Vec::new());
         }
@@ -289,6 +328,7 @@ impl Storage {
             .iter()
             .map(|f| f.name().clone())
             .collect();
+        let written_by = declaration.written_by.clone();
         let entity_key = resolve_entity_key(&columns, declaration.entity_key, existing)?;
         for key in &entity_key {
             check_entity_key_type(batch, key)?;
@@ -324,6 +364,15 @@ impl Storage {
             stored,
             meta,
             created: existing.is_none(),
+            history: HistoryWrite::Version {
+                op: if existing.is_some() {
+                    VersionOp::Replace
+                } else {
+                    VersionOp::Create
+                },
+                written_by,
+                restored_from: None,
+            },
         })
     }
 
@@ -339,9 +388,17 @@ impl Storage {
             path,
             meta,
             created,
-            ..
+            history,
+            stored,
         } = prepared;
         let file = TableFile::open(&path)?;
+        let base_id = file.base().base_id();
+        if let Err(e) = self.keep_base_in_history(group, name, &path, &base_id) {
+            // The version stays readable while it is current; the next load links it.
+            tracing::warn!(table = %name, error = %e, "could not keep the table file in its history");
+        }
+        let rows_written = stored.num_rows() as u64;
+        let bytes_written = file.file_size();
         let version = meta.version;
         let entity_key = meta.entity_key.clone();
         let timestamp_field = meta.timestamp_field.clone();
@@ -373,11 +430,18 @@ impl Storage {
             entity_key,
             timestamp_field,
         };
-        write_lock(&self.tables).insert(name.clone(), Arc::new(handle));
+        let handle = Arc::new(handle);
+        let previous = write_lock(&self.tables).insert(name.clone(), Arc::clone(&handle));
         self.mark_readable(name);
-        // The new base file owns no parts: those of the replaced one became invisible in the
-        // rename and are garbage now.
-        self.remove_parts(group, name, None);
+        // The replaced base's parts stay for its versions; the history sweep removes them
+        // when retention lets them go.
+        self.record_version(
+            &handle,
+            previous.as_deref(),
+            &history,
+            rows_written,
+            bytes_written,
+        );
         Ok(outcome)
     }
 }

@@ -39,6 +39,9 @@ pub struct StorageConfig {
     /// Most of the time background folds of one table may take, as a share of wall time:
     /// after a fold that took `d`, the table's next one waits at least `d × (1 / share − 1)`.
     pub fold_max_share: f64,
+    /// `[storage.history]`: how long versions stay readable.
+    #[serde(default)]
+    pub history: super::history::HistoryConfig,
 }
 
 /// Where the tables live.
@@ -78,7 +81,7 @@ impl StorageConfig {
         if !(self.fold_max_share > 0.0 && self.fold_max_share <= 1.0) {
             return Err("storage.fold_max_share must be above 0 and at most 1".into());
         }
-        Ok(())
+        self.history.validate()
     }
 
     pub(super) fn policy(&self) -> DowncastPolicy {

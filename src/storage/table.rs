@@ -25,6 +25,9 @@ use super::reader::{ParquetFile, to_served};
 pub struct TableFile {
     base: ParquetFile,
     parts: Vec<ParquetFile>,
+    /// When set, only this many leading rows of the base (an old version folded into a newer
+    /// base file: see `history`); the snapshot then has no parts.
+    prefix_rows: Option<u64>,
     /// Identity of the whole snapshot, computed once: part of every cache key and online
     /// freshness check.
     snapshot_id: u64,
@@ -46,10 +49,24 @@ impl TableFile {
         Self {
             base,
             parts,
+            prefix_rows: None,
             snapshot_id,
         }
     }
 
+    /// The first `rows` rows of `base`: an old version whose rows a fold wrote at the start of
+    /// a newer base file.
+    pub(super) fn prefix(base: ParquetFile, rows: u64) -> Self {
+        let rows = rows.min(base.row_count());
+        let mut file = Self::from_segments(base, Vec::new());
+        if rows < file.base.row_count() {
+            // A prefix is another content than the whole file: caches must not mix them.
+            file.snapshot_id =
+                file.snapshot_id.rotate_left(29) ^ rows.wrapping_mul(0xA24B_AED4_963E_E407);
+            file.prefix_rows = Some(rows);
+        }
+        file
+    }
     /// This snapshot with one more part.
     pub(super) fn with_part(&self, part: ParquetFile) -> Self {
         let mut parts = self.parts.clone();
@@ -113,6 +130,9 @@ impl TableFile {
 
     /// Rows in the whole table.
     pub fn row_count(&self) -> u64 {
+        if let Some(rows) = self.prefix_rows {
+            return rows;
+        }
         self.segments().map(ParquetFile::row_count).sum()
     }
 
@@ -165,6 +185,10 @@ impl TableFile {
     /// parts; only the segments (and inside them the row groups and pages) the range touches
     /// are read.
     pub fn read_range(&self, projection: &[usize], offset: u64, limit: u64) -> Result<RecordBatch> {
+        if let Some(rows) = self.prefix_rows {
+            let limit = limit.min(rows.saturating_sub(offset));
+            return self.base.read_range(projection, offset.min(rows), limit);
+        }
         if self.parts.is_empty() {
             return self.base.read_range(projection, offset, limit);
         }
@@ -186,6 +210,9 @@ impl TableFile {
 
     /// All rows of the projected columns.
     pub fn read_all(&self, projection: &[usize]) -> Result<RecordBatch> {
+        if let Some(rows) = self.prefix_rows {
+            return self.base.read_range(projection, 0, rows);
+        }
         if self.parts.is_empty() {
             return self.base.read_all(projection);
         }
@@ -203,6 +230,22 @@ impl TableFile {
         filter_column: usize,
         keep: impl Fn(&ArrayRef) -> Result<BooleanArray>,
     ) -> Result<RecordBatch> {
+        if let Some(rows) = self.prefix_rows {
+            // Predicates cannot stop at a row count: read the prefix, then filter it.
+            let mut columns = projection.to_vec();
+            let filter_at = match columns.iter().position(|c| *c == filter_column) {
+                Some(at) => at,
+                None => {
+                    columns.push(filter_column);
+                    columns.len() - 1
+                }
+            };
+            let batch = self.base.read_range(&columns, 0, rows)?;
+            let mask = keep(batch.column(filter_at))?;
+            let kept = arrow::compute::filter_record_batch(&batch, &mask)?;
+            let indices: Vec<usize> = (0..projection.len()).collect();
+            return Ok(kept.project(&indices)?);
+        }
         if self.parts.is_empty() {
             return self.base.read_where(projection, filter_column, keep);
         }

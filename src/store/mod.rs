@@ -468,7 +468,12 @@ impl FeatureStore {
 
     /// Deletes `group/name`; returns the version it had and the registered objects that
     /// still name it.
-    pub async fn delete(&self, group: GroupName, name: TableName) -> Result<Deleted> {
+    pub async fn delete(
+        &self,
+        group: GroupName,
+        name: TableName,
+        written_by: Option<String>,
+    ) -> Result<Deleted> {
         let durable = self.durable.clone();
         let redis = self.redis.clone();
         let indexes = Arc::clone(&self.indexes);
@@ -478,7 +483,7 @@ impl FeatureStore {
             name: name.to_string(),
         };
         let outcome = self.blocking(move |s, c| {
-            let deleted = s.delete(&group, &name);
+            let deleted = s.delete(&group, &name, written_by);
             c.invalidate_table(name.as_str());
             let deleted = deleted?;
             // Rows pushed online to the deleted table must not resurface if a table of the

@@ -194,16 +194,39 @@ fn page_rows(page: &Value) -> TestResult<Vec<(i64, i64, String)>> {
 }
 
 /// The appended part files of `group/name`, relative to the data root, sorted.
+/// The part files the current table file of `group/name` reads (those of older table files
+/// stay on disk for the table's history until retention lets them go).
 pub(crate) fn part_files(server: &TestServer, group: &str, name: &str) -> Vec<PathBuf> {
+    let Some(base_version) = footer_version(
+        &server
+            .root()
+            .join(format!("features/{group}/{name}.parquet")),
+    ) else {
+        return Vec::new();
+    };
     let prefix = Path::new("features")
         .join(group)
         .join("_appends")
-        .join(name);
+        .join(name)
+        .join(format!("v{base_version}"));
     server
         .files()
         .into_iter()
         .filter(|p| p.starts_with(&prefix) && p.extension().is_some_and(|e| e == "parquet"))
         .collect()
+}
+
+/// The version featurestore wrote into a table file's footer.
+fn footer_version(path: &Path) -> Option<u64> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).ok()?).ok()?;
+    let meta = reader.metadata().file_metadata().key_value_metadata()?;
+    let json = meta
+        .iter()
+        .find(|kv| kv.key == "featurestore.meta")?
+        .value
+        .clone()?;
+    serde_json::from_str::<Value>(&json).ok()?["version"].as_u64()
 }
 
 /// What a user can see of `user_profile` without looking up keys: its page (rows and

@@ -174,7 +174,7 @@ fn replicas_on_one_bucket_see_creates_appends_replaces_and_deletes() -> TestResu
     a.rescan();
     assert_eq!(ids(&a, &name)?, vec![100, 101, 102]);
 
-    let last = a.delete(&group, &name)?;
+    let last = a.delete(&group, &name, None)?;
     b.rescan();
     assert!(b.peek(&name).is_none(), "B drops the deleted table");
     let again = b.save_batch(&group, &name, &rows(0..1, "b"), declaration())?;

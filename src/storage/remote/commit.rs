@@ -134,6 +134,7 @@ impl Storage {
         &self,
         remote: &Remote,
         handle: &TableHandle,
+        _written_by: Option<String>,
     ) -> Result<u64> {
         let draft = Entry {
             seq: 0,

@@ -17,6 +17,7 @@ mod adopt;
 mod commit;
 mod entry;
 mod follow;
+mod history;
 mod sweep;
 
 use std::collections::HashMap;
