@@ -95,6 +95,9 @@ pub struct Storage {
     clock: Mutex<versions::Clock>,
     /// Old versions recently opened, kept open for the next pinned read.
     pinned: Mutex<lru::LruCache<(TableName, u64), Arc<TableHandle>>>,
+    /// Local history logs recently replayed, by path, with the size and modification time
+    /// they had.
+    replayed_logs: Mutex<lru::LruCache<std::path::PathBuf, versions::ReplayedLog>>,
 }
 
 impl Storage {
@@ -146,6 +149,10 @@ impl Storage {
             _presence: presence,
             clock: Mutex::new(versions::Clock::system()),
             pinned: versions::pinned_cache(),
+            replayed_logs: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(versions::PINNED_VERSIONS)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
         }
     }
 

@@ -19,6 +19,9 @@ use super::table::TableFile;
 use super::{Storage, TableHandle, guard, layout::Layout};
 use crate::model::{GroupName, TableName};
 
+/// A replayed local log with the (size, modification time) its file had.
+pub(super) type ReplayedLog = ((u64, SystemTime), Arc<Replayed>);
+
 /// Pinned old versions kept open at once: each holds its files' descriptors (or footers).
 pub(super) const PINNED_VERSIONS: usize = 64;
 
@@ -131,22 +134,42 @@ impl Storage {
     }
 
     /// The versions of `name` (in `group`) and where each is read from.
-    fn replayed(&self, group: &GroupName, name: &TableName) -> Result<Replayed> {
+    fn replayed(&self, group: &GroupName, name: &TableName) -> Result<Arc<Replayed>> {
         if let Some(remote) = &self.remote {
-            return self.remote_replayed(remote, name);
+            return self.remote_replayed(remote, name).map(Arc::new);
         }
+        let log = self.local_log(group, name);
         if let Some(current) = self.peek(name).filter(|h| &h.group == group) {
-            let log = self.local_log(group, name);
-            let replayed = replay(log.read()?);
+            let replayed = self.read_log(&log)?;
             if replayed.versions.last().map(|(r, _)| r.version) < Some(current.version) {
                 // The write's line was lost (a crash, or the append failed): record the
                 // content the table has now, so every served version is listed.
                 self.reconcile_history(&current);
-                return Ok(replay(log.read()?));
+                return self.read_log(&log);
             }
             return Ok(replayed);
         }
-        Ok(replay(self.local_log(group, name).read()?))
+        self.read_log(&log)
+    }
+
+    /// The replayed log, from memory while the file is unchanged (size and modification
+    /// time): a pinned read by instant then costs a `stat`, not a parse of a week of lines.
+    fn read_log(&self, log: &LocalLog) -> Result<Arc<Replayed>> {
+        let stamp = fs::metadata(log.path())
+            .ok()
+            .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+        let key = log.path().to_path_buf();
+        if let Some(stamp) = stamp
+            && let Some((seen, replayed)) = guard(&self.replayed_logs).get(&key)
+            && *seen == stamp
+        {
+            return Ok(Arc::clone(replayed));
+        }
+        let replayed = Arc::new(replay(log.read()?));
+        if let Some(stamp) = stamp {
+            guard(&self.replayed_logs).put(key, (stamp, Arc::clone(&replayed)));
+        }
+        Ok(replayed)
     }
 
     /// The retained history of `name`, newest first. A deleted table's history stays
@@ -161,7 +184,7 @@ impl Storage {
         let replayed = self.replayed(&group, name)?;
         let current = self.peek(name).map(|h| h.version);
         let mut versions: Vec<VersionRecord> =
-            replayed.versions.into_iter().map(|(r, _)| r).collect();
+            replayed.versions.iter().map(|(r, _)| r.clone()).collect();
         versions.reverse();
         Ok(TableHistory {
             history_bytes: self.table_history_bytes(&group, name),
