@@ -343,6 +343,9 @@ impl LocalHistory {
         // and `at` grows with the number, so the first one kept ends the sweep.
         for pair in numbers.windows(2) {
             let (version, successor) = (pair[0], pair[1]);
+            if latest - version < retention.keep_min.max(1) {
+                return;
+            }
             let superseded = match self.read(successor) {
                 Ok(Some(next)) => micros_of(&next.record.at),
                 _ => None,

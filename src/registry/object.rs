@@ -210,6 +210,9 @@ impl EntryLog {
         // and that instant grows with the number, so the first entry kept ends the sweep.
         for pair in listed.windows(2).take(SWEEP_BATCH) {
             let ((seq, _), (successor, written)) = (pair[0], pair[1]);
+            if latest - seq < retention.keep_min.max(1) {
+                return;
+            }
             let superseded = match self.read_written(successor, Some(written)) {
                 Ok(Some(next)) => history::micros_of(&next.record.at).unwrap_or(written),
                 Ok(None) => written,

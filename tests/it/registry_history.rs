@@ -410,12 +410,13 @@ async fn the_command_line_apply_records_a_version_the_server_lists() -> TestResu
     let data = tempfile::tempdir()?;
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), serde_json::to_vec(&entity("from_cli"))?)?;
-    featurestore_ok(&[
+    let printed = featurestore_ok(&[
         "apply",
         file.path().to_str().ok_or("a UTF-8 path")?,
         "--data-dir",
         data.path().to_str().ok_or("a UTF-8 path")?,
     ])?;
+    assert!(printed.contains("registry version 1"), "{printed}");
     let server = TestServer::start_on(data, |_| {})?;
     let page = history(&server, "").await?;
     assert_eq!(listed(&page), [(1, "apply".to_owned())]);
