@@ -14,12 +14,16 @@
 //! (created by rename, so a crash leaves it whole or absent, with no torn line to skip); and
 //! retention deletes files instead of rewriting a log.
 //!
-//! Order on the local kind, under the lock: the document first, then its version. A crash in
-//! between leaves a document no version records, never a version the document does not have;
-//! the next process to look (at open, on a reload that sees the file changed, before each
-//! write) records it, under the lock, as an [`RegistryOperation::Unrecorded`] version, as it
-//! does for an edit by hand. Numbers come from the highest file, which retention never
-//! deletes, so a number is never reused.
+//! Order on the local kind, under the lock: the version is prepared (`history/pending.json`,
+//! written atomically), then the document replaced, then the prepared version renamed to its
+//! number. So a version is never named before the document has it. A crash before the
+//! document was replaced leaves a prepared version whose document is not the registry's: it
+//! is discarded. A crash after leaves one whose document is: it is committed as it was
+//! prepared (operation, writer, changes). The next process to look (at open, on a reload
+//! that sees the file changed, before each write) does either, under the lock. A document no
+//! version or prepared version holds (an edit by hand, a data root from before history) is
+//! recorded as an [`RegistryOperation::Unrecorded`] version. Numbers come from the highest
+//! file, which retention never deletes, so a number is never reused.
 //!
 //! Retention ([`Retention`]) keeps every version that was current at some instant of the last
 //! `keep` (a version stops being current when the next one is recorded) and always the latest
@@ -42,6 +46,8 @@ use crate::model::{
 
 /// The local kind's folder of versions, inside the registry's folder.
 pub const HISTORY_DIR: &str = "history";
+/// The version a local write prepared before replacing the document, in [`HISTORY_DIR`].
+pub const PENDING_FILE: &str = "pending.json";
 /// Days every version stays readable after it stopped being current, by default (the table
 /// history's `storage.history.keep_days` default).
 pub const DEFAULT_KEEP_DAYS: u64 = 7;
@@ -317,16 +323,70 @@ impl LocalHistory {
         document: &RegistryDocument,
         record: &RegistryVersion,
     ) -> Result<(), RegistryError> {
+        self.write_to(&self.path(record.version), document, record)
+    }
+
+    fn write_to(
+        &self,
+        path: &Path,
+        document: &RegistryDocument,
+        record: &RegistryVersion,
+    ) -> Result<(), RegistryError> {
         fs::create_dir_all(&self.dir).map_err(|e| file_error(&self.dir, e.to_string()))?;
-        let path = self.path(record.version);
         let stored = StoredVersion {
             history: Some(record.clone()),
             entities: document.entities.clone(),
             feature_views: document.feature_views.clone(),
             feature_services: document.feature_services.clone(),
         };
-        crate::storage::write_json_atomic(&path, &stored)
-            .map_err(|e| file_error(&path, e.to_string()))
+        crate::storage::write_json_atomic(path, &stored)
+            .map_err(|e| file_error(path, e.to_string()))
+    }
+
+    fn pending_path(&self) -> PathBuf {
+        self.dir.join(PENDING_FILE)
+    }
+
+    /// Prepares the version a write is about to make, before it replaces the document (see
+    /// the module doc). Only under the registry's lock.
+    pub(super) fn prepare(
+        &self,
+        _lock: &WriteLock,
+        document: &RegistryDocument,
+        record: &RegistryVersion,
+    ) -> Result<(), RegistryError> {
+        self.write_to(&self.pending_path(), document, record)
+    }
+
+    /// Makes the prepared version the version `version`, once the document holds it.
+    pub(super) fn commit(&self, _lock: &WriteLock, version: u64) -> Result<(), RegistryError> {
+        let target = self.path(version);
+        fs::rename(self.pending_path(), &target).map_err(|e| file_error(&target, e.to_string()))?;
+        // The rename is durable only once the folder is.
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| file_error(&self.dir, e.to_string()))
+    }
+
+    /// The version a write prepared and did not commit, if any. One that cannot be read is
+    /// treated as absent: it was never committed, so nothing names it.
+    pub(super) fn pending(&self) -> Option<VersionDocument> {
+        let bytes = fs::read(self.pending_path()).ok()?;
+        match decode(&bytes) {
+            Ok((document, Some(record))) => Some(VersionDocument { record, document }),
+            _ => None,
+        }
+    }
+
+    /// Removes a prepared version whose write never replaced the document.
+    pub(super) fn discard_pending(&self, _lock: &WriteLock) {
+        match fs::remove_file(self.pending_path()) {
+            Ok(()) => tracing::info!(
+                "discarded the registry version a write prepared before it was interrupted (its document was never written)"
+            ),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, "cannot remove a prepared registry version"),
+        }
     }
 
     /// Deletes the versions retention lets go, after version `latest` was recorded at

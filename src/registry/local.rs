@@ -40,8 +40,9 @@ impl Registry {
         })
     }
 
-    /// Under the lock: the version number of `doc`, the document on disk, recording it as an
-    /// `unrecorded` version first when the latest version does not hold it.
+    /// Under the lock: the version number of `doc`, the document on disk. A version an
+    /// interrupted write prepared is committed when `doc` is its document and discarded
+    /// otherwise; a `doc` no version holds is recorded as an `unrecorded` version.
     fn reconcile(
         &self,
         lock: &file::WriteLock,
@@ -49,12 +50,30 @@ impl Registry {
         doc: &RegistryDocument,
     ) -> Result<u64, RegistryError> {
         let latest = history.latest()?;
-        let (before, number) = match latest {
-            Some(latest) if latest.document == *doc => return Ok(latest.record.version),
-            None if *doc == RegistryDocument::default() => return Ok(0),
-            Some(latest) => (latest.document, latest.record.version),
-            None => (RegistryDocument::default(), 0),
+        let number = latest.as_ref().map_or(0, |l| l.record.version);
+        let pending = history.pending();
+        let recorded = match &latest {
+            Some(latest) => latest.document == *doc,
+            None => *doc == RegistryDocument::default(),
         };
+        if recorded {
+            if pending.is_some() {
+                history.discard_pending(lock);
+            }
+            return Ok(number);
+        }
+        if let Some(pending) = pending {
+            if pending.document == *doc && pending.record.version == number + 1 {
+                history.commit(lock, pending.record.version)?;
+                tracing::info!(
+                    version = pending.record.version,
+                    "committed the registry version a write prepared before it was interrupted"
+                );
+                return Ok(pending.record.version);
+            }
+            history.discard_pending(lock);
+        }
+        let before = latest.map(|l| l.document).unwrap_or_default();
         let record = history::record(
             number + 1,
             (self.history.clock)(),
@@ -94,9 +113,6 @@ impl Registry {
         };
         let committed = match next {
             Some(next) if next != current => {
-                crate::storage::write_json_atomic(path, &next)
-                    .map_err(|e| file::file_error(path, e.to_string()))?;
-                let stamp = file::stamp(path)?;
                 let now = (self.history.clock)();
                 let record = history::record(
                     base + 1,
@@ -106,10 +122,16 @@ impl Registry {
                     &current,
                     &next,
                 );
+                history.prepare(&lock, &next, &record)?;
+                if let Err(e) = crate::storage::write_json_atomic(path, &next) {
+                    history.discard_pending(&lock);
+                    return Err(file::file_error(path, e.to_string()));
+                }
+                let stamp = file::stamp(path)?;
                 let tag = version_tag(&next);
-                if let Err(e) = history.write(&lock, &next, &record) {
-                    // The document is written but no version records it: serve it under a
-                    // stamp that makes the next reload record it (as `unrecorded`).
+                if let Err(e) = history.commit(&lock, record.version) {
+                    // The document is written but its version only prepared: serve it under a
+                    // stamp that makes the next reload commit that version.
                     self.install(Arc::new(next), Stamp::File(None), base);
                     return Err(e);
                 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::{RegistryOperation, ValueType};
+use history::LocalHistory;
 
 fn columns(_: &GroupName, name: &TableName) -> Option<Columns> {
     (name.as_str() == "user_profile").then(|| {
@@ -211,5 +212,52 @@ fn the_local_sweep_keeps_the_latest_keep_min_once_versions_are_old()
             latest: 16
         })
     ));
+    Ok(())
+}
+
+#[test]
+fn a_version_prepared_before_a_crash_is_committed_only_if_its_document_was_written()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let registry = Registry::open(dir.path())?;
+    registry.apply(entity_doc("a"), &columns)?;
+    drop(registry);
+    let history = LocalHistory::new(dir.path());
+    let prepared = |name: &str| {
+        history::record(
+            2,
+            0,
+            RegistryOperation::Apply,
+            &Writer::new(Some("loader".into())),
+            &entity_doc("a"),
+            &entity_doc(name),
+        )
+    };
+    // Killed after preparing, before replacing the document: the version is discarded.
+    {
+        let lock = file::lock(dir.path())?;
+        history.prepare(&lock, &entity_doc("lost"), &prepared("lost"))?;
+    }
+    let reopened = Registry::open(dir.path())?;
+    reopened.apply(entity_doc("b"), &columns)?;
+    assert_eq!(reopened.version_document(2)?.document, *reopened.snapshot());
+    assert_eq!(reopened.version_document(2)?.record.written_by, None);
+    drop(reopened);
+    // Killed after replacing the document, before committing: committed as prepared.
+    {
+        let lock = file::lock(dir.path())?;
+        let mut record = prepared("c");
+        record.version = 3;
+        history.prepare(&lock, &entity_doc("c"), &record)?;
+        crate::storage::write_json_atomic(&dir.path().join(REGISTRY_FILE), &entity_doc("c"))?;
+    }
+    let reopened = Registry::open(dir.path())?;
+    assert_eq!(reopened.version(), 3);
+    let committed = reopened.version_document(3)?;
+    assert_eq!(
+        (committed.record.operation, committed.record.written_by),
+        (RegistryOperation::Apply, Some("loader".to_owned()))
+    );
+    assert!(history.pending().is_none());
     Ok(())
 }
