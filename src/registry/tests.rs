@@ -261,3 +261,35 @@ fn a_version_prepared_before_a_crash_is_committed_only_if_its_document_was_writt
     assert!(history.pending().is_none());
     Ok(())
 }
+
+#[test]
+fn concurrent_writers_on_one_folder_never_record_two_versions_with_one_number()
+-> Result<(), Box<dyn std::error::Error>> {
+    const WRITERS: usize = 4;
+    const EACH: usize = 10;
+    let dir = tempfile::tempdir()?;
+    // One registry per writer, as separate processes have: they meet only at the file lock.
+    let registries: Vec<Registry> = (0..WRITERS)
+        .map(|_| Registry::open(dir.path()))
+        .collect::<Result<_, _>>()?;
+    std::thread::scope(|scope| {
+        for (w, registry) in registries.iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let _ = registry.apply(entity_doc(&format!("w{w}_{i}")), &columns);
+                }
+            });
+        }
+    });
+    let registry = Registry::open(dir.path())?;
+    let page = registry.history_page(0, 1000)?;
+    let numbers: Vec<u64> = page.versions.iter().map(|v| v.version).collect();
+    let expected: Vec<u64> = (1..=(WRITERS * EACH) as u64).rev().collect();
+    assert_eq!(numbers, expected);
+    // Each version adds exactly the one entity its apply created.
+    for version in &page.versions {
+        assert_eq!(version.changes.len(), 1, "{version:?}");
+    }
+    assert_eq!(registry.snapshot().entities.len(), WRITERS * EACH);
+    Ok(())
+}
