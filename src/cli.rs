@@ -251,8 +251,13 @@ pub fn main() -> Result<()> {
                 .with_context(|| format!("{} is not a registry document", args.file.display()))?;
             actix_web::rt::System::new().block_on(async {
                 let store = open_store(&config, LocalDatabases::None)?;
-                let report = store.apply(doc).await?;
+                let (report, committed) = store
+                    .apply_if(doc, None, crate::store::Writer::default())
+                    .await?;
                 print_report(&report);
+                // The number `GET /registry/history` lists this write under (unchanged when
+                // nothing changed), so a training job can record the definitions it used.
+                println!("registry version {}", committed.version);
                 Ok(())
             })
         }

@@ -351,6 +351,7 @@ pub fn registry_document() -> RegistryDocument {
             .map(String::from)
             .to_vec(),
             description: "Features of the movie recommender".into(),
+            table_versions: Default::default(),
         }],
     }
 }

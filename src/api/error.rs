@@ -335,6 +335,16 @@ impl ApiError {
                         "registry_contended",
                         "Registry busy with other writers",
                     ),
+                    RegistryError::VersionNotFound { .. } => (
+                        S::NOT_FOUND,
+                        "registry_version_not_found",
+                        "Registry version not found",
+                    ),
+                    RegistryError::VersionExpired { .. } => (
+                        S::GONE,
+                        "registry_version_expired",
+                        "Registry version no longer retained",
+                    ),
                 },
                 StoreError::UnknownNames { kind, .. } => match kind {
                     NameKind::FeatureView => (

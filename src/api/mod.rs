@@ -24,6 +24,7 @@ pub mod push;
 mod query;
 pub mod records;
 mod registry;
+mod registry_history;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -177,6 +178,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::delete().to(registry::delete_feature_service)),
         )
         .service(resource("/registry/apply").route(web::post().to(registry::apply)))
+        .service(resource("/registry/history").route(web::get().to(registry_history::history)))
+        .service(
+            resource("/registry/history/{version}").route(web::get().to(registry_history::version)),
+        )
         .service(resource("/cache/stats").route(web::get().to(ops::cache_stats)))
         .service(resource("/cache").route(web::delete().to(ops::clear_cache)))
         .service(resource("/cache/{group}/{name}").route(web::delete().to(ops::clear_table_cache)))

@@ -20,6 +20,7 @@ use super::online;
 use super::ops;
 use super::push;
 use super::registry;
+use super::registry_history;
 
 /// The API document.
 #[derive(OpenApi)]
@@ -48,6 +49,8 @@ use super::registry;
         registry::delete_feature_view,
         registry::delete_feature_service,
         registry::delete_entity,
+        registry_history::history,
+        registry_history::version,
         ops::cache_stats,
         ops::clear_cache,
         ops::clear_table_cache,
@@ -147,6 +150,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "no route matches GET /nope",
     ),
     (
+        404,
+        "registry_version_not_found",
+        "Registry version not found",
+        "registry version 13 does not exist: versions 3 to 12 are retained",
+    ),
+    (
         405,
         "method_not_allowed",
         "Method not allowed",
@@ -193,6 +202,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "duplicate_table",
         "Table name found in two groups",
         "table \"dup\" exists twice: features/user/dup.parquet is served and features/misc/dup.parquet is ignored (table names are unique across groups); remove or rename one of the files",
+    ),
+    (
+        410,
+        "registry_version_expired",
+        "Registry version no longer retained",
+        "registry version 2 is no longer retained: versions 3 to 12 are retained",
     ),
     (
         413,

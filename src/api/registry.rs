@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use crate::model::{Entity, FeatureService, FeatureView, RegistryDocument};
-use crate::store::{RegistryError, StoreError, SyncStatus, ViewSync};
+use crate::store::{Committed, RegistryError, StoreError, SyncStatus, ViewSync, Writer};
 
 /// `GET /registry/entities`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,16 +128,27 @@ pub struct RegistryDeleteResponse {
     pub deleted: serde_json::Value,
 }
 
-/// The registry's version as an HTTP entity tag.
-fn etag(version: &str) -> (actix_web::http::header::HeaderName, String) {
-    (ETAG, format!("\"{version}\""))
+/// The header carrying the registry version number of the definitions an answer shows or a
+/// write left. A header rather than a body field: the list and object bodies are Feast-shaped
+/// definitions that clients read as they are.
+pub const REGISTRY_VERSION_HEADER: &str = "X-Registry-Version";
+
+/// A 200 carrying the registry's version tag as its `ETag` and its version number.
+fn ok_tagged(tag: &str, version: u64) -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((ETAG, format!("\"{tag}\"")));
+    response.insert_header((REGISTRY_VERSION_HEADER, version.to_string()));
+    response
 }
 
-/// A 200 carrying the registry's version as its `ETag`.
-fn ok_tagged(version: &str) -> HttpResponseBuilder {
-    let mut response = HttpResponse::Ok();
-    response.insert_header(etag(version));
-    response
+/// A 200 for a read of `registry` at registry version `version`.
+fn ok_read(registry: &RegistryDocument, version: u64) -> HttpResponseBuilder {
+    ok_tagged(&crate::registry::version_tag(registry), version)
+}
+
+/// Who makes a write: the token the request carried, when auth is on.
+fn writer(request: &HttpRequest) -> Writer {
+    Writer::new(super::auth::token_name(request))
 }
 
 /// The version named by `If-Match` (`"tag"`, `W/"tag"` or `*`), if any: a write with it
@@ -165,12 +176,15 @@ fn if_match(request: &HttpRequest) -> Result<Option<String>, ApiError> {
 fn deleted(
     kind: &str,
     name: &str,
-    (definition, version): (impl Serialize, String),
+    (definition, committed): (impl Serialize, Committed),
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok_tagged(&version).json(RegistryDeleteResponse {
-        message: format!("{kind} {name} deleted"),
-        deleted: serde_json::to_value(definition).map_err(|e| ApiError::Encoding(e.to_string()))?,
-    }))
+    Ok(
+        ok_tagged(&committed.tag, committed.version).json(RegistryDeleteResponse {
+            message: format!("{kind} {name} deleted"),
+            deleted: serde_json::to_value(definition)
+                .map_err(|e| ApiError::Encoding(e.to_string()))?,
+        }),
+    )
 }
 
 /// Unregister a feature view.
@@ -180,7 +194,7 @@ fn deleted(
 #[utoipa::path(delete, path = "/registry/feature-views/{name}", tag = "registry",
     params(("name" = String, Path, description = "Feature view (the example is the scratch view the save example registers)", example = "example_table"), ("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written")),
     responses(
-        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Feature services still use it, each listed in `errors` (`referenced_by_feature_services`), or the registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
@@ -195,7 +209,7 @@ pub async fn delete_feature_view(
     let expected = if_match(&request)?;
     let view = state
         .store
-        .delete_feature_view(name.clone(), expected)
+        .delete_feature_view(name.clone(), expected, writer(&request))
         .await?;
     deleted("feature view", &name, view)
 }
@@ -204,7 +218,7 @@ pub async fn delete_feature_view(
 #[utoipa::path(delete, path = "/registry/feature-services/{name}", tag = "registry",
     params(("name" = String, Path, description = "Feature service (the example is the scratch service the apply example adds)", example = "example_service"), ("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written")),
     responses(
-        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
@@ -219,7 +233,7 @@ pub async fn delete_feature_service(
     let expected = if_match(&request)?;
     let service = state
         .store
-        .delete_feature_service(name.clone(), expected)
+        .delete_feature_service(name.clone(), expected, writer(&request))
         .await?;
     deleted("feature service", &name, service)
 }
@@ -230,7 +244,7 @@ pub async fn delete_feature_service(
 #[utoipa::path(delete, path = "/registry/entities/{name}", tag = "registry",
     params(("name" = String, Path, description = "Entity (the example is the scratch entity the save example registers)", example = "example_id"), ("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written")),
     responses(
-        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
+        (status = 200, description = "Unregistered; the definition it had", body = RegistryDeleteResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Feature views still use it, each listed in `errors` (`referenced_by_feature_views`), or the registry is no longer at the `If-Match` version (`registry_changed`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The registry file cannot be read or written (`registry_unreadable`)", body = super::Problem, content_type = "application/problem+json"),
@@ -243,7 +257,10 @@ pub async fn delete_entity(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let expected = if_match(&request)?;
-    let entity = state.store.delete_entity(name.clone(), expected).await?;
+    let entity = state
+        .store
+        .delete_entity(name.clone(), expected, writer(&request))
+        .await?;
     deleted("entity", &name, entity)
 }
 
@@ -253,20 +270,20 @@ fn not_found(kind: &'static str, name: String) -> ApiError {
 
 /// Every registered entity.
 #[utoipa::path(get, path = "/registry/entities", tag = "registry",
-    responses((status = 200, description = "Entities", body = EntityList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write")))))]
+    responses((status = 200, description = "Entities", body = EntityList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it")))))]
 pub async fn entities(state: web::Data<AppState>) -> HttpResponse {
-    let registry = state.store.registry();
-    ok_tagged(&crate::registry::version_tag(&registry)).json(EntityList {
+    let (registry, version) = state.store.registry_with_version();
+    ok_read(&registry, version).json(EntityList {
         entities: registry.entities.clone(),
     })
 }
 
 /// Every registered feature view.
 #[utoipa::path(get, path = "/registry/feature-views", tag = "registry",
-    responses((status = 200, description = "Feature views", body = FeatureViewList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write")))))]
+    responses((status = 200, description = "Feature views", body = FeatureViewList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it")))))]
 pub async fn feature_views(state: web::Data<AppState>) -> HttpResponse {
-    let registry = state.store.registry();
-    ok_tagged(&crate::registry::version_tag(&registry)).json(FeatureViewList {
+    let (registry, version) = state.store.registry_with_version();
+    ok_read(&registry, version).json(FeatureViewList {
         feature_views: registry.feature_views.clone(),
     })
 }
@@ -275,7 +292,7 @@ pub async fn feature_views(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/registry/feature-views/{name}", tag = "registry",
     params(("name" = String, Path, description = "Feature view", example = "user_profile")),
     responses(
-        (status = 200, description = "The feature view", body = FeatureView, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
+        (status = 200, description = "The feature view", body = FeatureView, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn feature_view(
@@ -283,21 +300,21 @@ pub async fn feature_view(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let registry = state.store.registry();
+    let (registry, version) = state.store.registry_with_version();
     let view = registry
         .feature_views
         .iter()
         .find(|v| v.name == name)
         .ok_or_else(|| not_found("feature view", name.clone()))?;
-    Ok(ok_tagged(&crate::registry::version_tag(&registry)).json(view))
+    Ok(ok_read(&registry, version).json(view))
 }
 
 /// Every registered feature service.
 #[utoipa::path(get, path = "/registry/feature-services", tag = "registry",
-    responses((status = 200, description = "Feature services", body = FeatureServiceList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write")))))]
+    responses((status = 200, description = "Feature services", body = FeatureServiceList, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it")))))]
 pub async fn feature_services(state: web::Data<AppState>) -> HttpResponse {
-    let registry = state.store.registry();
-    ok_tagged(&crate::registry::version_tag(&registry)).json(FeatureServiceList {
+    let (registry, version) = state.store.registry_with_version();
+    ok_read(&registry, version).json(FeatureServiceList {
         feature_services: registry.feature_services.clone(),
     })
 }
@@ -306,7 +323,7 @@ pub async fn feature_services(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/registry/feature-services/{name}", tag = "registry",
     params(("name" = String, Path, description = "Feature service", example = "movie_recommendation_service")),
     responses(
-        (status = 200, description = "The feature service", body = FeatureService, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
+        (status = 200, description = "The feature service", body = FeatureService, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it"))),
         (status = 404, description = "Not registered (`registry_object_not_found`)", body = super::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn feature_service(
@@ -314,13 +331,13 @@ pub async fn feature_service(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let registry = state.store.registry();
+    let (registry, version) = state.store.registry_with_version();
     let service = registry
         .feature_services
         .iter()
         .find(|s| s.name == name)
         .ok_or_else(|| not_found("feature service", name.clone()))?;
-    Ok(ok_tagged(&crate::registry::version_tag(&registry)).json(service))
+    Ok(ok_read(&registry, version).json(service))
 }
 
 /// Create or update entities, feature views and services (upsert by name).
@@ -345,7 +362,7 @@ pub async fn feature_service(
     })),
     params(("If-Match" = Option<String>, Header, description = "Write only if the registry is still at this version (the `ETag` of a registry read or write); otherwise 409 `registry_changed` and nothing is written")),
     responses(
-        (status = 200, description = "Applied", body = ApplyResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"))),
+        (status = 200, description = "Applied", body = ApplyResponse, headers(("ETag" = String, description = "The registry's version, for `If-Match` on a later write"), ("X-Registry-Version" = u64, description = "The registry version number these definitions are (0 before the first write), as `GET /registry/history` lists it"))),
         (status = 409, description = "The registry is no longer at the `If-Match` version (`registry_changed`), or, on the s3 kind, another replica committed a different definition of an object of this document while this apply was being committed (`registry_conflict`, naming it); nothing was written", body = super::Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
@@ -359,10 +376,15 @@ pub async fn apply(
     body: web::Json<RegistryDocument>,
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&request)?;
-    let (report, version) = state.store.apply_if(body.into_inner(), expected).await?;
-    Ok(ok_tagged(&version).json(ApplyResponse {
-        created: report.created,
-        updated: report.updated,
-        unchanged: report.unchanged,
-    }))
+    let (report, committed) = state
+        .store
+        .apply_if(body.into_inner(), expected, writer(&request))
+        .await?;
+    Ok(
+        ok_tagged(&committed.tag, committed.version).json(ApplyResponse {
+            created: report.created,
+            updated: report.updated,
+            unchanged: report.unchanged,
+        }),
+    )
 }

@@ -8,6 +8,7 @@ mod group;
 mod ids;
 mod names;
 mod registry;
+mod registry_history;
 
 pub use group::infer_group;
 pub use ids::canonical_i64;
@@ -15,4 +16,7 @@ pub use names::{GroupName, MAX_NAME_LEN, NameError, TableName};
 pub use registry::{
     Entity, FeatureDef, FeatureRef, FeatureRefError, FeatureService, FeatureView, RegistryDocument,
     ValueType,
+};
+pub use registry_history::{
+    ChangeKind, ObjectKind, RegistryChange, RegistryOperation, RegistryVersion, registry_changes,
 };

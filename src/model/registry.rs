@@ -106,7 +106,7 @@ pub struct FeatureView {
 /// A named list of features, one per model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "movie_recommendation_service", "features": ["user_profile:age", "movie_metadata"], "description": "Features of the recommender"}))]
+#[schema(example = json!({"name": "movie_recommendation_service", "features": ["user_profile:age", "movie_metadata"], "description": "Features of the recommender", "table_versions": {"user_profile": 7}}))]
 pub struct FeatureService {
     /// Service name.
     pub name: String,
@@ -115,6 +115,14 @@ pub struct FeatureService {
     /// What it is for.
     #[serde(default)]
     pub description: String,
+    /// Table versions the service pins for training data, by view: `{"user_profile": 7}`
+    /// makes training requests through this service read version 7 of `user_profile`'s
+    /// table, so a model can be retrained on exactly the rows it saw. Each key must be a view
+    /// the service reads, each version at least 1; views not named read their current
+    /// version. Online serving always uses the current version. Absent when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(example = json!({"user_profile": 7}))]
+    pub table_versions: BTreeMap<String, u64>,
 }
 
 /// A registry document: what `apply` takes.

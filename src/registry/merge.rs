@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{ApplyReport, Columns, Expected, Invalid, RegistryError};
+use super::{ApplyReport, Columns, Expected, Invalid, RegistryError, referenced_view};
 use crate::model::Entity;
 use crate::model::{
     FeatureDef, FeatureRef, FeatureService, FeatureView, GroupName, RegistryDocument, TableName,
@@ -252,6 +252,20 @@ pub(super) fn merge(
             let field = format!("feature_services[{i}].features[{j}]");
             if let Err(message) = resolve_ref(reference, &views) {
                 invalid(field, message);
+            }
+        }
+        for (view, version) in &service.table_versions {
+            let field = format!("feature_services[{i}].table_versions.{view}");
+            if !service.features.iter().any(|r| referenced_view(r) == *view) {
+                invalid(
+                    field.clone(),
+                    format!(
+                        "the service reads no feature of view {view:?}, so it cannot pin its version"
+                    ),
+                );
+            }
+            if *version == 0 {
+                invalid(field, "table versions start at 1".into());
             }
         }
         record(

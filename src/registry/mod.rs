@@ -12,8 +12,15 @@
 //! (see [`file`]); on the s3 kind, of the latest entry of a log of write-once objects, retried
 //! when another replica commits first (see [`object`]). The in-memory copy only serves reads,
 //! and [`Registry::reload`] brings it up to date with the store.
+//!
+//! Every write that changes the document also records a numbered version of it (see
+//! [`history`]): the registry version, 1 for the first write and one more for each later
+//! one on both kinds.
 
+mod delete;
 mod file;
+pub mod history;
+mod local;
 mod merge;
 mod object;
 mod sync;
@@ -24,11 +31,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 
 use crate::model::{
-    FeatureRef, FeatureService, FeatureView, GroupName, RegistryDocument, TableName,
+    FeatureRef, FeatureService, FeatureView, GroupName, RegistryDocument, RegistryOperation,
+    TableName,
 };
+use history::LocalHistory;
 
 pub use file::LOCK_FILE;
-pub use object::{KEEP_ENTRIES, LOG_PREFIX, MIN_ATTEMPTS, PATIENCE, SWEEP_EVERY, SWEEP_GRACE};
+pub use history::{
+    Committed, HISTORY_DIR, HistoryOptions, HistoryPage, Retention, VersionDocument, WallClock,
+    Writer,
+};
+pub use object::{LOG_PREFIX, MIN_ATTEMPTS, PATIENCE, SWEEP_EVERY, SWEEP_GRACE};
 pub use sync::{SyncOptions, SyncStatus, TableFacts, ViewSync};
 
 /// File name of the registry document.
@@ -133,6 +146,35 @@ pub enum RegistryError {
         /// How many times the write was tried.
         attempts: u32,
     },
+    /// A registry version that was never recorded (0, or above the latest).
+    #[error("registry version {version} does not exist: {}", retained(*.oldest, *.latest))]
+    VersionNotFound {
+        /// The version asked for.
+        version: u64,
+        /// The oldest version retained, if any.
+        oldest: Option<u64>,
+        /// The latest version (0: none yet).
+        latest: u64,
+    },
+    /// A registry version that was recorded but is no longer retained.
+    #[error("registry version {version} is no longer retained: {}", retained(*.oldest, *.latest))]
+    VersionExpired {
+        /// The version asked for.
+        version: u64,
+        /// The oldest version retained, if any.
+        oldest: Option<u64>,
+        /// The latest version.
+        latest: u64,
+    },
+}
+
+/// "versions 3 to 12 exist", for the version errors.
+fn retained(oldest: Option<u64>, latest: u64) -> String {
+    match oldest {
+        None => "no registry version was recorded yet".into(),
+        Some(oldest) if oldest == latest => format!("only version {latest} is retained"),
+        Some(oldest) => format!("versions {oldest} to {latest} are retained"),
+    }
 }
 
 /// What happened to each applied object.
@@ -193,18 +235,25 @@ enum Stamp {
     Entry(u64),
 }
 
-/// The document as last read or written, and which stored version it is.
+/// The document as last read or written, which stored version it is, and its registry
+/// version number.
 #[derive(Debug)]
 struct Loaded {
     doc: Arc<RegistryDocument>,
     stamp: Stamp,
+    version: u64,
 }
 
 /// Where the registry is kept.
 #[derive(Debug)]
 enum Backend {
-    /// `registry.json` in a folder of the data root (the local kind).
-    File { dir: PathBuf, path: PathBuf },
+    /// `registry.json` in a folder of the data root, and its versions beside it (the local
+    /// kind).
+    File {
+        dir: PathBuf,
+        path: PathBuf,
+        history: LocalHistory,
+    },
     /// A log of entries in the object store (the s3 kind).
     Object(object::EntryLog),
 }
@@ -217,56 +266,100 @@ pub struct Registry {
     /// Serialises this process's writers (before they queue on the file lock, or race other
     /// replicas for the next entry).
     writer: Mutex<()>,
+    /// The history's clock and retention.
+    history: HistoryOptions,
 }
 
 impl Registry {
-    /// Opens the registry in `dir` (empty when the file does not exist yet), removing the
-    /// temporary files of interrupted writes when no other process is writing.
+    /// [`Self::open_with`] the default history options (the real clock, 7 days, 10 versions).
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        Self::open_with(dir, HistoryOptions::default())
+    }
+
+    /// Opens the registry in `dir` (empty when the file does not exist yet), removing the
+    /// temporary files of interrupted writes when no other process is writing, and recording
+    /// the document as a version if none does yet (see [`history`]).
+    pub fn open_with(dir: &Path, options: HistoryOptions) -> Result<Self, RegistryError> {
         let path = dir.join(REGISTRY_FILE);
+        let history = LocalHistory::new(dir);
         if let Some(lock) = file::try_lock(dir) {
             file::sweep_temp_files(dir, &lock);
+            history.sweep_temp_files(&lock);
         }
-        let (doc, stamp) = file::read(&path)?;
-        Ok(Self {
+        let registry = Self {
             backend: Backend::File {
                 dir: dir.to_owned(),
-                path,
+                path: path.clone(),
+                history,
             },
             loaded: RwLock::new(Loaded {
-                doc: Arc::new(doc),
-                stamp: Stamp::File(stamp),
+                doc: Arc::new(RegistryDocument::default()),
+                stamp: Stamp::File(None),
+                version: 0,
             }),
             writer: Mutex::new(()),
-        })
+            history: options,
+        };
+        let (doc, stamp, version) = registry.read_local()?;
+        *registry.loaded.write().unwrap_or_else(|p| p.into_inner()) = Loaded {
+            doc: Arc::new(doc),
+            stamp: Stamp::File(stamp),
+            version,
+        };
+        Ok(registry)
+    }
+
+    /// [`Self::open_object_with`] the default history options.
+    pub fn open_object(tree: crate::storage::object::BlockingTree) -> Result<Self, RegistryError> {
+        Self::open_object_with(tree, HistoryOptions::default())
     }
 
     /// Opens the registry kept in the object store `tree` (the s3 kind): reads its latest
     /// entry (empty when there is none yet). Fails with [`RegistryError::Unavailable`] when the
     /// store cannot be listed.
-    pub fn open_object(tree: crate::storage::object::BlockingTree) -> Result<Self, RegistryError> {
-        let log = object::EntryLog::new(tree);
+    pub fn open_object_with(
+        tree: crate::storage::object::BlockingTree,
+        options: HistoryOptions,
+    ) -> Result<Self, RegistryError> {
+        let log = object::EntryLog::new(tree, options.clone());
         let latest = log.newer_than(None)?;
         let loaded = match latest {
             Some(entry) => Loaded {
                 doc: entry.doc,
                 stamp: Stamp::Entry(entry.seq),
+                version: entry.seq,
             },
             None => Loaded {
                 doc: Arc::new(RegistryDocument::default()),
                 stamp: Stamp::Entry(0),
+                version: 0,
             },
         };
         Ok(Self {
             backend: Backend::Object(log),
             loaded: RwLock::new(loaded),
             writer: Mutex::new(()),
+            history: options,
         })
+    }
+
+    /// The registry version of the definitions served now (0: nothing was ever recorded).
+    pub fn version(&self) -> u64 {
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .version
     }
 
     /// The current definitions.
     pub fn snapshot(&self) -> Arc<RegistryDocument> {
         Arc::clone(&self.loaded.read().unwrap_or_else(|p| p.into_inner()).doc)
+    }
+
+    /// The current definitions and their registry version, read together.
+    pub fn snapshot_with_version(&self) -> (Arc<RegistryDocument>, u64) {
+        let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+        (Arc::clone(&loaded.doc), loaded.version)
     }
 
     /// Re-reads the registry if another process changed it since it was last read (one
@@ -280,8 +373,8 @@ impl Registry {
                 if Stamp::File(file::stamp(path)?) == held {
                     return Ok(false);
                 }
-                let (doc, stamp) = file::read(path)?;
-                Ok(self.install(Arc::new(doc), Stamp::File(stamp)))
+                let (doc, stamp, version) = self.read_local()?;
+                Ok(self.install(Arc::new(doc), Stamp::File(stamp), version))
             }
             Backend::Object(log) => {
                 let known = match held {
@@ -289,7 +382,7 @@ impl Registry {
                     _ => None,
                 };
                 Ok(match log.newer_than(known)? {
-                    Some(entry) => self.install(entry.doc, Stamp::Entry(entry.seq)),
+                    Some(entry) => self.install(entry.doc, Stamp::Entry(entry.seq), entry.seq),
                     None => false,
                 })
             }
@@ -327,24 +420,22 @@ impl Registry {
     /// local kind this runs under the cross-process lock and the file is replaced atomically
     /// only when the document changed; on the s3 kind a lost race for the next entry runs
     /// `change` again on the winner, so `change` must depend on nothing but its argument and
-    /// the tables.
+    /// the tables. A write that changes the document records a version of it, made by
+    /// `operation` of `writer`. Also returns the version it left.
     fn update<R>(
         &self,
-        change: impl FnMut(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
-    ) -> Result<R, RegistryError> {
-        self.update_tagged(change).map(|(answer, _)| answer)
-    }
-
-    /// [`Self::update`], also returning the version tag of the registry it left.
-    fn update_tagged<R>(
-        &self,
+        operation: RegistryOperation,
+        writer: &Writer,
         mut change: impl FnMut(
             &RegistryDocument,
         ) -> Result<(Option<RegistryDocument>, R), RegistryError>,
-    ) -> Result<(R, String), RegistryError> {
+    ) -> Result<(R, Committed), RegistryError> {
         let _one = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let recording = object::Recording { operation, writer };
         match &self.backend {
-            Backend::File { dir, path } => self.update_file(dir, path, change),
+            Backend::File { dir, path, history } => {
+                self.update_file(dir, path, history, &recording, change)
+            }
             Backend::Object(log) => {
                 let base = {
                     let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
@@ -356,51 +447,16 @@ impl Registry {
                         doc: Arc::clone(&loaded.doc),
                     }
                 };
-                log.update(base, &mut change, &|entry| {
-                    self.install(entry.doc, Stamp::Entry(entry.seq));
+                log.update(base, &recording, &mut change, &|entry| {
+                    self.install(entry.doc, Stamp::Entry(entry.seq), entry.seq);
                 })
             }
         }
     }
 
-    /// The local kind's write: read the file under the lock, change it, replace it.
-    fn update_file<R>(
-        &self,
-        dir: &Path,
-        path: &Path,
-        change: impl FnOnce(&RegistryDocument) -> Result<(Option<RegistryDocument>, R), RegistryError>,
-    ) -> Result<(R, String), RegistryError> {
-        let _lock = file::lock(dir)?;
-        let (current, stamp) = file::read(path)?;
-        let outcome = change(&current);
-        let (next, answer) = match outcome {
-            Ok(done) => done,
-            Err(e) => {
-                self.install(Arc::new(current), Stamp::File(stamp));
-                return Err(e);
-            }
-        };
-        let installed = match next {
-            Some(next) if next != current => {
-                crate::storage::write_json_atomic(path, &next)
-                    .map_err(|e| file::file_error(path, e.to_string()))?;
-                let stamp = file::stamp(path)?;
-                let tag = version_tag(&next);
-                self.install(Arc::new(next), Stamp::File(stamp));
-                tag
-            }
-            _ => {
-                let tag = version_tag(&current);
-                self.install(Arc::new(current), Stamp::File(stamp));
-                tag
-            }
-        };
-        Ok((answer, installed))
-    }
-
     /// Serves `doc` from now on; returns whether the definitions changed. Entries only move
     /// forward: a slower thread holding an older entry than the one served leaves it alone.
-    fn install(&self, doc: Arc<RegistryDocument>, stamp: Stamp) -> bool {
+    fn install(&self, doc: Arc<RegistryDocument>, stamp: Stamp, version: u64) -> bool {
         let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
         if let (Stamp::Entry(held), Stamp::Entry(seq)) = (loaded.stamp, stamp)
             && seq <= held
@@ -408,7 +464,11 @@ impl Registry {
             return false;
         }
         let changed = loaded.doc != doc;
-        *loaded = Loaded { doc, stamp };
+        *loaded = Loaded {
+            doc,
+            stamp,
+            version,
+        };
         changed
     }
 
@@ -420,22 +480,27 @@ impl Registry {
         doc: RegistryDocument,
         columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
     ) -> Result<ApplyReport, RegistryError> {
-        self.apply_if(doc, None, columns_of)
+        self.apply_if(doc, None, &Writer::default(), columns_of)
             .map(|(report, _)| report)
     }
 
-    /// [`Self::apply`] only if the registry is still at version `expected`; also returns the
-    /// version it left.
+    /// [`Self::apply`] by `writer`, only if the registry is still at version `expected`; also
+    /// returns the version it left.
     pub fn apply_if(
         &self,
         mut doc: RegistryDocument,
         expected: Expected<'_>,
+        writer: &Writer,
         columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
-    ) -> Result<(ApplyReport, String), RegistryError> {
+    ) -> Result<(ApplyReport, Committed), RegistryError> {
         for view in &mut doc.feature_views {
             view.inferred = false;
         }
-        self.update_tagged(merge::applying(doc, expected, columns_of))
+        self.update(
+            RegistryOperation::Apply,
+            writer,
+            merge::applying(doc, expected, columns_of),
+        )
     }
 
     /// Brings the view of a table just written in line with it (see [`sync`]).
@@ -444,7 +509,10 @@ impl Registry {
         table: &TableFacts,
         options: &SyncOptions,
     ) -> Result<ViewSync, RegistryError> {
-        self.update(|current| sync::sync(current, table, options))
+        self.update(RegistryOperation::TableSync, &options.writer, |current| {
+            sync::sync(current, table, options)
+        })
+        .map(|(sync, _)| sync)
     }
 
     /// The views over table `name` and the services that use them.
@@ -470,84 +538,6 @@ impl Registry {
             feature_views,
             feature_services,
         }
-    }
-
-    /// Deletes a feature view; refused while a feature service uses it.
-    pub fn delete_view(
-        &self,
-        name: &str,
-        expected: Expected<'_>,
-    ) -> Result<(FeatureView, String), RegistryError> {
-        self.update_tagged(|current| {
-            check_expected(current, expected)?;
-            let mut next = current.clone();
-            let at = position(
-                &next.feature_views,
-                |v| v.name == name,
-                "feature view",
-                name,
-            )?;
-            let users = services_of(current, name);
-            if !users.is_empty() {
-                return Err(RegistryError::InUse {
-                    kind: "feature view",
-                    name: name.to_owned(),
-                    by: Referrers::FeatureServices,
-                    names: users,
-                });
-            }
-            let removed = next.feature_views.remove(at);
-            Ok((Some(next), removed))
-        })
-    }
-
-    /// Deletes a feature service.
-    pub fn delete_service(
-        &self,
-        name: &str,
-        expected: Expected<'_>,
-    ) -> Result<(FeatureService, String), RegistryError> {
-        self.update_tagged(|current| {
-            check_expected(current, expected)?;
-            let mut next = current.clone();
-            let at = position(
-                &next.feature_services,
-                |s| s.name == name,
-                "feature service",
-                name,
-            )?;
-            let removed = next.feature_services.remove(at);
-            Ok((Some(next), removed))
-        })
-    }
-
-    /// Deletes an entity; refused while a feature view uses it.
-    pub fn delete_entity(
-        &self,
-        name: &str,
-        expected: Expected<'_>,
-    ) -> Result<(crate::model::Entity, String), RegistryError> {
-        self.update_tagged(|current| {
-            check_expected(current, expected)?;
-            let mut next = current.clone();
-            let at = position(&next.entities, |e| e.name == name, "entity", name)?;
-            let users: Vec<String> = current
-                .feature_views
-                .iter()
-                .filter(|v| v.entities.iter().any(|e| e == name))
-                .map(|v| v.name.clone())
-                .collect();
-            if !users.is_empty() {
-                return Err(RegistryError::InUse {
-                    kind: "entity",
-                    name: name.to_owned(),
-                    by: Referrers::FeatureViews,
-                    names: users,
-                });
-            }
-            let removed = next.entities.remove(at);
-            Ok((Some(next), removed))
-        })
     }
 }
 

@@ -6,8 +6,11 @@
 //! `storage::object`). So each version of the registry is its own object, never rewritten:
 //!
 //! - `registry/log/<seq, 20 digits>.json` holds the FULL registry document of version `seq`
-//!   (the same JSON as the local kind's `registry.json`, so any tool can read an entry), and
-//!   the zero padding makes key order the numeric order.
+//!   (the same lists as the local kind's `registry.json`, so any tool can read an entry) and,
+//!   in its `history` member, the record of the write that made it (see [`super::history`]):
+//!   the entry number is the registry version. The zero padding makes key order the numeric
+//!   order. Entries written before history was recorded have no `history` member and read as
+//!   `unrecorded` versions.
 //!
 //! What a reader trusts: the highest entry, and nothing else. A replica lists the folder once
 //! at open and reads the highest entry; afterwards it asks only for keys after the one it
@@ -38,20 +41,23 @@
 //! What a crash leaves: nothing at all before step 3, and a whole entry after it (the put is
 //! atomic), so the registry is always one complete version. There are no temporary objects.
 //!
-//! Old entries are the registry's history and are kept, except that every
-//! [`SWEEP_EVERY`]th write deletes entries that are both more than [`KEEP_ENTRIES`] behind
-//! the one it wrote and older than [`SWEEP_GRACE`]. The highest entry is never deleted, so a
-//! reader's base and a writer's next key stay sound; the grace only matters to a writer that
-//! stalled for an hour between steps 1 and 3, whose entry would then not be the highest.
+//! Old entries are the registry's history and are kept as its retention says (see
+//! [`super::history::Retention`]): every [`SWEEP_EVERY`]th write deletes the entries that are
+//! at least `keep_min` behind the one it wrote and stopped being current (their successor was
+//! written) more than `keep`, and never less than [`SWEEP_GRACE`], ago. The highest entry is
+//! never deleted, so a reader's base and a writer's next key stay sound; the grace only
+//! matters to a writer that stalled for an hour between steps 1 and 3, whose entry would then
+//! not be the highest.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 
-use super::{RegistryError, version_tag};
-use crate::model::RegistryDocument;
+use super::history::{self, HistoryOptions, HistoryPage, VersionDocument, Writer};
+use super::{Committed, RegistryError, version_tag};
+use crate::model::{RegistryDocument, RegistryOperation, RegistryVersion};
 use crate::storage::object::{BlockingTree, ObjectError};
 
 /// Where the entries live, relative to the configured prefix.
@@ -60,9 +66,8 @@ pub const LOG_PREFIX: &str = "registry/log";
 pub const MIN_ATTEMPTS: u32 = 20;
 /// ... and for at least this long.
 pub const PATIENCE: Duration = Duration::from_secs(5);
-/// How many of the latest entries the sweep always keeps.
-pub const KEEP_ENTRIES: u64 = 64;
-/// How old an entry must also be before the sweep deletes it.
+/// The least time since an entry stopped being current before the sweep deletes it, whatever
+/// the retention says.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(3600);
 /// The sweep runs after every this many entries (it costs one LIST of the whole log).
 pub const SWEEP_EVERY: u64 = 16;
@@ -81,19 +86,30 @@ pub(super) struct Entry {
     pub doc: Arc<RegistryDocument>,
 }
 
+/// What a write records in the entry it commits.
+pub(super) struct Recording<'a> {
+    /// The kind of write.
+    pub operation: RegistryOperation,
+    /// Who made it.
+    pub writer: &'a Writer,
+}
+
 /// The registry's log of entries in the object store.
 #[derive(Debug, Clone)]
 pub(super) struct EntryLog {
     tree: BlockingTree,
     /// [`PATIENCE`]; tests shorten it.
     pub(super) patience: Duration,
+    /// The clock and retention of the history.
+    pub(super) history: HistoryOptions,
 }
 
 impl EntryLog {
-    pub(super) fn new(tree: BlockingTree) -> Self {
+    pub(super) fn new(tree: BlockingTree, history: HistoryOptions) -> Self {
         Self {
             tree,
             patience: PATIENCE,
+            history,
         }
     }
 
@@ -133,7 +149,7 @@ impl EntryLog {
             let key = Self::key(seq);
             match self.tree.get(&key) {
                 Ok(bytes) => {
-                    let doc = serde_json::from_slice(&bytes).map_err(|e| RegistryError::File {
+                    let (doc, _) = history::decode(&bytes).map_err(|e| RegistryError::File {
                         path: key.as_ref().into(),
                         message: format!(
                             "{e}; the latest registry entry is not a registry document: delete \
@@ -154,9 +170,15 @@ impl EntryLog {
         })
     }
 
-    /// Creates entry `seq` holding `doc`; `false` when another writer created it first.
-    fn create(&self, seq: u64, doc: &RegistryDocument) -> Result<bool, RegistryError> {
-        let bytes = serde_json::to_vec_pretty(doc).map_err(|e| RegistryError::File {
+    /// Creates entry `record.version` holding `doc`; `false` when another writer created it
+    /// first.
+    fn create(
+        &self,
+        doc: &RegistryDocument,
+        record: &RegistryVersion,
+    ) -> Result<bool, RegistryError> {
+        let seq = record.version;
+        let bytes = history::encode(doc, record).map_err(|e| RegistryError::File {
             path: Self::key(seq).as_ref().into(),
             message: e.to_string(),
         })?;
@@ -170,32 +192,136 @@ impl EntryLog {
     /// Deletes old entries (see the module doc) after entry `latest` was written. Best
     /// effort: a failure is logged and the entries wait for the next sweep.
     fn sweep(&self, latest: u64) {
-        if !latest.is_multiple_of(SWEEP_EVERY) || latest <= KEEP_ENTRIES {
+        if !latest.is_multiple_of(SWEEP_EVERY) {
             return;
         }
-        let listed = match self.tree.list(&ObjectPath::from(LOG_PREFIX)) {
+        let mut listed = match self.listed() {
             Ok(listed) => listed,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list the registry's entries to sweep old ones");
                 return;
             }
         };
-        let cutoff = SystemTime::now()
-            .checked_sub(SWEEP_GRACE)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let old = listed
-            .iter()
-            .filter(|meta| {
-                Self::seq_of(&meta.location).is_some_and(|seq| seq + KEEP_ENTRIES <= latest)
-                    && SystemTime::from(meta.last_modified) < cutoff
-            })
-            .take(SWEEP_BATCH);
-        for meta in old {
-            if let Err(e) = self.tree.delete(&meta.location) {
-                tracing::warn!(key = %meta.location, error = %e, "cannot delete an old registry entry");
+        listed.sort_unstable_by_key(|(seq, _)| *seq);
+        let now = (self.history.clock)();
+        let mut retention = self.history.retention;
+        retention.keep = retention.keep.max(SWEEP_GRACE);
+        // Oldest first: an entry goes only when its successor was written long enough ago,
+        // and that instant grows with the number, so the first entry kept ends the sweep.
+        for pair in listed.windows(2).take(SWEEP_BATCH) {
+            let ((seq, _), (successor, written)) = (pair[0], pair[1]);
+            if latest - seq < retention.keep_min.max(1) {
+                return;
+            }
+            let superseded = match self.read_written(successor, Some(written)) {
+                Ok(Some(next)) => history::micros_of(&next.record.at).unwrap_or(written),
+                Ok(None) => written,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a registry entry to sweep old ones");
+                    return;
+                }
+            };
+            if !retention.expired(latest - seq, superseded, now) {
+                return;
+            }
+            if let Err(e) = self.tree.delete(&Self::key(seq)) {
+                tracing::warn!(key = %Self::key(seq), error = %e, "cannot delete an old registry entry");
                 return;
             }
         }
+    }
+
+    /// Every entry retained, with the instant its object was written (µs), unordered.
+    fn listed(&self) -> Result<Vec<(u64, i64)>, RegistryError> {
+        let listed = self
+            .tree
+            .list(&ObjectPath::from(LOG_PREFIX))
+            .map_err(unavailable)?;
+        Ok(listed
+            .iter()
+            .filter_map(|meta| {
+                Self::seq_of(&meta.location).map(|seq| (seq, meta.last_modified.timestamp_micros()))
+            })
+            .collect())
+    }
+
+    /// Entry `seq` with its record; `None` when it is not retained. An entry from before
+    /// history was recorded reads as an `unrecorded` version written when its object was.
+    fn read(&self, seq: u64) -> Result<Option<VersionDocument>, RegistryError> {
+        self.read_written(seq, None)
+    }
+
+    fn read_written(
+        &self,
+        seq: u64,
+        written: Option<i64>,
+    ) -> Result<Option<VersionDocument>, RegistryError> {
+        let key = Self::key(seq);
+        let bytes = match self.tree.get(&key) {
+            Ok(bytes) => bytes,
+            Err(ObjectError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let (document, record) = history::decode(&bytes).map_err(|e| RegistryError::File {
+            path: key.as_ref().into(),
+            message: e.to_string(),
+        })?;
+        let record = match record {
+            Some(record) => record,
+            None => RegistryVersion {
+                version: seq,
+                at: history::rfc3339(match written {
+                    Some(at) => at,
+                    None => self.written_at(seq)?,
+                }),
+                operation: RegistryOperation::Unrecorded,
+                changes: Vec::new(),
+                written_by: None,
+            },
+        };
+        Ok(Some(VersionDocument { record, document }))
+    }
+
+    /// When the object of entry `seq` was written (µs); 0 when it cannot be listed.
+    fn written_at(&self, seq: u64) -> Result<i64, RegistryError> {
+        Ok(self
+            .listed()?
+            .into_iter()
+            .find(|(s, _)| *s == seq)
+            .map_or(0, |(_, at)| at))
+    }
+
+    /// A page of the history, newest first.
+    pub(super) fn page(&self, offset: u64, limit: u64) -> Result<HistoryPage, RegistryError> {
+        let mut listed = self.listed()?;
+        listed.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        let mut versions = Vec::new();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let count = usize::try_from(limit).unwrap_or(usize::MAX);
+        for &(seq, written) in listed.iter().skip(start).take(count) {
+            // An entry swept between the LIST and the GET is simply no longer retained.
+            if let Some(version) = self.read_written(seq, Some(written))? {
+                versions.push(version.record);
+            }
+        }
+        Ok(HistoryPage {
+            versions,
+            total: listed.len() as u64,
+            current: listed.first().map_or(0, |(seq, _)| *seq),
+            oldest: listed.last().map(|(seq, _)| *seq),
+        })
+    }
+
+    /// Version `version` with its document: a 404 or 410 error naming the versions retained
+    /// when it is not.
+    pub(super) fn version(&self, version: u64) -> Result<VersionDocument, RegistryError> {
+        if version > 0
+            && let Some(found) = self.read(version)?
+        {
+            return Ok(found);
+        }
+        let retained: Vec<u64> = self.listed()?.into_iter().map(|(seq, _)| seq).collect();
+        Err(history::missing(version, &retained))
     }
 
     /// The write protocol of the module doc: `change` runs on the highest entry (again after
@@ -205,9 +331,10 @@ impl EntryLog {
     pub(super) fn update<R>(
         &self,
         base: Entry,
+        recording: &Recording<'_>,
         change: &mut Change<'_, R>,
         install: &dyn Fn(Entry),
-    ) -> Result<(R, String), RegistryError> {
+    ) -> Result<(R, Committed), RegistryError> {
         let known = (base.seq > 0).then_some(base.seq);
         let mut current = match self.newer_than(known)? {
             Some(newer) => {
@@ -222,17 +349,31 @@ impl EntryLog {
             let (next, answer) = change(&current.doc)?;
             let next = match next {
                 Some(next) if next != *current.doc => next,
-                _ => return Ok((answer, version_tag(&current.doc))),
+                _ => {
+                    let committed = Committed {
+                        tag: version_tag(&current.doc),
+                        version: current.seq,
+                    };
+                    return Ok((answer, committed));
+                }
             };
             let seq = current.seq + 1;
-            if self.create(seq, &next)? {
+            let record = history::record(
+                seq,
+                (self.history.clock)(),
+                recording.operation,
+                recording.writer,
+                &current.doc,
+                &next,
+            );
+            if self.create(&next, &record)? {
                 let tag = version_tag(&next);
                 install(Entry {
                     seq,
                     doc: Arc::new(next),
                 });
                 self.sweep(seq);
-                return Ok((answer, tag));
+                return Ok((answer, Committed { tag, version: seq }));
             }
             let Some(winner) = self.newer_than(Some(current.seq))? else {
                 return Err(RegistryError::Unavailable {
@@ -246,7 +387,11 @@ impl EntryLog {
             if *winner.doc == next {
                 // Already exactly what this write asked for (its own earlier attempt, which
                 // timed out after the store wrote it, or an identical change).
-                return Ok((answer, version_tag(&next)));
+                let committed = Committed {
+                    tag: version_tag(&next),
+                    version: winner.seq,
+                };
+                return Ok((answer, committed));
             }
             current = winner;
             lost += 1;

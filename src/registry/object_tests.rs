@@ -103,9 +103,15 @@ fn a_stale_if_match_fails_with_changed_and_writes_nothing() -> TestResult {
     let tree = local_tree(dir.path())?;
     let a = Registry::open_object(tree.clone())?;
     let b = Registry::open_object(tree.clone())?;
-    let (_, read_by_b) = b.apply_if(entity("a"), None, &no_tables)?;
+    let (_, read_by_b) = b.apply_if(entity("a"), None, &Writer::default(), &no_tables)?;
+    let read_by_b = read_by_b.tag;
     a.apply(entity("x"), &no_tables)?;
-    match b.apply_if(entity("b"), Some(&read_by_b), &no_tables) {
+    match b.apply_if(
+        entity("b"),
+        Some(&read_by_b),
+        &Writer::default(),
+        &no_tables,
+    ) {
         Err(RegistryError::Changed { expected, current }) => {
             assert_eq!(expected, read_by_b);
             assert_eq!(current, version_tag(&a.snapshot()));
@@ -120,7 +126,7 @@ fn a_stale_if_match_fails_with_changed_and_writes_nothing() -> TestResult {
     );
     // With the current version the same write goes through.
     let current = version_tag(&b.snapshot());
-    b.apply_if(entity("b"), Some(&current), &no_tables)?;
+    b.apply_if(entity("b"), Some(&current), &Writer::default(), &no_tables)?;
     assert_eq!(names(&b), ["a", "b", "x"]);
     Ok(())
 }
@@ -184,20 +190,21 @@ fn a_write_that_loses_the_race_runs_again_on_the_winner() -> TestResult {
     let tree = local_tree(dir.path())?;
     let registry = Registry::open_object(tree.clone())?;
     let mut calls = 0;
-    let (report, tag) = registry.update_tagged(|current| {
-        calls += 1;
-        if calls == 1 {
-            commit_behind_its_back(&tree, 1, &entity("theirs"));
-        }
-        merge::merge(current, entity("mine"), &no_tables).map(|(doc, r)| (Some(doc), r))
-    })?;
+    let (report, tag) =
+        registry.update(RegistryOperation::Apply, &Writer::default(), |current| {
+            calls += 1;
+            if calls == 1 {
+                commit_behind_its_back(&tree, 1, &entity("theirs"));
+            }
+            merge::merge(current, entity("mine"), &no_tables).map(|(doc, r)| (Some(doc), r))
+        })?;
     assert_eq!(
         calls, 2,
         "run once on the empty registry, once on the winner"
     );
     assert_eq!(report.created, ["entity mine"]);
     assert_eq!(names(&registry), ["mine", "theirs"]);
-    assert_eq!(tag, version_tag(&registry.snapshot()));
+    assert_eq!(tag.tag, version_tag(&registry.snapshot()));
     assert_eq!(entry_keys(&tree)?.len(), 2);
     Ok(())
 }
@@ -216,10 +223,10 @@ fn apply_losing_to(
     registry: &Registry,
     theirs: &RegistryDocument,
     mine: RegistryDocument,
-) -> Result<(ApplyReport, String), RegistryError> {
+) -> Result<(ApplyReport, Committed), RegistryError> {
     let mut change = merge::applying(mine, None, &no_tables);
     let mut raced = false;
-    registry.update_tagged(|current| {
+    registry.update(RegistryOperation::Apply, &Writer::default(), |current| {
         if !std::mem::replace(&mut raced, true) {
             let mut doc = current.clone();
             doc.entities.extend(theirs.entities.iter().cloned());
@@ -266,7 +273,12 @@ fn a_racing_apply_of_the_same_definition_or_of_other_objects_succeeds() -> TestR
     assert_eq!(report.created, ["entity mine"]);
     assert_eq!(names(&registry), ["mine", "same", "theirs"]);
     // Not a race: a later apply redefining an object is an update, as on one replica.
-    let (report, _) = registry.apply_if(entity_as_string("mine"), None, &no_tables)?;
+    let (report, _) = registry.apply_if(
+        entity_as_string("mine"),
+        None,
+        &Writer::default(),
+        &no_tables,
+    )?;
     assert_eq!(report.updated, ["entity mine"]);
     Ok(())
 }
@@ -311,17 +323,18 @@ fn a_write_whose_entry_is_already_there_with_its_document_answers_success() -> T
     let tree = local_tree(dir.path())?;
     let registry = Registry::open_object(tree.clone())?;
     let mut calls = 0;
-    let (report, tag) = registry.update_tagged(|current| {
-        calls += 1;
-        let (next, report) = merge::merge(current, entity("same"), &no_tables)?;
-        if calls == 1 {
-            commit_behind_its_back(&tree, 1, &next);
-        }
-        Ok((Some(next), report))
-    })?;
+    let (report, tag) =
+        registry.update(RegistryOperation::Apply, &Writer::default(), |current| {
+            calls += 1;
+            let (next, report) = merge::merge(current, entity("same"), &no_tables)?;
+            if calls == 1 {
+                commit_behind_its_back(&tree, 1, &next);
+            }
+            Ok((Some(next), report))
+        })?;
     assert_eq!(calls, 1);
     assert_eq!(report.created, ["entity same"]);
-    assert_eq!(tag, version_tag(&entity("same")));
+    assert_eq!(tag.tag, version_tag(&entity("same")));
     assert_eq!(entry_keys(&tree)?.len(), 1);
     Ok(())
 }
@@ -335,7 +348,7 @@ fn a_write_that_keeps_losing_gives_up_as_contended_without_writing() -> TestResu
         log.patience = std::time::Duration::ZERO;
     }
     let mut calls = 0u64;
-    let outcome = registry.update_tagged(|current| {
+    let outcome = registry.update(RegistryOperation::Apply, &Writer::default(), |current| {
         calls += 1;
         commit_behind_its_back(&tree, calls, &entity(&format!("theirs_{calls}")));
         merge::merge(current, entity("mine"), &no_tables).map(|(doc, r)| (Some(doc), r))
@@ -349,36 +362,75 @@ fn a_write_that_keeps_losing_gives_up_as_contended_without_writing() -> TestResu
     Ok(())
 }
 
+/// A registry on `tree` whose history reads time from `now` (µs), which the test moves.
+fn registry_at(
+    tree: &BlockingTree,
+    now: &Arc<std::sync::atomic::AtomicI64>,
+) -> Result<Registry, RegistryError> {
+    let now = Arc::clone(now);
+    Registry::open_object_with(
+        tree.clone(),
+        HistoryOptions {
+            clock: Arc::new(move || now.load(std::sync::atomic::Ordering::SeqCst)),
+            retention: Retention::default(),
+        },
+    )
+}
+
 #[test]
-fn the_sweep_deletes_only_entries_both_old_and_beyond_the_latest_ones() -> TestResult {
+fn the_sweep_keeps_versions_current_within_keep_days_and_the_latest_keep_min() -> TestResult {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    const DAY: i64 = 24 * 3600 * 1_000_000;
     let dir = tempfile::tempdir()?;
     let tree = local_tree(dir.path())?;
-    let registry = Registry::open_object(tree.clone())?;
-    let sweep_at = 6 * object::SWEEP_EVERY;
-    for i in 1..sweep_at {
+    let t0 = 1_800_000_000_000_000;
+    let now = Arc::new(AtomicI64::new(t0));
+    let registry = registry_at(&tree, &now)?;
+    let sweep_at = 2 * SWEEP_EVERY;
+    for i in 1..=20 {
         registry.apply(entity(&format!("e{i:03}")), &no_tables)?;
     }
-    // Within the grace period nothing was deleted, even beyond the latest KEEP_ENTRIES.
-    assert_eq!(entry_keys(&tree)?.len() as u64, sweep_at - 1);
-    let aged = std::time::SystemTime::now() - SWEEP_GRACE - std::time::Duration::from_secs(60);
-    for file in std::fs::read_dir(dir.path().join(LOG_PREFIX))? {
-        std::fs::File::options()
-            .write(true)
-            .open(file?.path())?
-            .set_modified(aged)?;
+    now.store(t0 + 6 * DAY, Ordering::SeqCst);
+    for i in 21..sweep_at {
+        registry.apply(entity(&format!("e{i:03}")), &no_tables)?;
     }
+    assert_eq!(
+        entry_keys(&tree)?.len() as u64,
+        sweep_at - 1,
+        "all within 7 days"
+    );
+    now.store(t0 + 8 * DAY, Ordering::SeqCst);
     registry.apply(entity("last"), &no_tables)?;
+    // 1 to 19 stopped being current 8 days ago; 20 was current until 2 days ago, so it stays
+    // with everything after it (more than the 10 always kept).
     let keys = entry_keys(&tree)?;
-    assert_eq!(keys.len() as u64, KEEP_ENTRIES);
     assert_eq!(
         keys.first().map(String::as_str),
-        Some(EntryLog::key(sweep_at - KEEP_ENTRIES + 1).as_ref())
+        Some(EntryLog::key(20).as_ref())
     );
+    assert_eq!(keys.len() as u64, sweep_at - 19);
+    assert!(matches!(
+        registry.version_document(19),
+        Err(RegistryError::VersionExpired { version: 19, oldest: Some(20), latest }) if latest == sweep_at
+    ));
+    assert_eq!(registry.version_document(20)?.record.version, 20);
+    // Much later, only the latest 10 are kept.
+    now.store(t0 + 30 * DAY, Ordering::SeqCst);
+    for i in sweep_at + 1..3 * SWEEP_EVERY {
+        registry.apply(entity(&format!("f{i:03}")), &no_tables)?;
+    }
+    now.store(t0 + 40 * DAY, Ordering::SeqCst);
+    registry.apply(entity("after_a_quiet_month"), &no_tables)?;
+    let keys = entry_keys(&tree)?;
+    assert_eq!(keys.len() as u64, DEFAULT_KEEP_MIN_FOR_TESTS);
     let reopened = Registry::open_object(tree)?;
     assert_eq!(reopened.snapshot(), registry.snapshot());
-    assert_eq!(names(&reopened).len() as u64, sweep_at);
+    assert_eq!(reopened.version(), 3 * SWEEP_EVERY);
     Ok(())
 }
+
+/// The default `keep_min`.
+const DEFAULT_KEEP_MIN_FOR_TESTS: u64 = history::DEFAULT_KEEP_MIN;
 
 #[test]
 fn an_entry_that_is_not_a_document_is_reported_and_nothing_is_written() -> TestResult {
@@ -441,12 +493,14 @@ fn an_unreachable_store_is_unavailable_at_open_on_reload_and_on_write() -> TestR
     }
     // A replica that opened while the store was up, then lost it.
     let registry = Registry {
-        backend: Backend::Object(EntryLog::new(tree)),
+        backend: Backend::Object(EntryLog::new(tree, HistoryOptions::default())),
         loaded: RwLock::new(Loaded {
             doc: Arc::new(entity("kept")),
             stamp: Stamp::Entry(3),
+            version: 3,
         }),
         writer: Mutex::new(()),
+        history: HistoryOptions::default(),
     };
     assert!(matches!(
         registry.reload(),

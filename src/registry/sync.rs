@@ -40,6 +40,8 @@ pub struct SyncOptions {
     /// Created-timestamp column of a view this write registers or follows; `None` keeps the
     /// view's while the table still has that column.
     pub created_timestamp_field: Option<String>,
+    /// Who made the table write, recorded in the registry version a change of the view makes.
+    pub writer: super::Writer,
 }
 
 /// What a write did to its table's view.

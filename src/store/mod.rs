@@ -27,7 +27,8 @@ pub use crate::bus::BusStatus as ChangeBusStatus;
 pub use crate::cache::{CacheStats, TierStats};
 pub use crate::online::{FeatureColumn, FieldStatus};
 pub use crate::registry::{
-    ApplyReport, Invalid, Referrers, RegistryError, SyncStatus, TableReferences, ViewSync,
+    ApplyReport, Committed, HistoryPage, Invalid, Referrers, RegistryError, SyncStatus,
+    TableReferences, VersionDocument, ViewSync, Writer,
 };
 pub use crate::storage::{AppendOutcome, FoldOutcome};
 pub use crate::storage::{
@@ -233,9 +234,10 @@ impl FeatureStore {
         );
         // The s3 kind keeps the registry in the bucket beside the tables, shared by every
         // replica; the local kind keeps its file (and cross-process lock) in the data root.
+        let history = registration::history_options(&options.clock);
         let registry = match storage.object_tree() {
-            Some(tree) => Registry::open_object(tree.clone())?,
-            None => Registry::open(&storage.layout().registry_dir())?,
+            Some(tree) => Registry::open_object_with(tree.clone(), history)?,
+            None => Registry::open_with(&storage.layout().registry_dir(), history)?,
         };
         let online_dir = storage.layout().online_dir();
         let redis = match options.online.backend {
@@ -422,6 +424,7 @@ impl FeatureStore {
                 register: true,
                 ttl_seconds: view.ttl_seconds,
                 created_timestamp_field: declaration.created_timestamp_field.clone(),
+                ..SyncOptions::default()
             };
             let outcome = s.save_records_typed(&group, &name, &records, declaration, &null_types);
             c.invalidate_table(name.as_str());

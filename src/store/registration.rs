@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use super::{ApplyReport, FeatureStore, Result, SaveOutcome, TableReferences, reload_registry};
 use crate::model::{Entity, FeatureService, FeatureView, GroupName, RegistryDocument, TableName};
-use crate::registry::{Registry, SyncOptions, SyncStatus, TableFacts, ViewSync};
+use crate::registry::{
+    Committed, HistoryOptions, HistoryPage, Registry, SyncOptions, SyncStatus, TableFacts,
+    VersionDocument, ViewSync, Writer,
+};
 use crate::storage::{
     DEFAULT_ENTITY_KEY, Declaration, JsonScalar, RecordColumns, Storage, dtype_name,
 };
@@ -47,23 +50,26 @@ impl FeatureStore {
     }
 
     /// Validates `doc` against the registry as it is on disk now and the tables' schemas, and
-    /// applies it.
+    /// applies it (as the command line does: no token names the writer).
     pub async fn apply(&self, doc: RegistryDocument) -> Result<ApplyReport> {
-        Ok(self.apply_if(doc, None).await?.0)
+        Ok(self.apply_if(doc, None, Writer::default()).await?.0)
     }
 
-    /// [`Self::apply`] only if the registry is still at version `expected` (an `If-Match`);
-    /// also returns the version it left.
+    /// [`Self::apply`] by `writer`, only if the registry is still at version `expected` (an
+    /// `If-Match`); also returns the version it left.
     pub async fn apply_if(
         &self,
         doc: RegistryDocument,
         expected: Option<String>,
-    ) -> Result<(ApplyReport, String)> {
+        writer: Writer,
+    ) -> Result<(ApplyReport, Committed)> {
         let registry = Arc::clone(&self.registry);
         self.blocking(move |s, _| {
-            Ok(registry.apply_if(doc, expected.as_deref(), &|group, name| {
-                table_columns(s, group, name)
-            })?)
+            Ok(
+                registry.apply_if(doc, expected.as_deref(), &writer, &|group, name| {
+                    table_columns(s, group, name)
+                })?,
+            )
         })
         .await
         .inspect(|_| self.announce(crate::bus::Change::Registry))
@@ -75,9 +81,10 @@ impl FeatureStore {
         &self,
         name: String,
         expected: Option<String>,
-    ) -> Result<(FeatureView, String)> {
+        writer: Writer,
+    ) -> Result<(FeatureView, Committed)> {
         let registry = Arc::clone(&self.registry);
-        self.blocking(move |_, _| Ok(registry.delete_view(&name, expected.as_deref())?))
+        self.blocking(move |_, _| Ok(registry.delete_view(&name, expected.as_deref(), &writer)?))
             .await
             .inspect(|_| self.announce(crate::bus::Change::Registry))
     }
@@ -87,11 +94,14 @@ impl FeatureStore {
         &self,
         name: String,
         expected: Option<String>,
-    ) -> Result<(FeatureService, String)> {
+        writer: Writer,
+    ) -> Result<(FeatureService, Committed)> {
         let registry = Arc::clone(&self.registry);
-        self.blocking(move |_, _| Ok(registry.delete_service(&name, expected.as_deref())?))
-            .await
-            .inspect(|_| self.announce(crate::bus::Change::Registry))
+        self.blocking(move |_, _| {
+            Ok(registry.delete_service(&name, expected.as_deref(), &writer)?)
+        })
+        .await
+        .inspect(|_| self.announce(crate::bus::Change::Registry))
     }
 
     /// Unregisters an entity (409 while a feature view uses it), if the registry is still at
@@ -100,16 +110,54 @@ impl FeatureStore {
         &self,
         name: String,
         expected: Option<String>,
-    ) -> Result<(Entity, String)> {
+        writer: Writer,
+    ) -> Result<(Entity, Committed)> {
         let registry = Arc::clone(&self.registry);
-        self.blocking(move |_, _| Ok(registry.delete_entity(&name, expected.as_deref())?))
-            .await
-            .inspect(|_| self.announce(crate::bus::Change::Registry))
+        self.blocking(move |_, _| {
+            Ok(registry.delete_entity(&name, expected.as_deref(), &writer)?)
+        })
+        .await
+        .inspect(|_| self.announce(crate::bus::Change::Registry))
     }
 
     /// The version tag of the definitions served now (the registry routes' `ETag`).
-    pub fn registry_version(&self) -> String {
+    pub fn registry_tag(&self) -> String {
         crate::registry::version_tag(&self.registry.snapshot())
+    }
+
+    /// The registry version of the definitions served now: the number of the latest registry
+    /// write (0 when nothing was ever applied), as `GET /registry/history` lists it. Historical
+    /// answers state it so a training set names the definitions it was built with.
+    pub fn registry_version(&self) -> u64 {
+        self.registry.version()
+    }
+
+    /// The registry's definitions and their version number, read together (a write between
+    /// two separate reads could pair one with the other's neighbour).
+    pub fn registry_with_version(&self) -> (Arc<RegistryDocument>, u64) {
+        self.registry.snapshot_with_version()
+    }
+
+    /// A page of the registry's history, newest first (after re-reading the registry, so a
+    /// change made by another process is listed).
+    pub async fn registry_history(&self, offset: u64, limit: u64) -> Result<HistoryPage> {
+        let registry = Arc::clone(&self.registry);
+        self.blocking(move |_, _| {
+            reload_registry(&registry);
+            Ok(registry.history_page(offset, limit)?)
+        })
+        .await
+    }
+
+    /// Registry version `version` with its whole document: 404 `registry_version_not_found`
+    /// when it was never recorded, 410 `registry_version_expired` when no longer retained.
+    pub async fn registry_version_document(&self, version: u64) -> Result<VersionDocument> {
+        let registry = Arc::clone(&self.registry);
+        self.blocking(move |_, _| {
+            reload_registry(&registry);
+            Ok(registry.version_document(version)?)
+        })
+        .await
     }
 
     /// Re-reads the registry file if another process changed it (blocking; called by the
@@ -275,5 +323,16 @@ pub(super) fn sync_view(
                 "the table was saved, but the registry could not be updated: {e}"
             ))
         }
+    }
+}
+
+/// The registry history's options: the store's clock (so tests that move time move the
+/// history's too) and the default retention, which matches the table history's defaults
+/// (7 days, 10 versions).
+pub(super) fn history_options(clock: &Arc<dyn crate::cache::Clock>) -> HistoryOptions {
+    let clock = Arc::clone(clock);
+    HistoryOptions {
+        clock: Arc::new(move || clock.wall_micros()),
+        ..HistoryOptions::default()
     }
 }

@@ -127,6 +127,13 @@ fn api_vocabulary(value: &serde_json::Value, in_example: bool, out: &mut Vec<Str
                 {
                     out.push(text.to_owned());
                 }
+                // The values of an enumeration are words of the API (`delete_entity`, an
+                // operation a registry version records), whatever a handler is called.
+                if key == "enum"
+                    && let Some(values) = member.as_array()
+                {
+                    out.extend(values.iter().filter_map(|v| v.as_str()).map(str::to_owned));
+                }
                 let example = in_example || key == "example" || key == "examples";
                 api_vocabulary(member, example, out);
             }

@@ -469,16 +469,25 @@ async fn the_apply_command_prints_what_it_created_and_the_server_serves_it() -> 
             "created   entity user_id",
             "created   feature view user_profile",
             "created   feature service profile_service",
+            "registry version 1",
         ],
         "stdout: {stdout}"
     );
 
     let again = featurestore_command(&["apply", &file, "--data-dir", dir])?;
     assert!(again.status.success());
+    let again = String::from_utf8(again.stdout)?;
+    let (objects, version) = again
+        .trim_end()
+        .rsplit_once('\n')
+        .ok_or("two lines at least")?;
     assert!(
-        String::from_utf8(again.stdout)?
-            .lines()
-            .all(|l| l.trim().starts_with("unchanged")),
+        objects.lines().all(|l| l.trim().starts_with("unchanged")),
+        "{again}"
+    );
+    assert_eq!(
+        version, "registry version 1",
+        "an unchanged apply makes no version"
     );
 
     let server = TestServer::start_on(data, |_| {})?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::ResponseError;
 use featurestore::api::ApiError;
 use featurestore::model::{Entity, GroupName, RegistryDocument, TableName, ValueType};
-use featurestore::registry::{Columns, LOG_PREFIX, Registry, RegistryError, version_tag};
+use featurestore::registry::{Columns, LOG_PREFIX, Registry, RegistryError, Writer, version_tag};
 use featurestore::storage::object::{BlockingTree, ObjectTree, S3Config};
 use featurestore::store::StoreError;
 use futures_util::stream::BoxStream;
@@ -94,7 +94,9 @@ fn an_apply_on_replica_a_is_served_by_replica_b_after_one_cheap_poll() -> TestRe
         "a poll with nothing new is one LIST and reads no object"
     );
 
-    let (report, tag) = a.apply_if(entity("user_id"), None, &no_tables)?;
+    let (report, committed) =
+        a.apply_if(entity("user_id"), None, &Writer::default(), &no_tables)?;
+    let tag = committed.tag;
     assert_eq!(report.created, ["entity user_id"]);
     let applied = Instant::now();
     assert!(b.reload()?, "B's poll reports the change");
@@ -174,11 +176,22 @@ async fn a_stale_if_match_loses_with_registry_changed_and_writes_nothing() -> Te
     let tree = BlockingTree::new(bucket.tree()?);
     let a = Registry::open_object(tree.clone())?;
     let b = Registry::open_object(BlockingTree::new(bucket.tree()?))?;
-    let (_, read) = a.apply_if(entity("first"), None, &no_tables)?;
+    let (_, read) = a.apply_if(entity("first"), None, &Writer::default(), &no_tables)?;
+    let read = read.tag;
     b.reload()?;
     // Both read version `read`; B writes first, so A's write is made on a stale version.
-    b.apply_if(entity("from_b"), Some(&read), &no_tables)?;
-    let error = match a.apply_if(entity("from_a"), Some(&read), &no_tables) {
+    b.apply_if(
+        entity("from_b"),
+        Some(&read),
+        &Writer::default(),
+        &no_tables,
+    )?;
+    let error = match a.apply_if(
+        entity("from_a"),
+        Some(&read),
+        &Writer::default(),
+        &no_tables,
+    ) {
         Err(error @ RegistryError::Changed { .. }) => error,
         other => return Err(format!("expected Changed, got {other:?}").into()),
     };
