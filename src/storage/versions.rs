@@ -98,6 +98,11 @@ impl Storage {
         *guard(&self.clock) = clock;
     }
 
+    /// `[storage.history]`: the registry's history keeps what the tables' keeps.
+    pub fn history_config(&self) -> super::HistoryConfig {
+        self.config.history
+    }
+
     /// Now, in milliseconds since the epoch, by the history clock.
     pub(super) fn now_ms(&self) -> i64 {
         guard(&self.clock).now_ms()

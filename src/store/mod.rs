@@ -234,7 +234,7 @@ impl FeatureStore {
         );
         // The s3 kind keeps the registry in the bucket beside the tables, shared by every
         // replica; the local kind keeps its file (and cross-process lock) in the data root.
-        let history = registration::history_options(&options.clock);
+        let history = registration::history_options(&options.clock, storage.history_config());
         let registry = match storage.object_tree() {
             Some(tree) => Registry::open_object_with(tree.clone(), history)?,
             None => Registry::open_with(&storage.layout().registry_dir(), history)?,

@@ -327,12 +327,18 @@ pub(super) fn sync_view(
 }
 
 /// The registry history's options: the store's clock (so tests that move time move the
-/// history's too) and the default retention, which matches the table history's defaults
-/// (7 days, 10 versions).
-pub(super) fn history_options(clock: &Arc<dyn crate::cache::Clock>) -> HistoryOptions {
+/// history's too) and the tables' retention (`[storage.history]`), so "the definitions a
+/// model trained with" stay readable as long as the rows it read.
+pub(super) fn history_options(
+    clock: &Arc<dyn crate::cache::Clock>,
+    tables: crate::storage::HistoryConfig,
+) -> HistoryOptions {
     let clock = Arc::clone(clock);
     HistoryOptions {
         clock: Arc::new(move || clock.wall_micros()),
-        ..HistoryOptions::default()
+        retention: crate::registry::Retention {
+            keep: std::time::Duration::from_secs_f64(tables.keep_days * 86_400.0),
+            keep_min: tables.keep_min as u64,
+        },
     }
 }
