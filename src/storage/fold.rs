@@ -177,7 +177,9 @@ impl Storage {
             written_at: rfc3339(SystemTime::now()),
         };
         let handle = match &self.remote {
-            Some(remote) => self.commit_part(remote, &current, &stored, meta)?,
+            Some(remote) => {
+                self.commit_part(remote, &current, &stored, meta, declaration.written_by)?
+            }
             None => self.append_part_file(&current, &stored, &meta, declaration.written_by)?,
         };
         Ok(AppendOutcome {
@@ -416,7 +418,7 @@ impl Storage {
             None => (
                 None,
                 HistoryWrite::Compaction {
-                    from_base: handle.file.base().base_id(),
+                    from_base: history_base(handle.file.base()),
                     parts_folded: handle.file.part_count(),
                 },
             ),
@@ -516,6 +518,13 @@ impl Storage {
             .collect::<Result<Vec<_>>>()?;
         Ok(TableFile::from_segments(base, parts))
     }
+}
+
+/// How the history names a base file: its data key on the s3 kind (entries name objects),
+/// its id on the local kind (the name of its hard link under `_history/`).
+fn history_base(file: &ParquetFile) -> String {
+    file.object_key()
+        .map_or_else(|| file.base_id(), |key| key.as_ref().to_owned())
 }
 
 pub(super) fn unchanged(handle: &TableHandle) -> FoldOutcome {

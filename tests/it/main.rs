@@ -16,6 +16,7 @@ mod fold;
 mod fuzz;
 mod health;
 mod historical;
+mod history_s3;
 mod limits;
 mod materialize;
 mod metrics;
