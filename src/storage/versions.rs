@@ -438,13 +438,16 @@ impl Storage {
                 return;
             }
         };
-        let last = replayed.versions.last();
-        if last.is_some_and(|(r, _)| r.version >= handle.version) {
-            return;
-        }
+        // The base gets its history name even when the log is up to date: a fold killed
+        // between its rename and its link keeps the version (so the log has it), and later
+        // appends to the new base must still read after a replace. Two stats when linked.
         let base_id = handle.file.base().base_id();
         if let Err(e) = self.keep_base_in_history(group, name, handle.file.path(), &base_id) {
             tracing::warn!(table = %name, error = %e, "cannot keep the table's file in its history");
+            return;
+        }
+        let last = replayed.versions.last();
+        if last.is_some_and(|(r, _)| r.version >= handle.version) {
             return;
         }
         let op = match (handle.file.meta(), last) {
