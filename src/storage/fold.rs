@@ -89,6 +89,7 @@ impl Storage {
     ) -> Result<AppendOutcome> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _across = self.lock_across_processes(name);
         let Some(current) = self.existing_for_write(group, name)? else {
             let saved = self.save_locked(group, name, batch, declaration, None)?;
             return Ok(AppendOutcome {
@@ -275,6 +276,7 @@ impl Storage {
         )?;
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _across = self.lock_across_processes(name);
         let Some(current) = self.peek(name).filter(|c| c.group == snapshot.group) else {
             return Err(StorageError::TableNotFound {
                 name: name.to_string(),

@@ -293,6 +293,7 @@ impl Storage {
         self.retrying(|| {
             let lock = self.write_lock(name);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _across = self.lock_across_processes(name);
             let existing = self.existing_for_write(group, name)?;
             self.save_locked_as(
                 group,

@@ -17,6 +17,7 @@ mod fuzz;
 mod health;
 mod historical;
 mod history_s3;
+mod history_writers;
 mod limits;
 mod materialize;
 mod metrics;
