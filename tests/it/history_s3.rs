@@ -233,6 +233,12 @@ async fn every_write_on_s3_is_a_version_in_order_and_old_versions_read_as_they_w
     );
     assert_eq!(delete.columns_removed.len(), 3, "{delete:?}");
 
+    let history = other.history(&table())?;
+    assert!(
+        history.history_bytes > 0,
+        "the replaced bases are history: {history:?}"
+    );
+
     // Every version reads, on a replica that never saw it current, the rows it had then.
     for (version, rows) in &seen {
         assert_eq!(&rows_of(&other, *version)?, rows, "version {version}");
