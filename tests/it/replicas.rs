@@ -247,11 +247,8 @@ async fn concurrent_offline_pushes_and_compactions_on_two_replicas_keep_every_ac
         }
         Err(_) => return Err("a push task panicked".into()),
     };
-    // Each replica's acknowledged pushes got rising versions, no number went to two pushes,
-    // and the history lists every one of them, each readable.
-    for mine in &versions {
-        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
-    }
+    // No version number went to two pushes (three tasks per replica: acknowledgements come
+    // in any order), and the history lists every one of them, each readable.
     let mut all: Vec<u64> = versions.concat();
     all.sort_unstable();
     let pushed = all.len();

@@ -20,7 +20,8 @@ pub(crate) enum Op {
     Append,
     /// The base and parts were folded into a new base object; same rows, same version.
     Compact,
-    /// The table was deleted; the entry keeps its last version so a re-creation continues.
+    /// The table was deleted; the deletion is a version of its own (the last one plus one),
+    /// so a re-creation continues after it.
     Delete,
 }
 
@@ -42,7 +43,8 @@ pub(crate) struct Entry {
     pub seq: u64,
     /// What it did.
     pub op: Op,
-    /// The table's version after it (a compaction keeps it; a delete records the last one).
+    /// The table's version after it (a compaction keeps it; a delete takes the next one,
+    /// except in entries written before history, which kept the last one).
     pub version: u64,
     /// The table's group.
     pub group: String,
