@@ -89,6 +89,7 @@ impl Storage {
     ) -> Result<AppendOutcome> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _across = self.lock_across_processes(name);
         let Some(current) = self.existing_for_write(group, name)? else {
             let saved = self.save_locked(group, name, batch, declaration, None)?;
             return Ok(AppendOutcome {
@@ -177,7 +178,9 @@ impl Storage {
             written_at: rfc3339(SystemTime::now()),
         };
         let handle = match &self.remote {
-            Some(remote) => self.commit_part(remote, &current, &stored, meta)?,
+            Some(remote) => {
+                self.commit_part(remote, &current, &stored, meta, declaration.written_by)?
+            }
             None => self.append_part_file(&current, &stored, &meta, declaration.written_by)?,
         };
         Ok(AppendOutcome {
@@ -273,6 +276,7 @@ impl Storage {
         )?;
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _across = self.lock_across_processes(name);
         let Some(current) = self.peek(name).filter(|c| c.group == snapshot.group) else {
             return Err(StorageError::TableNotFound {
                 name: name.to_string(),
@@ -416,7 +420,7 @@ impl Storage {
             None => (
                 None,
                 HistoryWrite::Compaction {
-                    from_base: handle.file.base().base_id(),
+                    from_base: history_base(handle.file.base()),
                     parts_folded: handle.file.part_count(),
                 },
             ),
@@ -516,6 +520,13 @@ impl Storage {
             .collect::<Result<Vec<_>>>()?;
         Ok(TableFile::from_segments(base, parts))
     }
+}
+
+/// How the history names a base file: its data key on the s3 kind (entries name objects),
+/// its id on the local kind (the name of its hard link under `_history/`).
+fn history_base(file: &ParquetFile) -> String {
+    file.object_key()
+        .map_or_else(|| file.base_id(), |key| key.as_ref().to_owned())
 }
 
 pub(super) fn unchanged(handle: &TableHandle) -> FoldOutcome {

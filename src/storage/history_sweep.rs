@@ -28,6 +28,7 @@ impl Storage {
         for (group, name) in self.logged_tables() {
             let lock = self.write_lock(&name);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _across = self.lock_across_processes(&name);
             match self.sweep_table_history(&group, &name) {
                 Ok(swept) => {
                     total.versions_expired += swept.versions_expired;

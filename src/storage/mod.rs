@@ -29,6 +29,7 @@ mod save;
 mod settings;
 mod source;
 mod table;
+mod table_lock;
 mod typed;
 mod versions;
 mod writer;

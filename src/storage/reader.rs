@@ -29,7 +29,7 @@ use parquet::file::reader::Length;
 use super::error::{Result, StorageError};
 use super::meta::{FOOTER_KEY, FileFingerprint, TableMeta};
 use super::object::{BlockingTree, ObjectError};
-use super::source::{ObjectSource, PreadFile, Source};
+use super::source::{ObjectSource, PreadFile, ReadFailure, Source};
 
 /// How long after an in-place change a file counts as "being rewritten" (a retryable 503)
 /// rather than damaged.
@@ -65,10 +65,31 @@ fn digest_of(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// A store failure while opening or reading an object: retryable, never "unreadable".
+/// A store failure while opening or reading an object: retryable, never "unreadable"; or,
+/// for a data object that is gone, the version being read has expired.
 fn unavailable(error: ObjectError) -> StorageError {
-    StorageError::Unavailable {
-        reason: error.reason(),
+    read_failure(ReadFailure::from(&error))
+}
+
+/// A failure [`ObjectSource`] saw, as the storage layer reports it. Only the history sweep
+/// removes data objects, and only those of versions past retention (and their grace): a
+/// read holding such a version is told it expired (410), not that the store is down.
+fn read_failure(failure: ReadFailure) -> StorageError {
+    match failure {
+        ReadFailure::Missing { key } => match key
+            .strip_prefix("tables/")
+            .and_then(|rest| rest.split_once("/data/"))
+        {
+            Some((table, _)) => StorageError::VersionExpired {
+                name: table.to_owned(),
+                asked: "the version being read".to_owned(),
+                available: "its data was removed by the history sweep; GET /features/{group}/{name}/versions lists the retained versions".to_owned(),
+            },
+            None => StorageError::Unavailable {
+                reason: format!("object {key:?} not found"),
+            },
+        },
+        ReadFailure::Store { reason } => StorageError::Unavailable { reason },
     }
 }
 
@@ -149,7 +170,7 @@ impl ParquetFile {
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let reader_meta = ArrowReaderMetadata::load(&file, options).map_err(|e| match &file {
             Source::Object(object) => match object.take_failure() {
-                Some(reason) => StorageError::Unavailable { reason },
+                Some(failure) => read_failure(failure),
                 None => StorageError::parquet(&path, e),
             },
             Source::File(_) => StorageError::parquet(&path, e),
@@ -406,7 +427,7 @@ impl ParquetFile {
         };
         let store_failure = |e: StorageError| match &source {
             Source::Object(object) => match object.take_failure() {
-                Some(reason) => StorageError::Unavailable { reason },
+                Some(failure) => read_failure(failure),
                 None => e,
             },
             Source::File(_) => e,

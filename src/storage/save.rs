@@ -123,6 +123,7 @@ impl Storage {
     ) -> Result<SaveOutcome> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _across = self.lock_across_processes(name);
         let existing = self.existing_for_write(group, name)?;
         let timestamp_field = declaration.timestamp_field.clone().or_else(|| {
             let previous = existing.as_ref().and_then(|h| h.timestamp_field.clone());
@@ -166,6 +167,7 @@ impl Storage {
         self.retrying(|| {
             let lock = self.write_lock(name);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _across = self.lock_across_processes(name);
             let existing = self.existing_for_write(group, name)?;
             self.save_locked(group, name, batch, declaration.clone(), existing)
         })
@@ -190,6 +192,7 @@ impl Storage {
     ) -> Result<u64> {
         let lock = self.write_lock(name);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _across = self.lock_across_processes(name);
         if let Some(remote) = &self.remote {
             self.follow_locked(remote, name)?;
             // Not `get_in_group`: its discovery of a missing table takes the lock held here.

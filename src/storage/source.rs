@@ -49,8 +49,36 @@ pub(super) struct ObjectSource {
     /// Byte spans already fetched, `(start, bytes)`, sorted by start.
     held: Arc<Vec<(u64, Bytes)>>,
     /// The last failure of the store during a read, so the reader can report "store
-    /// unavailable" (503) instead of the parquet error it was wrapped in.
-    failure: Arc<Mutex<Option<String>>>,
+    /// unavailable" (503), or "version expired" for an object the history sweep removed,
+    /// instead of the parquet error it was wrapped in.
+    failure: Arc<Mutex<Option<ReadFailure>>>,
+}
+
+/// A store failure seen while reading an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ReadFailure {
+    /// The object is gone: the history sweep removed it (objects are never rewritten, and
+    /// the newest state's are never removed), so the version being read has expired.
+    Missing {
+        /// Its key.
+        key: String,
+    },
+    /// The store failed (network, 5xx, refusal): retryable.
+    Store {
+        /// What the store said.
+        reason: String,
+    },
+}
+
+impl From<&ObjectError> for ReadFailure {
+    fn from(error: &ObjectError) -> Self {
+        match error {
+            ObjectError::NotFound { key } => ReadFailure::Missing { key: key.clone() },
+            other => ReadFailure::Store {
+                reason: other.reason(),
+            },
+        }
+    }
 }
 
 /// A Parquet file's bytes.
@@ -115,7 +143,7 @@ impl ObjectSource {
 
     /// Why the store failed during a read through this source, if it did (taken: reported
     /// once).
-    pub(super) fn take_failure(&self) -> Option<String> {
+    pub(super) fn take_failure(&self) -> Option<ReadFailure> {
         self.failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -143,7 +171,8 @@ impl ObjectSource {
         match self.tree.get_range(&self.key, start..end) {
             Ok(bytes) => Ok(bytes),
             Err(error) => {
-                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.reason());
+                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(ReadFailure::from(&error));
                 Err(ParquetError::External(Box::new(error)))
             }
         }

@@ -321,6 +321,7 @@ impl Storage {
         self.retrying(|| {
             let lock = self.write_lock(name);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _across = self.lock_across_processes(name);
             let existing = self.existing_for_write(group, name)?;
             self.save_locked_as(
                 group,
@@ -466,13 +467,16 @@ impl Storage {
                 return;
             }
         };
-        let last = replayed.versions.last();
-        if last.is_some_and(|(r, _)| r.version >= handle.version) {
-            return;
-        }
+        // The base gets its history name even when the log is up to date: a fold killed
+        // between its rename and its link keeps the version (so the log has it), and later
+        // appends to the new base must still read after a replace. Two stats when linked.
         let base_id = handle.file.base().base_id();
         if let Err(e) = self.keep_base_in_history(group, name, handle.file.path(), &base_id) {
             tracing::warn!(table = %name, error = %e, "cannot keep the table's file in its history");
+            return;
+        }
+        let last = replayed.versions.last();
+        if last.is_some_and(|(r, _)| r.version >= handle.version) {
             return;
         }
         let op = match (handle.file.meta(), last) {

@@ -21,7 +21,10 @@
 //! - no temporary file is left anywhere under the data root, and no parts folder of a
 //!   replaced base file;
 //! - `GET /health` is healthy with the disk cache tier on (its sled tree reopened), the
-//!   durable online store is open, and online lookups answer the tables' latest rows.
+//!   durable online store is open, and online lookups answer the tables' latest rows;
+//! - each table's history, read by another process on the data root, is consistent with
+//!   the content: numbers strictly increase, every version whose write was acknowledged
+//!   (in any cycle so far) is listed, and every listed version opens with the rows it lists.
 //!
 //! The outcome of each write in each cycle is counted: acknowledged, applied without an
 //! acknowledgement (killed between the commit and the answer), or not applied; the totals
@@ -42,6 +45,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::common::child::ChildServer;
+use crate::common::history::check_history;
 use crate::common::rng::SplitMix;
 use crate::common::{TestResult, list_files, online_slots, read};
 
@@ -190,11 +194,30 @@ struct Acks {
     replace: bool,
     offline: bool,
     online: bool,
+    /// The version the acknowledged replace answered.
+    replace_version: Option<u64>,
+    /// The version of `crash_push` the acknowledged offline push answered.
+    push_version: Option<u64>,
 }
 
-/// POSTs `body` to `path`: `Ok(true)` when acknowledged, `Ok(false)` when the connection
-/// failed (the server died), an error for any other answer.
-async fn post_raw(client: reqwest::Client, url: String, body: String) -> TestResult<bool> {
+/// The versions of each table whose writes were acknowledged, over the whole run: each must
+/// stay listed, and readable, after every crash.
+#[derive(Debug, Default)]
+struct Acknowledged {
+    replaced: Vec<u64>,
+    pushed: Vec<u64>,
+}
+
+impl Acknowledged {
+    fn add(&mut self, acks: &Acks) {
+        self.replaced.extend(acks.replace_version);
+        self.pushed.extend(acks.push_version);
+    }
+}
+
+/// POSTs `body` to `path`: `Ok(Some(answer))` when acknowledged, `Ok(None)` when the
+/// connection failed (the server died), an error for any other answer.
+async fn post_raw(client: reqwest::Client, url: String, body: String) -> TestResult<Option<Value>> {
     let sent = client
         .post(&url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -203,22 +226,24 @@ async fn post_raw(client: reqwest::Client, url: String, body: String) -> TestRes
         .await;
     let response = match sent {
         Ok(response) => response,
-        Err(_) => return Ok(false),
+        Err(_) => return Ok(None),
     };
     let status = response.status().as_u16();
     match response.bytes().await {
-        Ok(_) if (200..300).contains(&status) => Ok(true),
+        Ok(bytes) if (200..300).contains(&status) => {
+            Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        }
         Ok(bytes) => Err(format!(
             "{url} answered {status}: {}",
             String::from_utf8_lossy(&bytes)
         )
         .into()),
-        Err(_) => Ok(false),
+        Err(_) => Ok(None),
     }
 }
 
 /// Starts the four writes of a cycle on top of `state`.
-fn start_writes(server: &ChildServer, state: State) -> Vec<JoinHandle<TestResult<bool>>> {
+fn start_writes(server: &ChildServer, state: State) -> Vec<JoinHandle<TestResult<Option<Value>>>> {
     let g = state.generation + 1;
     let b = state.offline_batches + 1;
     let ob = state.online_batches + 1;
@@ -259,16 +284,32 @@ fn start_writes(server: &ChildServer, state: State) -> Vec<JoinHandle<TestResult
 }
 
 /// Waits for the writes; their acknowledgements.
-async fn finish_writes(writes: Vec<JoinHandle<TestResult<bool>>>) -> TestResult<Acks> {
+async fn finish_writes(writes: Vec<JoinHandle<TestResult<Option<Value>>>>) -> TestResult<Acks> {
     let mut acked = Vec::new();
     for write in writes {
         acked.push(write.await??);
     }
     Ok(Acks {
-        replace: acked[0],
-        offline: acked[1],
-        online: acked[2],
+        replace: acked[0].is_some(),
+        offline: acked[1].is_some(),
+        online: acked[2].is_some(),
+        replace_version: acked[0].as_ref().and_then(|a| a["version"].as_u64()),
+        push_version: acked[1]
+            .as_ref()
+            .and_then(|a| a["offline"]["version"].as_u64()),
     })
+}
+
+/// The history of both tables, read by another process on the same data root (as the CLI
+/// would) after a crash: numbers strictly increase, every acknowledged version is listed,
+/// and every listed version opens with the rows it lists.
+fn check_histories(root: &Path, acknowledged: &Acknowledged) -> TestResult {
+    let mut config = featurestore::config::Config::defaults()?.storage;
+    config.data_dir = root.to_path_buf();
+    let storage = featurestore::storage::Storage::open(config)?;
+    check_history(&storage, REPLACED, &acknowledged.replaced)?;
+    check_history(&storage, PUSHED, &acknowledged.pushed)?;
+    Ok(())
 }
 
 /// GET `path`, checked to be a 200.
@@ -582,17 +623,22 @@ async fn check_restarted(
 
 /// Runs the four writes to completion and checks them; returns the state and how long they
 /// took, in milliseconds.
-async fn undisturbed(server: &ChildServer, root: &Path, state: State) -> TestResult<(State, u64)> {
+async fn undisturbed(
+    server: &ChildServer,
+    root: &Path,
+    state: State,
+    acknowledged: &mut Acknowledged,
+) -> TestResult<(State, u64)> {
     let started = Instant::now();
     let acks = finish_writes(start_writes(server, state)).await?;
     let took = started.elapsed().as_millis() as u64;
     if !(acks.replace && acks.offline && acks.online) {
         return Err(format!("the undisturbed writes failed; log:\n{}", server.log_tail()).into());
     }
-    Ok((
-        check_restarted(server, root, state, acks, true).await?,
-        took,
-    ))
+    acknowledged.add(&acks);
+    let state = check_restarted(server, root, state, acks, true).await?;
+    check_histories(root, acknowledged)?;
+    Ok((state, took))
 }
 
 /// The number of cycles: `FEATURESTORE_CRASH_CYCLES`, else [`DEFAULT_CYCLES`].
@@ -614,6 +660,7 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
 
     // Cycle 0 sets the tables up and times the four writes left alone.
     let server = ChildServer::start(root, &log, &ENV)?;
+    let mut acknowledged = Acknowledged::default();
     for (name, body) in [
         (REPLACED, replace_body(1)),
         (
@@ -624,8 +671,14 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
             .to_string(),
         ),
     ] {
-        if !post_raw(server.client.clone(), server.url(&format!("/features/{GROUP}/{name}")), body).await? {
+        let Some(answer) = post_raw(server.client.clone(), server.url(&format!("/features/{GROUP}/{name}")), body).await? else {
             return Err(format!("saving {name} failed; log:\n{}", server.log_tail()).into());
+        };
+        let version = answer["version"].as_u64().ok_or("a save answers its version")?;
+        if name == REPLACED {
+            acknowledged.replaced.push(version);
+        } else {
+            acknowledged.pushed.push(version);
         }
     }
     server.post_ok("/registry/apply", &registry()).await?;
@@ -634,7 +687,7 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
         offline_batches: 0,
         online_batches: 0,
     };
-    let (next, mut window_ms) = undisturbed(&server, root, state).await?;
+    let (next, mut window_ms) = undisturbed(&server, root, state, &mut acknowledged).await?;
     state = next;
     eprintln!("crash: the four writes take {window_ms} ms undisturbed; {cycles} cycles");
 
@@ -646,7 +699,7 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
     for cycle in 1..=cycles {
         if cycle % REMEASURE_EVERY == 0 {
             // The pushed table grows, and with it the time the writes take.
-            let (next, window) = undisturbed(&server, root, state).await?;
+            let (next, window) = undisturbed(&server, root, state, &mut acknowledged).await?;
             eprintln!("crash: the four writes take {window} ms undisturbed");
             (state, window_ms) = (next, window);
         }
@@ -657,7 +710,12 @@ async fn sigkill_during_large_writes_leaves_old_or_new_tables_and_no_leftovers()
         server.kill()?;
         let acks = finish_writes(writes).await?;
         server = ChildServer::start(root, &log, &ENV)?;
-        match check_restarted(&server, root, state, acks, true).await {
+        acknowledged.add(&acks);
+        let checked = match check_restarted(&server, root, state, acks, true).await {
+            Ok(next) => check_histories(root, &acknowledged).map(|()| next),
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(next) => {
                 let applied = [
                     (acks.replace, next.generation > state.generation),

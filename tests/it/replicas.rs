@@ -102,6 +102,28 @@ struct Pushes {
     attempted: BTreeSet<i64>,
     /// Compactions answered, by status.
     compactions: BTreeMap<u16, usize>,
+    /// The table versions the acknowledged pushes answered, by replica.
+    versions: [Vec<u64>; 2],
+}
+
+/// The history of `name` in the bucket, as a third replica (the library, nothing cached)
+/// lists it: numbers strictly increase, every version in `acknowledged` is listed, and every
+/// listed version opens with the rows it lists.
+fn check_bucket_history(
+    bucket: &crate::common::s3::S3Bucket,
+    name: &str,
+    acknowledged: &[u64],
+) -> TestResult<Vec<featurestore::storage::VersionRecord>> {
+    let local = tempfile::tempdir()?;
+    let mut config = featurestore::config::Config::defaults()?.storage;
+    config.data_dir = local.path().to_path_buf();
+    config.backend = featurestore::storage::StorageBackend::S3;
+    config.s3 = bucket.config.clone();
+    let storage = featurestore::storage::Storage::open_on(
+        config,
+        featurestore::storage::object::BlockingTree::new(bucket.tree()?),
+    )?;
+    crate::common::history::check_history(&storage, name, acknowledged)
 }
 
 #[tokio::test]
@@ -180,6 +202,7 @@ async fn concurrent_offline_pushes_and_compactions_on_two_replicas_keep_every_ac
                     if let Ok(mut p) = pushes.lock() {
                         if status == 200 {
                             p.acknowledged.insert(id);
+                            p.versions[replica].extend(answer["offline"]["version"].as_u64());
                         } else if status == 503 && code.starts_with("storage_") {
                             p.refused.insert(id);
                         }
@@ -206,7 +229,7 @@ async fn concurrent_offline_pushes_and_compactions_on_two_replicas_keep_every_ac
         assert!(status == 200, "final compact answered {status}: {body}");
     }
 
-    let (acknowledged, refused, attempted) = match pushes.lock() {
+    let (acknowledged, refused, attempted, versions) = match pushes.lock() {
         Ok(p) => {
             println!(
                 "pushes: {} acknowledged, {} refused (503), {} attempted; compactions by status: {:?}",
@@ -219,10 +242,24 @@ async fn concurrent_offline_pushes_and_compactions_on_two_replicas_keep_every_ac
                 p.acknowledged.clone(),
                 p.refused.clone(),
                 p.attempted.clone(),
+                p.versions.clone(),
             )
         }
         Err(_) => return Err("a push task panicked".into()),
     };
+    // No version number went to two pushes (three tasks per replica: acknowledgements come
+    // in any order), and the history lists every one of them, each readable.
+    let mut all: Vec<u64> = versions.concat();
+    all.sort_unstable();
+    let pushed = all.len();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        pushed,
+        "two pushes acknowledged with one version"
+    );
+    let history = check_bucket_history(&bucket, "pushed", &all)?;
+    assert!(history.len() > all.len(), "the seed's create is listed too");
     assert!(
         acknowledged.len() * 10 >= attempted.len() * 9,
         "fewer than 90% of the pushes were acknowledged: {} of {}\n{}",
@@ -404,6 +441,19 @@ async fn concurrent_replaces_on_two_replicas_publish_each_version_once_and_reads
             assert_eq!(*rows, size(w), "a whole read of {w} returned {rows} rows");
         }
     }
+    // The history lists every acknowledged replace, once, readable with its rows.
+    let acked: Vec<u64> = write_of.keys().copied().collect();
+    let history = check_bucket_history(&bucket, "replaced", &acked)?;
+    for record in &history {
+        if let Some(w) = write_of.get(&record.version) {
+            assert_eq!(
+                record.rows as usize,
+                size(w),
+                "version {} of {w}",
+                record.version
+            );
+        }
+    }
     // Last writer wins: both replicas end on the highest acknowledged version.
     let (last_version, last_write) = acks.iter().max().cloned().ok_or("no acks")?;
     for node in [a, b] {
@@ -427,9 +477,15 @@ async fn a_replica_killed_mid_write_leaves_the_other_serving_every_table_old_or_
     };
     let mut replicas = Replicas::start(&bucket.config, &bucket.env(), 2)?;
     let names = ["k0", "k1", "k2", "k3"];
+    // The versions acknowledged, per table: each must stay listed and readable.
+    let mut versions: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for name in names {
         let (status, body) = save(replicas.node(0)?, name, "old", 5).await?;
         assert_eq!(status, 201, "{body}\n{}", replicas.logs());
+        versions
+            .entry(name)
+            .or_default()
+            .extend(body["version"].as_u64());
     }
     // A rewrites every table (and pushes to one) in a loop; it is killed while doing so.
     let (client, base) = {
@@ -437,8 +493,9 @@ async fn a_replica_killed_mid_write_leaves_the_other_serving_every_table_old_or_
         (a.client.clone(), a.base.clone())
     };
     let writer = tokio::spawn(async move {
-        // The last round A acknowledged, per table.
+        // The last round A acknowledged, and the versions, per table.
         let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut versions: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for round in 0..1000 {
             for name in names {
                 let body = write_rows(&format!("new{round}"), 7);
@@ -446,18 +503,28 @@ async fn a_replica_killed_mid_write_leaves_the_other_serving_every_table_old_or_
                 match client.post(url).json(&body).send().await {
                     Ok(response) if response.status().is_success() => {
                         acked.insert(name, round);
+                        // The answer may be cut by the kill: the round still counts.
+                        if let Ok(answer) = response.json::<Value>().await {
+                            versions
+                                .entry(name)
+                                .or_default()
+                                .extend(answer["version"].as_u64());
+                        }
                     }
                     Ok(_) => {}
-                    Err(_) => return (round, acked),
+                    Err(_) => return (round, acked, versions),
                 }
             }
         }
-        (1000, acked)
+        (1000, acked, versions)
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
     replicas.kill(0)?;
-    let (rounds, acked) = writer.await?;
+    let (rounds, acked, acked_versions) = writer.await?;
     println!("A was killed during round {rounds} of rewrites");
+    for (name, mine) in acked_versions {
+        versions.entry(name).or_default().extend(mine);
+    }
 
     let b = replicas.node(1)?;
     for name in names {
@@ -488,6 +555,15 @@ async fn a_replica_killed_mid_write_leaves_the_other_serving_every_table_old_or_
             "{name} v{version} holds {} rows of {w}",
             rows.len()
         );
+    }
+    // After the kill, each table's history lists every version A acknowledged, in order,
+    // each readable: what A left half done is not a version.
+    for name in names {
+        check_bucket_history(
+            &bucket,
+            name,
+            versions.get(name).map_or(&[][..], |v| &v[..]),
+        )?;
     }
     // B still writes: whatever A left half done does not block the table.
     let (status, body) = save(b, "k0", "after", 3).await?;

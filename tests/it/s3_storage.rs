@@ -305,20 +305,37 @@ fn the_sweep_removes_replaced_objects_and_keeps_every_named_one() -> TestResult 
     let before = tree.list(&data)?.len();
     assert_eq!(before, 4, "two bases, one part, one folded base");
 
-    // With an hour's grace (the server's), nothing this young goes.
-    assert_eq!(a.sweep_garbage(std::time::Duration::from_secs(3600))?, 0);
-    // With none, only the current base stays, and the table reads as before.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let deleted = a.sweep_garbage(std::time::Duration::ZERO)?;
+    // Retention (7 days by default) keeps every version: nothing goes.
+    assert_eq!(a.sweep_history()?.files_deleted, 0);
+    // With no history kept and the clock two hours on (past the sweep's hour of grace),
+    // only the current base stays, and the table reads as before.
+    let mut config = Config::defaults()?.storage;
+    config.data_dir = _a.path().join("other");
+    config.backend = StorageBackend::S3;
+    config.s3 = bucket.config.clone();
+    config.history.keep_days = 0.0;
+    config.history.keep_min = 1;
+    let sweeper = Storage::open_on(config, BlockingTree::new(bucket.tree()?))?;
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(7200);
+    sweeper.set_clock(featurestore::storage::Clock::from_fn(move || later));
+    let swept = sweeper.sweep_history()?;
     assert_eq!(
         tree.list(&data)?.len(),
         1,
-        "{deleted} deleted; the current base stays"
+        "{swept:?}; the current base stays"
     );
     let (b, _b) = replica(&bucket)?;
     assert_eq!(ids(&b, &name)?, (20..25).collect::<Vec<_>>());
     assert_eq!(ids(&a, &name)?, (20..25).collect::<Vec<_>>());
     Ok(())
+}
+
+#[test]
+fn racing_writers_on_two_replicas_of_a_bucket_keep_a_consistent_history() -> TestResult {
+    let Some(bucket) = s3_bucket() else {
+        return Ok(());
+    };
+    crate::history_s3::racing_writers_keep_a_consistent_history(&BlockingTree::new(bucket.tree()?))
 }
 
 /// A Parquet file as another tool (pandas, Spark) writes it: no featurestore footer.

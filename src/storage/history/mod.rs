@@ -27,7 +27,7 @@ use super::meta::{ColumnMeta, LogicalType};
 use crate::model::{GroupName, TableName};
 
 pub(super) use local::LocalLog;
-pub(super) use replay::{Compaction, Content, Replayed, replay};
+pub(super) use replay::{Compaction, Content, Replayed, Step, replay};
 pub use retention::HistoryConfig;
 
 /// What a write did to its table.

@@ -59,10 +59,13 @@
 //! - after step 3, before step 4: the state is committed and served everywhere; only the
 //!   plain copy lags, and the next polling round of any replica restores it.
 //!
-//! The sweep (`remote::sweep`, every 10 minutes in every polling process; idempotent)
-//! deletes data objects older than an hour that neither the entry committed an hour ago nor
-//! the newest entry names, and entries more than 64 below that one and older than an hour.
-//! An hour is far longer than any commit or read of one state takes.
+//! The entries are also the table's history (`storage::history`): each says what its
+//! version's record needs, and any retained version is read again from the objects its
+//! entry names. The sweep (`remote::sweep`, every 10 minutes in every polling process and on
+//! `Storage::sweep_history`; idempotent) keeps the versions `[storage.history]` retains (now
+//! or an hour ago) and every state that was the newest at some moment of the last hour; it
+//! deletes the entries below the oldest one kept, then the data objects older than an hour
+//! that nothing kept names. An hour is far longer than any commit or read of one state takes.
 
 mod blocking;
 mod config;

@@ -21,6 +21,9 @@ use object_store::path::Path as ObjectPath;
 use super::super::Storage;
 use super::super::catalog::keys_of;
 use super::super::error::Result;
+use super::super::history::VersionOp;
+use super::super::table::TableFile;
+use super::super::versions::logical_columns;
 use super::{DataRef, Entry, Op, Remote, store_error};
 use crate::model::{GroupName, TableName};
 
@@ -126,15 +129,20 @@ impl Storage {
         let file = remote.open_data(&data, None)?;
         let (entity_key, timestamp_field) = keys_of(file.meta(), file.schema());
         let draft = Entry {
-            seq: 0,
-            op: Op::Replace,
-            version: newest.as_ref().map_or(0, |h| h.version) + 1,
-            group: group.to_string(),
             base: Some(data.clone()),
-            parts: Vec::new(),
             entity_key,
             timestamp_field,
-            writer: String::new(),
+            version_op: Some(VersionOp::External),
+            committed_ms: self.now_ms(),
+            rows: file.row_count(),
+            rows_written: file.row_count(),
+            bytes_written: data.size,
+            columns: logical_columns(&TableFile::from_segments(file.clone(), Vec::new())),
+            ..Entry::draft(
+                Op::Replace,
+                newest.as_ref().map_or(0, |h| h.version) + 1,
+                group.to_string(),
+            )
         };
         if remote.commit(name, draft)?.is_none() {
             remote.drop_data(&data);

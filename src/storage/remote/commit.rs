@@ -18,9 +18,11 @@ use arrow::record_batch::RecordBatch;
 use super::super::catalog::TableHandle;
 use super::super::error::{Result, StorageError};
 use super::super::fold::{FoldOutcome, same_types, unchanged};
+use super::super::history::VersionOp;
 use super::super::meta::TableMeta;
 use super::super::save::{PreparedSave, SaveOutcome};
 use super::super::table::TableFile;
+use super::super::versions::{HistoryWrite, logical_columns};
 use super::super::writer::encode_table;
 use super::super::{Storage, write_lock};
 use super::follow::data_ref;
@@ -47,17 +49,37 @@ impl Storage {
             self.config.write_settings(),
         )?;
         let (data, bytes) = remote.put_data(name, bytes)?;
-        let draft = Entry {
-            seq: 0,
-            op,
-            version: prepared.meta.version,
-            group: group.to_string(),
+        let carried_rows: u64 = carried.iter().map(|p| p.row_count()).sum();
+        let mut draft = Entry {
             base: Some(data.clone()),
             parts: carried.iter().filter_map(data_ref).collect(),
             entity_key: prepared.meta.entity_key.clone(),
             timestamp_field: prepared.meta.timestamp_field.clone(),
-            writer: String::new(),
+            committed_ms: self.now_ms(),
+            rows: prepared.stored.num_rows() as u64 + carried_rows,
+            bytes_written: data.size,
+            columns: prepared.meta.columns.clone(),
+            ..Entry::draft(op, prepared.meta.version, group.to_string())
         };
+        match &prepared.history {
+            HistoryWrite::Version {
+                op,
+                written_by,
+                restored_from,
+            } => {
+                draft.version_op = Some(*op);
+                draft.written_by = written_by.clone();
+                draft.restored_from = *restored_from;
+                draft.rows_written = prepared.stored.num_rows() as u64;
+            }
+            HistoryWrite::Compaction {
+                from_base,
+                parts_folded,
+            } => {
+                draft.from_base = Some(from_base.clone());
+                draft.parts_folded = Some(*parts_folded);
+            }
+        }
         commit_or_drop(remote, name, draft, &data)?;
         let base = remote.open_data(&data, Some(&bytes))?;
         let file = TableFile::from_segments(base, carried);
@@ -92,6 +114,7 @@ impl Storage {
         current: &TableHandle,
         stored: &RecordBatch,
         meta: TableMeta,
+        written_by: Option<String>,
     ) -> Result<Arc<TableHandle>> {
         let name = &current.name;
         let bytes = encode_table(
@@ -104,15 +127,18 @@ impl Storage {
         let mut parts: Vec<_> = current.file.parts().iter().filter_map(data_ref).collect();
         parts.push(data.clone());
         let draft = Entry {
-            seq: 0,
-            op: Op::Append,
-            version: meta.version,
-            group: current.group.to_string(),
             base: data_ref(current.file.base()),
             parts,
             entity_key: current.entity_key.clone(),
             timestamp_field: current.timestamp_field.clone(),
-            writer: String::new(),
+            version_op: Some(VersionOp::Append),
+            committed_ms: self.now_ms(),
+            rows: current.file.row_count() + stored.num_rows() as u64,
+            rows_written: stored.num_rows() as u64,
+            bytes_written: data.size,
+            columns: logical_columns(&current.file),
+            written_by,
+            ..Entry::draft(Op::Append, meta.version, current.group.to_string())
         };
         commit_or_drop(remote, name, draft, &data)?;
         let part = remote.open_data(&data, Some(&bytes))?;
@@ -128,24 +154,23 @@ impl Storage {
         Ok(handle)
     }
 
-    /// Commits the deletion of `handle`'s table; returns the version it had. The caller holds
-    /// the table's write lock.
+    /// Commits the deletion of `handle`'s table as a version of its own (so a re-created
+    /// table continues after it, and the deletion shows in the history); returns the version
+    /// the table had. The caller holds the table's write lock.
     pub(in crate::storage) fn commit_delete(
         &self,
         remote: &Remote,
         handle: &TableHandle,
-        _written_by: Option<String>,
+        written_by: Option<String>,
     ) -> Result<u64> {
+        let deletion = handle.version.max(self.latest_version(&handle.name)) + 1;
         let draft = Entry {
-            seq: 0,
-            op: Op::Delete,
-            version: handle.version,
-            group: handle.group.to_string(),
-            base: None,
-            parts: Vec::new(),
             entity_key: handle.entity_key.clone(),
             timestamp_field: handle.timestamp_field.clone(),
-            writer: String::new(),
+            version_op: Some(VersionOp::Delete),
+            committed_ms: self.now_ms(),
+            written_by,
+            ..Entry::draft(Op::Delete, deletion, handle.group.to_string())
         };
         if remote.commit(&handle.name, draft)?.is_none() {
             return Err(contended(&handle.name));
@@ -231,15 +256,17 @@ impl Storage {
             });
         }
         let draft = Entry {
-            seq: 0,
-            op: Op::Compact,
-            version: current.version,
-            group: current.group.to_string(),
             base: Some(data.clone()),
             parts: late.iter().filter_map(data_ref).collect(),
             entity_key: current.entity_key.clone(),
             timestamp_field: current.timestamp_field.clone(),
-            writer: String::new(),
+            committed_ms: self.now_ms(),
+            rows: current.file.row_count(),
+            bytes_written: data.size,
+            columns: logical_columns(&current.file),
+            from_base: data_ref(snapshot.file.base()).map(|d| d.key),
+            parts_folded: Some(folded),
+            ..Entry::draft(Op::Compact, current.version, current.group.to_string())
         };
         commit_or_drop(remote, name, draft, &data)?;
         let base = remote.open_data(&data, Some(&bytes))?;

@@ -18,6 +18,7 @@ mod commit;
 mod entry;
 mod follow;
 mod history;
+mod log;
 mod sweep;
 
 use std::collections::HashMap;
@@ -52,6 +53,11 @@ pub(super) struct Remote {
     checked: Mutex<HashMap<TableName, (u64, Option<String>)>>,
     /// When this process last swept the bucket's garbage.
     last_sweep: Mutex<Option<std::time::Instant>>,
+    /// Every entry read for a table's history, by seq (entries never change).
+    entries: Mutex<log::EntryCache>,
+    /// Bytes of each table's history, with the seq of the head they were counted at: one
+    /// LIST per table after each commit, not per `/metrics` scrape.
+    history_bytes: Mutex<HashMap<TableName, (u64, u64)>>,
 }
 
 impl Remote {
@@ -87,6 +93,8 @@ impl Remote {
             heads: Mutex::new(HashMap::new()),
             checked: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(None),
+            entries: Mutex::new(HashMap::new()),
+            history_bytes: Mutex::new(HashMap::new()),
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod child;
 pub mod counting;
+pub mod history;
 pub mod instants;
 pub mod kind;
 pub mod redis;
@@ -60,7 +61,16 @@ impl TestServer {
 
     /// A server over an existing data root.
     pub fn start_on(data: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestResult<Self> {
-        Self::launch(data, tweak, None)
+        Self::launch(data, tweak, None, None)
+    }
+
+    /// A server of the s3 kind whose bucket is `objects` (a folder through `local_store`
+    /// makes it fast, with the same commit protocol), over an empty data root for its caches.
+    pub fn start_on_objects(
+        objects: featurestore::storage::object::BlockingTree,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestResult<Self> {
+        Self::launch(tempfile::tempdir()?, tweak, None, Some(objects))
     }
 
     /// A server whose caches tell time by `clock` (a `ManualClock` lets TTL tests advance
@@ -69,13 +79,14 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         tweak: impl FnOnce(&mut Config),
     ) -> TestResult<Self> {
-        Self::launch(tempfile::tempdir()?, tweak, Some(clock))
+        Self::launch(tempfile::tempdir()?, tweak, Some(clock), None)
     }
 
     fn launch(
         data: tempfile::TempDir,
         tweak: impl FnOnce(&mut Config),
         clock: Option<Arc<dyn Clock>>,
+        objects: Option<featurestore::storage::object::BlockingTree>,
     ) -> TestResult<Self> {
         let mut config = Config::defaults()?;
         config.server.workers = 1;
@@ -100,6 +111,10 @@ impl TestServer {
             options.object_store = Some(featurestore::storage::object::BlockingTree::new(
                 bucket.tree()?,
             ));
+        }
+        if let Some(objects) = objects {
+            options.storage.backend = featurestore::storage::StorageBackend::S3;
+            options.object_store = Some(objects);
         }
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
