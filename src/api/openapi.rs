@@ -20,6 +20,7 @@ use super::online;
 use super::ops;
 use super::push;
 use super::registry;
+use super::versions;
 
 /// The API document.
 #[derive(OpenApi)]
@@ -32,6 +33,9 @@ use super::registry;
         features::save_table,
         features::table_info,
         features::delete_table,
+        versions::list_versions,
+        versions::restore_table,
+        versions::diff_versions,
         compact::compact_table,
         features::batch,
         online::get_online_features,
@@ -57,7 +61,7 @@ use super::registry;
     components(schemas(Problem, FieldError, dto::EntityIdDto, dto::BatchEntityIdDto, online::OnlineRowsResponse)),
     tags(
         (name = "health", description = "Liveness and readiness"),
-        (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
+        (name = "features", description = "Feature tables: pages, writes, storage info, batch lookup, and their versions (history, pinned reads, restore, diff)"),
         (name = "serving", description = "Feast-compatible online serving, push and materialization"),
         (name = "training", description = "Point-in-time correct training data"),
         (name = "registry", description = "Entities, feature views and feature services"),
@@ -100,6 +104,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
     ),
     (
         400,
+        "conflicting_parameters",
+        "Conflicting query parameters",
+        "give only one of \"version\", \"as_of\"",
+    ),
+    (
+        400,
         "unknown_column",
         "Unknown column",
         "unknown column(s) [\"nope\"]; the table has [\"user_id\", \"age\"]",
@@ -127,6 +137,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "table_not_found",
         "Table not found",
         "table \"user_profiles\" not found",
+    ),
+    (
+        404,
+        "table_version_not_found",
+        "Table version not found",
+        "table \"user_profile\" has no version 9; retained versions: 4 between 1 and 5 (GET .../versions lists them)",
     ),
     (
         404,
@@ -193,6 +209,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "duplicate_table",
         "Table name found in two groups",
         "table \"dup\" exists twice: features/user/dup.parquet is served and features/misc/dup.parquet is ignored (table names are unique across groups); remove or rename one of the files",
+    ),
+    (
+        410,
+        "table_version_expired",
+        "Table version no longer retained",
+        "version 2 of table \"user_profile\" is no longer retained; retained versions: 10 between 31 and 40 (GET .../versions lists them)",
     ),
     (
         413,
