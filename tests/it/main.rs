@@ -43,3 +43,4 @@ mod store_outage;
 mod tables;
 mod timestamps;
 mod versions;
+mod versions_usage;

@@ -1,11 +1,10 @@
 //! Table history over HTTP, as a user sees it: `GET .../versions` after every kind of write
 //! (a fold makes none, and the versions it folds keep reading the same rows), pages and
 //! `/info` pinned with `?version=` and `?as_of=` (404 before the table existed and after its
-//! deletion, 410 once swept past retention), `POST .../restore` (content equal to the version
+//! deletion), `POST .../restore` (content equal to the version
 //! restored, undoable, re-creating a deleted table, caches and online serving following),
-//! `GET .../diff` key counts, `POST /features/batch` with `table_versions` and `as_of`, the
-//! bytes history takes (`/info`, `/performance`, `/metrics`), the background sweep, and the
-//! token an offline push records.
+//! and `GET .../diff` key counts. `versions_usage.rs` has batch lookups pinned to versions,
+//! the bytes history takes, retention's 410, the background sweep and the writer's token.
 //!
 //! Each test runs on the local kind; its twin in `on_s3` runs it on the s3 kind. The s3 twins
 //! that read a version older than the current one are ignored until the s3 kind's history
@@ -14,15 +13,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::{TestResult, TestServer, assert_problem};
 
-const T: &str = "/features/user/scores";
+pub(crate) const T: &str = "/features/user/scores";
 
 /// `user/scores` keyed by `user_id`, one row per `(user_id, score)`.
-fn scores(rows: &[(i64, i64)]) -> Value {
+pub(crate) fn scores(rows: &[(i64, i64)]) -> Value {
     let records: Vec<Value> = rows
         .iter()
         .map(|(id, score)| json!({"user_id": id, "score": score, "event_timestamp": "2026-11-01T00:00:00Z"}))
@@ -30,7 +28,7 @@ fn scores(rows: &[(i64, i64)]) -> Value {
     json!({"entity_key": ["user_id"], "records": records})
 }
 
-async fn get_ok(server: &TestServer, path: &str) -> TestResult<Value> {
+pub(crate) async fn get_ok(server: &TestServer, path: &str) -> TestResult<Value> {
     let (status, body) = server.get(path).await?;
     if status != 200 {
         return Err(format!("GET {path} answered {status}: {body}").into());
@@ -38,7 +36,12 @@ async fn get_ok(server: &TestServer, path: &str) -> TestResult<Value> {
     Ok(body)
 }
 
-async fn post_ok(server: &TestServer, path: &str, body: Value, expected: u16) -> TestResult<Value> {
+pub(crate) async fn post_ok(
+    server: &TestServer,
+    path: &str,
+    body: Value,
+    expected: u16,
+) -> TestResult<Value> {
     let (status, answer) = server.post(path, &body).await?;
     if status != expected {
         return Err(format!("POST {path} {body} answered {status}: {answer}").into());
@@ -47,7 +50,7 @@ async fn post_ok(server: &TestServer, path: &str, body: Value, expected: u16) ->
 }
 
 /// The page's rows as `(user_id, score)`, in page order.
-fn rows(page: &Value) -> TestResult<Vec<(i64, i64)>> {
+pub(crate) fn rows(page: &Value) -> TestResult<Vec<(i64, i64)>> {
     page["data"]
         .as_array()
         .ok_or("data")?
@@ -62,12 +65,12 @@ fn rows(page: &Value) -> TestResult<Vec<(i64, i64)>> {
 }
 
 /// Rows of `user/scores` at `query` (`version=1`, `as_of=...`, or empty for the current).
-async fn rows_at(server: &TestServer, query: &str) -> TestResult<Vec<(i64, i64)>> {
+pub(crate) async fn rows_at(server: &TestServer, query: &str) -> TestResult<Vec<(i64, i64)>> {
     rows(&get_ok(server, &format!("{T}?{query}")).await?)
 }
 
 /// The versions list: `(version, op, current)` newest first, and the whole body.
-async fn versions(server: &TestServer) -> TestResult<(Vec<(u64, String, bool)>, Value)> {
+pub(crate) async fn versions(server: &TestServer) -> TestResult<(Vec<(u64, String, bool)>, Value)> {
     let body = get_ok(server, &format!("{T}/versions")).await?;
     let listed = body["versions"]
         .as_array()
@@ -86,7 +89,7 @@ async fn versions(server: &TestServer) -> TestResult<(Vec<(u64, String, bool)>, 
 
 /// A server whose history keeps nothing but the current version once swept, with the
 /// background fold held off (the tests compact on request).
-fn no_history() -> TestResult<TestServer> {
+pub(crate) fn no_history() -> TestResult<TestServer> {
     TestServer::start_with(|c| {
         c.storage.fold_delay_ms = 60_000;
         c.storage.history.keep_days = 0.0;
@@ -94,12 +97,12 @@ fn no_history() -> TestResult<TestServer> {
     })
 }
 
-fn held_folds() -> TestResult<TestServer> {
+pub(crate) fn held_folds() -> TestResult<TestServer> {
     TestServer::start_with(|c| c.storage.fold_delay_ms = 60_000)
 }
 
 /// Registers `scores`' view with a push source, so rows can be pushed to it.
-async fn push_source(server: &TestServer) -> TestResult {
+pub(crate) async fn push_source(server: &TestServer) -> TestResult {
     server
         .apply(&json!({
             "entities": [{"name": "user_id", "value_type": "int64"}],
@@ -110,7 +113,7 @@ async fn push_source(server: &TestServer) -> TestResult {
     Ok(())
 }
 
-async fn push(server: &TestServer, user_id: i64, score: i64) -> TestResult<Value> {
+pub(crate) async fn push(server: &TestServer, user_id: i64, score: i64) -> TestResult<Value> {
     post_ok(
         server,
         "/push",
@@ -121,11 +124,11 @@ async fn push(server: &TestServer, user_id: i64, score: i64) -> TestResult<Value
     .await
 }
 
-fn instant(text: &Value) -> TestResult<DateTime<Utc>> {
+pub(crate) fn instant(text: &Value) -> TestResult<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(text.as_str().ok_or("an instant")?)?.with_timezone(&Utc))
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -442,215 +445,6 @@ async fn diff_counts_keys_added_removed_changed_and_unchanged() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn batch_reads_each_table_at_its_pinned_version_and_states_the_versions_read() -> TestResult {
-    let server = held_folds()?;
-    server.save("user", "scores", scores(&[(1, 10)])).await?;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let between = rfc3339(Utc::now());
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    server.save("user", "scores", scores(&[(1, 11)])).await?;
-    server
-        .save(
-            "misc",
-            "other",
-            json!({"entity_key": ["user_id"], "records": [{"user_id": 1, "x": 5}]}),
-        )
-        .await?;
-    let score = |answer: &Value| answer["features"]["scores"][0]["score"].clone();
-
-    let pinned = post_ok(
-        &server,
-        "/features/batch",
-        json!({"feature_names": ["scores", "other"], "table_versions": {"scores": 1}}),
-        200,
-    )
-    .await?;
-    assert_eq!(score(&pinned), 10);
-    assert_eq!(
-        pinned["metadata"]["table_versions"],
-        json!({"scores": 1, "other": 1})
-    );
-    let current = post_ok(
-        &server,
-        "/features/batch",
-        json!({"feature_names": ["scores"]}),
-        200,
-    )
-    .await?;
-    assert_eq!(score(&current), 11);
-    assert_eq!(current["metadata"]["table_versions"], json!({"scores": 2}));
-    let as_of = post_ok(
-        &server,
-        "/features/batch",
-        json!({"feature_names": ["scores"], "as_of": between}),
-        200,
-    )
-    .await?;
-    assert_eq!(score(&as_of), 10);
-
-    let (status, body) = server
-        .post(
-            "/features/batch",
-            &json!({"feature_names": ["scores"], "table_versions": {"other": 1}}),
-        )
-        .await?;
-    assert_problem(status, &body, 422, "invalid_body");
-    assert_eq!(body["errors"][0]["field"], "table_versions.other");
-    let (status, body) = server
-        .post(
-            "/features/batch",
-            &json!({"feature_names": ["scores"], "table_versions": {"scores": 9}}),
-        )
-        .await?;
-    assert_problem(status, &body, 404, "table_version_not_found");
-    let (status, body) = server
-        .post(
-            "/features/batch",
-            &json!({"feature_names": ["scores"], "as_of": "soon"}),
-        )
-        .await?;
-    assert_problem(status, &body, 422, "invalid_body");
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_swept_version_is_410_history_bytes_fall_and_new_writes_keep_working() -> TestResult {
-    let server = no_history()?;
-    server
-        .save("user", "scores", scores(&[(1, 10), (2, 20)]))
-        .await?;
-    server.save("user", "scores", scores(&[(1, 11)])).await?;
-    let info = get_ok(&server, &format!("{T}/info")).await?;
-    let kept = info["storage_info"]["history_bytes"]
-        .as_u64()
-        .ok_or("history_bytes")?;
-    assert!(
-        kept > 200,
-        "the replaced file is kept until the sweep: {info}"
-    );
-    let performance = get_ok(&server, "/performance").await?;
-    assert!(performance["storage_info"]["history_bytes"].as_u64() >= Some(kept));
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let total = gauge(&metrics, "featurestore_history_bytes ")?;
-    assert!(total >= kept as f64, "{total} < {kept}");
-    let per_table = gauge(
-        &metrics,
-        "featurestore_table_history_bytes{group=\"user\",table=\"scores\"} ",
-    )?;
-    assert_eq!(per_table, kept as f64);
-
-    server.store.sweep_history().await?;
-    let (status, body) = server.get(&format!("{T}?version=1")).await?;
-    assert_problem(status, &body, 410, "table_version_expired");
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("the only retained version is 2")),
-        "{body}"
-    );
-    let (status, body) = server
-        .post(&format!("{T}/restore"), &json!({"version": 1}))
-        .await?;
-    assert_problem(status, &body, 410, "table_version_expired");
-    let (status, body) = server.get(&format!("{T}/diff")).await?;
-    assert_problem(status, &body, 404, "table_version_not_found");
-    let info = get_ok(&server, &format!("{T}/info")).await?;
-    let left = info["storage_info"]["history_bytes"]
-        .as_u64()
-        .ok_or("history_bytes")?;
-    // What is left is the one-line version log of the current version (see the report).
-    assert!(
-        left < 1024 && left < kept,
-        "{left} bytes left of {kept}: {info}"
-    );
-
-    server.save("user", "scores", scores(&[(1, 12)])).await?;
-    assert_eq!(rows_at(&server, "version=2").await?, [(1, 11)]);
-    assert_eq!(rows_at(&server, "").await?, [(1, 12)]);
-    let (listed, _) = versions(&server).await?;
-    assert_eq!(
-        listed.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(),
-        [3, 2]
-    );
-    Ok(())
-}
-
-/// The value of the metric line starting with `prefix`.
-fn gauge(metrics: &str, prefix: &str) -> TestResult<f64> {
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .ok_or_else(|| format!("no {prefix:?} in\n{metrics}"))?;
-    Ok(line[prefix.len()..].trim().parse()?)
-}
-
-#[tokio::test]
-async fn the_background_sweep_frees_history_past_retention() -> TestResult {
-    let server = no_history()?;
-    server.save("user", "scores", scores(&[(1, 10)])).await?;
-    server.save("user", "scores", scores(&[(1, 11)])).await?;
-    let _sweep = server
-        .store
-        .start_history_sweep(Duration::from_millis(50))
-        .ok_or("the sweep thread")?;
-    let started = std::time::Instant::now();
-    loop {
-        let (status, body) = server.get(&format!("{T}?version=1")).await?;
-        if status == 410 {
-            assert_problem(status, &body, 410, "table_version_expired");
-            break;
-        }
-        assert_eq!(status, 200, "{body}");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "not swept within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
-#[tokio::test]
-async fn writes_record_the_token_that_made_them() -> TestResult {
-    let (server, writer) = crate::auth::secured_server().await?;
-    let call = |method: Method, path: &'static str, body: Option<Value>| {
-        crate::auth::call(&server, method, path, Some(writer), body)
-    };
-    let (status, body) = call(
-        Method::POST,
-        "/push",
-        Some(
-            json!({"push_source_name": "profile_push", "to": "offline", "df": {
-            "user_id": [3], "age": [40], "event_timestamp": ["2026-11-02T00:00:00Z"]}}),
-        ),
-    )
-    .await?;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = call(Method::GET, "/features/user/user_profile/versions", None).await?;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["versions"][0]["op"], "append");
-    assert_eq!(body["versions"][0]["written_by"], "loader");
-    assert_eq!(body["versions"][1]["op"], "create");
-    assert_eq!(body["versions"][1]["written_by"], "loader");
-    let (status, body) = call(
-        Method::POST,
-        "/features/user/user_profile/restore",
-        Some(json!({"version": 1})),
-    )
-    .await?;
-    assert_eq!(status, 201, "{body}");
-    let (_, body) = call(Method::GET, "/features/user/user_profile/versions", None).await?;
-    assert_eq!(body["versions"][0]["written_by"], "loader");
-    Ok(())
-}
-
 mod on_s3 {
     //! The tests above on the s3 kind. Those that read a version older than the current
     //! one wait for the s3 kind's history (`// needs s3 history`): run them with
@@ -691,17 +485,5 @@ mod on_s3 {
         // needs s3 history
         #[ignore = "needs s3 history"]
         diff_counts_keys_added_removed_changed_and_unchanged,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
-        batch_reads_each_table_at_its_pinned_version_and_states_the_versions_read,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
-        a_swept_version_is_410_history_bytes_fall_and_new_writes_keep_working,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
-        the_background_sweep_frees_history_past_retention,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
-        writes_record_the_token_that_made_them,
     );
 }
