@@ -39,10 +39,11 @@ pub struct PageQuery {
     #[param(value_type = Option<u64>, minimum = 0, example = 0)]
     offset: Option<String>,
     /// Read this version of the table (see `GET .../versions`). Not with `as_of`.
-    #[param(value_type = Option<u64>, minimum = 1, example = 3)]
+    #[param(value_type = Option<u64>, minimum = 1, example = 1)]
     version: Option<String>,
-    /// Read the version that was current at this instant (RFC 3339). Not with `version`.
-    #[param(value_type = Option<String>, example = "2026-12-01T00:00:00Z")]
+    /// Read the version that was current at this instant, RFC 3339 (such as
+    /// `2026-12-01T00:00:00Z`). Not with `version`.
+    #[param(value_type = Option<String>)]
     as_of: Option<String>,
 }
 

@@ -100,7 +100,7 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         400,
         "unknown_query_parameter",
         "Unknown query parameter",
-        "unknown query parameter(s) \"user_id\"; this route takes \"columns\", \"limit\", \"offset\"",
+        "unknown query parameter(s) \"user_id\"; this route takes \"columns\", \"limit\", \"offset\", \"version\", \"as_of\"",
     ),
     (
         400,

@@ -22,10 +22,11 @@ use crate::store::{VersionOp, VersionPins, VersionRecord, VersionSelector, dtype
 #[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     /// Read this version (see `GET .../versions`). Not with `as_of`.
-    #[param(value_type = Option<u64>, minimum = 1, example = 3)]
+    #[param(value_type = Option<u64>, minimum = 1, example = 1)]
     pub version: Option<String>,
-    /// Read the version that was current at this instant (RFC 3339). Not with `version`.
-    #[param(value_type = Option<String>, example = "2026-12-01T00:00:00Z")]
+    /// Read the version that was current at this instant, RFC 3339 (such as
+    /// `2026-12-01T00:00:00Z`). Not with `version`.
+    #[param(value_type = Option<String>)]
     pub as_of: Option<String>,
 }
 
@@ -463,8 +464,9 @@ pub struct DiffQuery {
     /// The older version. Default: the readable version retained just before `to`.
     #[param(value_type = Option<u64>, minimum = 1, example = 1)]
     from: Option<String>,
-    /// The newer version. Default: the current one.
-    #[param(value_type = Option<u64>, minimum = 1, example = 2)]
+    /// The newer version. Default: the current one. (The example compares the demo's only
+    /// version with itself; after a write, leave both out to see what it changed.)
+    #[param(value_type = Option<u64>, minimum = 1, example = 1)]
     to: Option<String>,
 }
 
