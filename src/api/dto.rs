@@ -424,6 +424,10 @@ pub struct StorageInfo {
     pub entity_key: Vec<String>,
     /// Timestamp field.
     pub timestamp_field: Option<String>,
+    /// Bytes kept only for the table's versions other than the current one (replaced files,
+    /// pushed parts a fold has not re-pointed, the version log); see `GET .../versions`.
+    #[schema(example = 5242880)]
+    pub history_bytes: u64,
 }
 
 /// `GET /features/{group}/{name}/info`.
@@ -483,6 +487,17 @@ pub struct BatchRequest {
     /// RFC 3339 instant: return, per entity, the latest row at or before it.
     #[serde(default)]
     pub timestamp: Option<String>,
+    /// Table → the version to read it at (see `GET /features/{group}/{name}/versions`);
+    /// each must be one of `feature_names`. Wins over `as_of` for the tables it names.
+    #[serde(default)]
+    #[schema(example = json!({"user_profile": 7}))]
+    pub table_versions: Option<BTreeMap<String, u64>>,
+    /// RFC 3339 instant: read every table (not in `table_versions`) at the version that was
+    /// current then. Unlike `timestamp`, which picks rows by their event time within one
+    /// version, this picks the version.
+    #[serde(default)]
+    #[schema(example = "2026-12-01T00:00:00Z")]
+    pub as_of: Option<String>,
 }
 
 /// Metadata of a batch answer.
@@ -496,13 +511,16 @@ pub struct BatchMetadata {
     /// none.
     #[schema(value_type = BTreeMap<String, Option<String>>)]
     pub entity_key: BTreeMap<String, Option<String>>,
+    /// Table → the version its rows were read from.
+    #[schema(example = json!({"user_profile": 7}))]
+    pub table_versions: BTreeMap<String, u64>,
 }
 
 /// Answer to a batch lookup.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "features": {"user_profile": [{"user_id": 1, "age": 34, "avg_rating": 4.2, "event_timestamp": "2026-11-20T10:00:00Z"}]},
-    "metadata": {"request_timestamp": "2026-11-21T10:00:00Z", "feature_count": 1, "entity_key": {"user_profile": "user_id"}},
+    "metadata": {"request_timestamp": "2026-11-21T10:00:00Z", "feature_count": 1, "entity_key": {"user_profile": "user_id"}, "table_versions": {"user_profile": 7}},
     "timestamp": null
 }))]
 pub struct BatchResponse {

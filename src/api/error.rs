@@ -104,6 +104,13 @@ pub enum ApiError {
         /// The parameters the route takes.
         allowed: &'static [&'static str],
     },
+    /// Query parameters that exclude each other were given together (`version` and `as_of`
+    /// could name two different versions).
+    #[error("give only one of {}", quoted(.names))]
+    ConflictingParameters {
+        /// The parameters, of which at most one may be given.
+        names: &'static [&'static str],
+    },
     /// The body is not syntactically valid JSON.
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
@@ -392,6 +399,11 @@ impl ApiError {
                 "unknown_query_parameter",
                 "Unknown query parameter",
             ),
+            ApiError::ConflictingParameters { .. } => (
+                S::BAD_REQUEST,
+                "conflicting_parameters",
+                "Conflicting query parameters",
+            ),
             ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json", "Malformed JSON"),
             ApiError::InvalidBody { .. } => (
                 S::UNPROCESSABLE_ENTITY,
@@ -463,6 +475,13 @@ impl ApiError {
                 one(parameter.clone(), message.clone())
             }
             ApiError::InvalidBody { errors, .. } => errors.clone(),
+            ApiError::ConflictingParameters { names } => names
+                .iter()
+                .map(|n| FieldError {
+                    field: (*n).to_owned(),
+                    message: format!("cannot be combined with {}", quoted(names)),
+                })
+                .collect(),
             ApiError::UnknownQueryParameters { names, .. } => names
                 .iter()
                 .map(|n| FieldError {

@@ -19,7 +19,7 @@ use super::records::{JsonObject, write_records};
 use super::{AppState, mib};
 use crate::model::{GroupName, TableName};
 use crate::store::{
-    BatchQuery, Declaration, EntityId, Page, PageRequest, ViewOptions, dtype_name,
+    BatchQuery, Declaration, EntityId, Page, PageRequest, VersionSelector, ViewOptions, dtype_name,
     parse_timestamp_micros,
 };
 
@@ -38,10 +38,17 @@ pub struct PageQuery {
     /// First row to return (0-based). Default 0.
     #[param(value_type = Option<u64>, minimum = 0, example = 0)]
     offset: Option<String>,
+    /// Read this version of the table (see `GET .../versions`). Not with `as_of`.
+    #[param(value_type = Option<u64>, minimum = 1, example = 1)]
+    version: Option<String>,
+    /// Read the version that was current at this instant, RFC 3339 (such as
+    /// `2026-12-01T00:00:00Z`). Not with `version`.
+    #[param(value_type = Option<String>)]
+    as_of: Option<String>,
 }
 
 impl KnownParams for PageQuery {
-    const NAMES: &'static [&'static str] = &["columns", "limit", "offset"];
+    const NAMES: &'static [&'static str] = &["columns", "limit", "offset", "version", "as_of"];
 }
 
 fn parse_count(parameter: &str, value: Option<&str>, default: u64) -> Result<u64, ApiError> {
@@ -58,7 +65,12 @@ fn parse_count(parameter: &str, value: Option<&str>, default: u64) -> Result<u64
 }
 
 impl PageQuery {
-    fn into_request(self, default_limit: u64, max_limit: u64) -> Result<PageRequest, ApiError> {
+    fn into_request(
+        self,
+        default_limit: u64,
+        max_limit: u64,
+    ) -> Result<(PageRequest, VersionSelector), ApiError> {
+        let at = super::versions::selector(self.version.as_deref(), self.as_of.as_deref())?;
         let limit = parse_count("limit", self.limit.as_deref(), default_limit)?;
         if limit > max_limit {
             return Err(ApiError::InvalidParameter {
@@ -95,11 +107,12 @@ impl PageQuery {
                 Some(names)
             }
         };
-        Ok(PageRequest {
+        let request = PageRequest {
             columns,
             offset,
             limit,
-        })
+        };
+        Ok((request, at))
     }
 }
 
@@ -150,10 +163,12 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
     }))
 }
 
-/// Read a page of a table.
+/// Read a page of a table, of its current version or of an earlier one.
 ///
 /// Only the row groups and pages that hold the requested rows are decoded, so a page deep
-/// into a large table costs about as much as the first one.
+/// into a large table costs about as much as the first one. With `version` or `as_of`, the
+/// page is read from that version while it is retained (a deleted table's versions too);
+/// `metadata.version` always says which version was read.
 #[utoipa::path(
     get, path = "/features/{group}/{name}", tag = "features",
     params(
@@ -163,9 +178,10 @@ pub async fn list_tables(state: web::Data<AppState>) -> Result<HttpResponse, Api
     ),
     responses(
         (status = 200, description = "A page of records", body = super::dto::FeaturePageResponse),
-        (status = 400, description = "Invalid name, parameter or column, or a query parameter the route does not take (`invalid_name`, `invalid_parameter`, `unknown_column`, `unknown_query_parameter`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name, parameter or column, a query parameter the route does not take, or both `version` and `as_of` (`invalid_name`, `invalid_parameter`, `unknown_column`, `unknown_query_parameter`, `conflicting_parameters`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such table in this group, or no such version: never written, the table's deletion, or before the table existed at `as_of` (`table_not_found`, `table_version_not_found`); the detail says which versions exist", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The version asked for is no longer retained (`table_version_expired`); the detail says which versions are", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -176,13 +192,13 @@ pub async fn get_page(
     query: StrictQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let request = query
+    let (request, at) = query
         .into_inner()
         .into_request(state.config.default_page_limit, state.config.max_page_limit)?;
     let (offset, limit) = (request.offset, request.limit);
     let page = state
         .store
-        .page(group.clone(), name.clone(), request)
+        .page_at(group.clone(), name.clone(), request, at)
         .await?;
     Ok(json_bytes(
         StatusCode::OK,
@@ -320,18 +336,22 @@ pub async fn save_table(
     }))
 }
 
-/// Storage facts of a table: size, rows, logical and stored type per column, compression.
+/// Storage facts of a table: size, rows, logical and stored type per column, compression,
+/// and the space its history takes; of the current version, or of the one `version` or
+/// `as_of` selects.
 #[utoipa::path(
     get, path = "/features/{group}/{name}/info", tag = "features",
     params(
         ("group" = String, Path, description = "Feature group", example = "user"),
         ("name" = String, Path, description = "Table name", example = "user_profile"),
+        super::versions::VersionQuery,
     ),
     responses(
         (status = 200, description = "Storage facts", body = StorageInfoResponse),
-        (status = 400, description = "Invalid name (`invalid_name`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such table in this group (`table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name or parameter, or both `version` and `as_of` (`invalid_name`, `invalid_parameter`, `unknown_query_parameter`, `conflicting_parameters`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such table in this group, or no such version (`table_not_found`, `table_version_not_found`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is in two groups on disk and this is the location not served (`duplicate_table`; see `/health`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The version asked for is no longer retained (`table_version_expired`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "The table or its metadata is unreadable, or an internal failure (`table_unreadable`, `table_metadata_unreadable`, `storage_io_error`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "On the s3 kind, when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -339,9 +359,12 @@ pub async fn save_table(
 pub async fn table_info(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    query: StrictQuery<super::versions::VersionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let info = state.store.info(group, name).await?;
+    let at = query.into_inner().selector()?;
+    let versioned = state.store.info_at(group, name, at).await?;
+    let info = versioned.info;
     let ratio = if info.arrow_bytes == 0 {
         0.0
     } else {
@@ -374,6 +397,7 @@ pub async fn table_info(
             version: info.version,
             entity_key: info.entity_key,
             timestamp_field: info.timestamp_field,
+            history_bytes: versioned.history_bytes,
         },
     }))
 }
@@ -482,6 +506,7 @@ pub async fn batch(
             )
         })?),
     };
+    let versions = super::versions::batch_pins(&tables, body.table_versions, body.as_of)?;
     let entity_ids = body.entity_ids.map(entity_ids).transpose()?;
     let results = state
         .store
@@ -489,6 +514,7 @@ pub async fn batch(
             tables,
             entity_ids,
             as_of_micros: as_of,
+            versions,
         })
         .await?;
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -504,6 +530,10 @@ pub async fn batch(
             )
         })
         .collect();
+    let table_versions: BTreeMap<&str, u64> = results
+        .iter()
+        .map(|t| (t.name.as_str(), t.version))
+        .collect();
     let mut out = JsonObject::with_capacity(4096);
     out.raw_field("features", |buf| {
         let mut features = JsonObject::with_capacity(4096);
@@ -516,7 +546,8 @@ pub async fn batch(
         let mut meta = JsonObject::with_capacity(256);
         meta.field("request_timestamp", &now)
             .field("feature_count", &results.len())
-            .field("entity_key", &entity_key);
+            .field("entity_key", &entity_key)
+            .field("table_versions", &table_versions);
         buf.extend_from_slice(&meta.finish());
     })
     .field("timestamp", &timestamp);

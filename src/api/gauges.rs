@@ -1,10 +1,12 @@
 //! The gauges of `GET /metrics` that alerting rules are written against
 //! (`config/prometheus-alerts.yml`): whether `/health` would say `degraded`, whether the
-//! object store answers, and each feature view's freshness beside its TTL.
+//! object store answers, each feature view's freshness beside its TTL, and the space table
+//! history takes.
 //!
 //! Everything here comes from the store facade's read-only reports (`health`,
 //! `object_store_status`, `catalog`, `registry`), so a scrape costs what a `/health` does
-//! (on the local kind, a stat per table) and never reads table data.
+//! (on the local kind, a stat per table, and a listing of each table's history folders)
+//! and never reads table data.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,6 +21,40 @@ pub async fn render(state: &AppState, out: &mut String) {
     render_health(state, out).await;
     render_object_store(state, out);
     render_feature_views(state, out);
+    render_history(state, out).await;
+}
+
+/// `featurestore_history_bytes` (every table's history, deleted tables' included) and, per
+/// table in the catalog, `featurestore_table_history_bytes`: space kept for versions other
+/// than the current ones, which retention (`[storage.history]`) bounds.
+async fn render_history(state: &AppState, out: &mut String) {
+    let usage = match state.store.history_usage().await {
+        Ok(usage) => usage,
+        Err(e) => {
+            // No series rather than a wrong zero.
+            tracing::warn!(error = %e, "metrics: cannot measure table history");
+            return;
+        }
+    };
+    let _ = writeln!(
+        out,
+        "# HELP featurestore_history_bytes Bytes kept for table history: versions other than \
+         the current ones, within [storage.history] retention.\n\
+         # TYPE featurestore_history_bytes gauge\nfeaturestore_history_bytes {}",
+        usage.total_bytes
+    );
+    out.push_str(
+        "# HELP featurestore_table_history_bytes Bytes kept for each table's versions other than \
+         its current one.\n# TYPE featurestore_table_history_bytes gauge\n",
+    );
+    for (group, table, bytes) in &usage.tables {
+        let _ = writeln!(
+            out,
+            "featurestore_table_history_bytes{{group=\"{}\",table=\"{}\"}} {bytes}",
+            escape(group),
+            escape(table)
+        );
+    }
 }
 
 /// `featurestore_health_degraded`: 1 exactly when `/health` answers `status: degraded`.

@@ -25,6 +25,7 @@ mod query;
 pub mod records;
 mod registry;
 mod registry_history;
+pub mod versions;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -193,6 +194,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(
             resource("/features/{group}/{name}/compact")
                 .route(web::post().to(compact::compact_table)),
+        )
+        .service(
+            resource("/features/{group}/{name}/versions")
+                .route(web::get().to(versions::list_versions)),
+        )
+        .service(
+            resource("/features/{group}/{name}/restore")
+                .route(web::post().to(versions::restore_table)),
+        )
+        .service(
+            resource("/features/{group}/{name}/diff").route(web::get().to(versions::diff_versions)),
         );
 }
 

@@ -21,6 +21,7 @@ use super::ops;
 use super::push;
 use super::registry;
 use super::registry_history;
+use super::versions;
 
 /// The API document.
 #[derive(OpenApi)]
@@ -33,6 +34,9 @@ use super::registry_history;
         features::save_table,
         features::table_info,
         features::delete_table,
+        versions::list_versions,
+        versions::restore_table,
+        versions::diff_versions,
         compact::compact_table,
         features::batch,
         online::get_online_features,
@@ -60,7 +64,7 @@ use super::registry_history;
     components(schemas(Problem, FieldError, dto::EntityIdDto, dto::BatchEntityIdDto, online::OnlineRowsResponse)),
     tags(
         (name = "health", description = "Liveness and readiness"),
-        (name = "features", description = "Feature tables: pages, writes, storage info and batch lookup"),
+        (name = "features", description = "Feature tables: pages, writes, storage info, batch lookup, and their versions (history, pinned reads, restore, diff)"),
         (name = "serving", description = "Feast-compatible online serving, push and materialization"),
         (name = "training", description = "Point-in-time correct training data"),
         (name = "registry", description = "Entities, feature views and feature services"),
@@ -99,7 +103,13 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         400,
         "unknown_query_parameter",
         "Unknown query parameter",
-        "unknown query parameter(s) \"user_id\"; this route takes \"columns\", \"limit\", \"offset\"",
+        "unknown query parameter(s) \"user_id\"; this route takes \"columns\", \"limit\", \"offset\", \"version\", \"as_of\"",
+    ),
+    (
+        400,
+        "conflicting_parameters",
+        "Conflicting query parameters",
+        "give only one of \"version\", \"as_of\"",
     ),
     (
         400,
@@ -130,6 +140,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "table_not_found",
         "Table not found",
         "table \"user_profiles\" not found",
+    ),
+    (
+        404,
+        "table_version_not_found",
+        "Table version not found",
+        "table \"user_profile\" has no version 9; retained versions: 4 between 1 and 5 (GET .../versions lists them)",
     ),
     (
         404,
@@ -208,6 +224,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "registry_version_expired",
         "Registry version no longer retained",
         "registry version 2 is no longer retained: versions 3 to 12 are retained",
+    ),
+    (
+        410,
+        "table_version_expired",
+        "Table version no longer retained",
+        "version 2 of table \"user_profile\" is no longer retained; retained versions: 10 between 31 and 40 (GET .../versions lists them)",
     ),
     (
         413,

@@ -123,6 +123,10 @@ pub struct StorageSummary {
     pub tables: usize,
     /// Size of all table files in MiB.
     pub total_size_mb: f64,
+    /// Bytes kept for table history (versions other than the current ones, deleted tables'
+    /// retained versions included); see `GET /features/{group}/{name}/versions`.
+    #[schema(example = 5242880)]
+    pub history_bytes: u64,
 }
 
 /// This server's traffic with the object store (s3 backend), since it started.
@@ -208,7 +212,8 @@ pub async fn clear_table_cache(
     }))
 }
 
-/// Request totals and latency, cache statistics and storage totals.
+/// Request totals and latency, cache statistics and storage totals (with the bytes table
+/// history keeps).
 #[utoipa::path(
     get, path = "/performance", tag = "operations",
     responses((status = 200, description = "The performance report (with the s3 backend, `object_store` counts the bytes and calls this server made to the store)", body = PerformanceReport))
@@ -219,6 +224,14 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
     let tables = state.store.catalog();
     let groups: BTreeSet<&str> = tables.iter().map(|t| t.group.as_str()).collect();
     let total_bytes: u64 = tables.iter().map(|t| t.file_size_bytes).sum();
+    // A report that cannot measure history still reports the rest.
+    let history_bytes = match state.store.history_usage().await {
+        Ok(usage) => usage.total_bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, "performance: cannot measure table history");
+            0
+        }
+    };
     HttpResponse::Ok().json(PerformanceReport {
         performance_metrics: PerformanceMetrics {
             total_requests: requests.total,
@@ -235,6 +248,7 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
             total_feature_groups: groups.len(),
             tables: tables.len(),
             total_size_mb: mib(total_bytes),
+            history_bytes,
         },
         object_store: state
             .store
@@ -251,7 +265,8 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
 /// hits, misses and evictions per tier, table rows and bytes, seconds since each table's
 /// last write, each feature view's TTL and last write age (feature freshness), whether
 /// `/health` is degraded, whether the online tier answers, the object store's reachability
-/// and traffic (s3 kind), and the change bus (with Redis).
+/// and traffic (s3 kind), the bytes table history keeps (in all and per table), and the
+/// change bus (with Redis).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))

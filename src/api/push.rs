@@ -143,6 +143,7 @@ pub struct PushResponse {
     )
 )]
 pub async fn push(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     body: super::body::BlockingJson<PushBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -158,6 +159,7 @@ pub async fn push(
             PushTo::Offline => PushTarget::Offline,
             PushTo::OnlineAndOffline => PushTarget::OnlineAndOffline,
         },
+        written_by: super::auth::token_name(&req),
     };
     let PushOutcome {
         feature_view,

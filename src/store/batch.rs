@@ -14,9 +14,103 @@ use arrow::compute::{cast, filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 
+use super::FeatureStore;
 use super::error::{Result, StoreError};
-use crate::model::canonical_i64;
-use crate::storage::{StorageError, TableHandle};
+use super::versions::VersionPins;
+use crate::cache::{CacheKey, ReadKind};
+use crate::model::{TableName, canonical_i64};
+use crate::storage::{StorageError, TableHandle, VersionSelector};
+
+/// A batch lookup over several tables.
+#[derive(Debug, Clone)]
+pub struct BatchQuery {
+    /// Tables to read.
+    pub tables: Vec<TableName>,
+    /// Keep only rows whose entity key is one of these.
+    pub entity_ids: Option<Vec<EntityId>>,
+    /// Return, per entity, the row as of this instant (µs since the epoch, UTC).
+    pub as_of_micros: Option<i64>,
+    /// Which version of each table to read (the current one unless pinned).
+    pub versions: VersionPins,
+}
+
+/// One table's part of a batch result.
+#[derive(Debug, Clone)]
+pub struct BatchTable {
+    /// The table.
+    pub name: String,
+    /// Its entity key columns.
+    pub entity_key: Vec<String>,
+    /// The version the rows were read from.
+    pub version: u64,
+    /// The rows.
+    pub batch: RecordBatch,
+}
+
+impl FeatureStore {
+    /// Reads several tables, each resolved wherever it is, each at the version `query` pins
+    /// (else the current one), each through the cache. All unknown names are reported
+    /// together; a pinned version that does not exist (or is no longer retained) fails the
+    /// request with that version's error.
+    pub async fn batch(&self, query: BatchQuery) -> Result<Vec<BatchTable>> {
+        let max_rows = self.max_batch_rows;
+        self.blocking(move |s, cache| {
+            let mut handles = Vec::with_capacity(query.tables.len());
+            let mut unknown = Vec::new();
+            for name in &query.tables {
+                let found = match query.versions.selector(name) {
+                    VersionSelector::Current => s.get(name),
+                    pinned => s.table_at(name, pinned),
+                };
+                match found {
+                    Ok(h) => handles.push(h),
+                    Err(StorageError::TableNotFound { .. }) => unknown.push(name.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(StoreError::UnknownTables(unknown));
+            }
+            let ids = query.entity_ids.as_deref().map(canonical_ids);
+            handles
+                .iter()
+                .map(|h| {
+                    // The snapshot id in the key keeps a pinned version's rows apart from the
+                    // current version's.
+                    let key = CacheKey {
+                        table: h.name.to_string(),
+                        version: h.version,
+                        snapshot: h.file.snapshot_id(),
+                        kind: ReadKind::Batch {
+                            ids: ids.clone(),
+                            as_of_micros: query.as_of_micros,
+                        },
+                    };
+                    let batch = match cache.get(&key) {
+                        Some((batch, _)) => batch,
+                        None => {
+                            let batch = lookup(
+                                h,
+                                query.entity_ids.as_deref(),
+                                query.as_of_micros,
+                                max_rows,
+                            )?;
+                            cache.put(key, &batch);
+                            batch
+                        }
+                    };
+                    Ok(BatchTable {
+                        name: h.name.to_string(),
+                        entity_key: h.entity_key.clone(),
+                        version: h.version,
+                        batch,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}
 
 /// An entity id as a client sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -243,4 +337,26 @@ fn latest_as_of(table: &TableHandle, batch: &RecordBatch, at: i64) -> Result<Rec
     let mut indices: Vec<u32> = best.into_values().map(|(_, i)| i).collect();
     indices.sort_unstable();
     Ok(take_record_batch(batch, &UInt32Array::from(indices)).map_err(StorageError::from)?)
+}
+
+/// Ids in a canonical form for the cache key: typed, sorted, deduplicated.
+fn canonical_ids(ids: &[EntityId]) -> Vec<String> {
+    fn one(id: &EntityId) -> String {
+        match id {
+            EntityId::Int(i) => format!("i:{i}"),
+            EntityId::Str(s) => format!("s:{s:?}"),
+            // Members are in key order (a `BTreeMap`); quoting keeps the parts unambiguous.
+            EntityId::Row(row) => {
+                let members: Vec<String> = row
+                    .iter()
+                    .map(|(k, v)| format!("{k:?}={}", one(v)))
+                    .collect();
+                format!("r:{{{}}}", members.join(","))
+            }
+        }
+    }
+    let mut out: Vec<String> = ids.iter().map(one).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }

@@ -7,6 +7,7 @@
 
 mod batch;
 mod bus;
+mod diff;
 mod error;
 mod folding;
 mod historical;
@@ -17,6 +18,7 @@ mod push;
 mod registration;
 mod shared;
 mod status;
+mod versions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +37,11 @@ pub use crate::storage::{
     ColumnInfo, Declaration, DuplicateTable, RecordColumns, SaveOutcome, StorageError, TableInfo,
     UnreadableTable, dtype_name, parse_timestamp_micros,
 };
-pub use batch::EntityId;
+pub use crate::storage::{
+    ColumnRetype, HistorySweep, LogicalType, VersionOp, VersionRecord, VersionSelector,
+};
+pub use batch::{BatchQuery, BatchTable, EntityId};
+pub use diff::KeyChanges;
 pub use error::{NameKind, Result, StoreError};
 pub use folding::FoldGuard;
 pub use historical::{
@@ -46,6 +52,10 @@ pub use online::{OnlineAnswer, OnlineQuery};
 pub use push::{PushOutcome, PushRequest, PushTarget};
 pub use registration::{Deleted, KeySource, Saved, ViewOptions};
 pub use status::{BackendInfo, ObjectStoreStatus, OnlineStatus};
+pub use versions::{
+    HISTORY_SWEEP_INTERVAL, HistoryUsage, Restored, TableDiff, VersionInfo, VersionPage,
+    VersionPins,
+};
 
 use std::collections::HashMap;
 
@@ -96,28 +106,6 @@ pub struct TableSummary {
     pub columns: usize,
     /// Last modification of the table's file.
     pub modified: std::time::SystemTime,
-}
-
-/// A batch lookup over several tables.
-#[derive(Debug, Clone)]
-pub struct BatchQuery {
-    /// Tables to read.
-    pub tables: Vec<TableName>,
-    /// Keep only rows whose entity key is one of these.
-    pub entity_ids: Option<Vec<EntityId>>,
-    /// Return, per entity, the row as of this instant (µs since the epoch, UTC).
-    pub as_of_micros: Option<i64>,
-}
-
-/// One table's part of a batch result.
-#[derive(Debug, Clone)]
-pub struct BatchTable {
-    /// The table.
-    pub name: String,
-    /// Its entity key columns.
-    pub entity_key: Vec<String>,
-    /// The rows.
-    pub batch: RecordBatch,
 }
 
 /// The server's state as `/health` reports it.
@@ -366,30 +354,7 @@ impl FeatureStore {
         }
         self.blocking(move |s, cache| {
             let table = s.get_in_group(&group, &name)?;
-            let key = page_key(&table, &request);
-            let cached = if memory_checked {
-                cache.get_disk(&key)
-            } else {
-                cache.get(&key).map(|(b, _)| b)
-            };
-            let batch = match cached {
-                Some(batch) => batch,
-                None => {
-                    let file = &table.file;
-                    let projection = match &request.columns {
-                        Some(columns) => file.column_indices(columns)?,
-                        None => file.all_columns(),
-                    };
-                    let batch = file.read_range(&projection, request.offset, request.limit)?;
-                    cache.put(key, &batch);
-                    batch
-                }
-            };
-            Ok(Page {
-                batch,
-                total_rows: table.file.row_count(),
-                version: table.version,
-            })
+            read_page(cache, &table, &request, memory_checked)
         })
         .await
     }
@@ -427,9 +392,8 @@ impl FeatureStore {
                 ..SyncOptions::default()
             };
             let outcome = s.save_records_typed(&group, &name, &records, declaration, &null_types);
-            c.invalidate_table(name.as_str());
-            let table = outcome?;
-            let registry = registration::sync_view(s, &registry, &group, &name, &options);
+            let (table, registry) =
+                registration::after_write(s, c, &registry, &group, &name, outcome, &options)?;
             Ok(Saved {
                 table,
                 entity_key_source,
@@ -454,10 +418,9 @@ impl FeatureStore {
         let written = (group.to_string(), name.to_string());
         self.blocking(move |s, c| {
             let outcome = s.save_batch(&group, &name, &batch, declaration);
-            c.invalidate_table(name.as_str());
-            let outcome = outcome?;
-            registration::sync_view(s, &registry, &group, &name, &SyncOptions::default());
-            Ok(outcome)
+            let options = SyncOptions::default();
+            registration::after_write(s, c, &registry, &group, &name, outcome, &options)
+                .map(|(outcome, _)| outcome)
         })
         .await
         .inspect(|_| self.announce_table(Some(&written.0), &written.1))
@@ -514,60 +477,6 @@ impl FeatureStore {
             self.announce(deleted);
         }
         outcome
-    }
-
-    /// Reads several tables, each resolved wherever it is, each through the cache. All unknown
-    /// names are reported together.
-    pub async fn batch(&self, query: BatchQuery) -> Result<Vec<BatchTable>> {
-        let max_rows = self.max_batch_rows;
-        self.blocking(move |s, cache| {
-            let mut handles = Vec::with_capacity(query.tables.len());
-            let mut unknown = Vec::new();
-            for name in &query.tables {
-                match s.get(name) {
-                    Ok(h) => handles.push(h),
-                    Err(StorageError::TableNotFound { .. }) => unknown.push(name.to_string()),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if !unknown.is_empty() {
-                return Err(StoreError::UnknownTables(unknown));
-            }
-            let ids = query.entity_ids.as_deref().map(canonical_ids);
-            handles
-                .iter()
-                .map(|h| {
-                    let key = CacheKey {
-                        table: h.name.to_string(),
-                        version: h.version,
-                        snapshot: h.file.snapshot_id(),
-                        kind: ReadKind::Batch {
-                            ids: ids.clone(),
-                            as_of_micros: query.as_of_micros,
-                        },
-                    };
-                    let batch = match cache.get(&key) {
-                        Some((batch, _)) => batch,
-                        None => {
-                            let batch = batch::lookup(
-                                h,
-                                query.entity_ids.as_deref(),
-                                query.as_of_micros,
-                                max_rows,
-                            )?;
-                            cache.put(key, &batch);
-                            batch
-                        }
-                    };
-                    Ok(BatchTable {
-                        name: h.name.to_string(),
-                        entity_key: h.entity_key.clone(),
-                        batch,
-                    })
-                })
-                .collect()
-        })
-        .await
     }
 
     /// Feast's online lookup: the latest value of each feature for each entity row, with TTL
@@ -1014,26 +923,38 @@ fn page_key(table: &TableHandle, request: &PageRequest) -> CacheKey {
     }
 }
 
-/// Ids in a canonical form for the cache key: typed, sorted, deduplicated.
-fn canonical_ids(ids: &[EntityId]) -> Vec<String> {
-    fn one(id: &EntityId) -> String {
-        match id {
-            EntityId::Int(i) => format!("i:{i}"),
-            EntityId::Str(s) => format!("s:{s:?}"),
-            // Members are in key order (a `BTreeMap`); quoting keeps the parts unambiguous.
-            EntityId::Row(row) => {
-                let members: Vec<String> = row
-                    .iter()
-                    .map(|(k, v)| format!("{k:?}={}", one(v)))
-                    .collect();
-                format!("r:{{{}}}", members.join(","))
-            }
+/// A page of `table` (any version) through the cache tiers; `memory_checked` when the caller
+/// already missed the memory tier.
+fn read_page(
+    cache: &TieredCache,
+    table: &TableHandle,
+    request: &PageRequest,
+    memory_checked: bool,
+) -> Result<Page> {
+    let key = page_key(table, request);
+    let cached = if memory_checked {
+        cache.get_disk(&key)
+    } else {
+        cache.get(&key).map(|(b, _)| b)
+    };
+    let batch = match cached {
+        Some(batch) => batch,
+        None => {
+            let file = &table.file;
+            let projection = match &request.columns {
+                Some(columns) => file.column_indices(columns)?,
+                None => file.all_columns(),
+            };
+            let batch = file.read_range(&projection, request.offset, request.limit)?;
+            cache.put(key, &batch);
+            batch
         }
-    }
-    let mut out: Vec<String> = ids.iter().map(one).collect();
-    out.sort_unstable();
-    out.dedup();
-    out
+    };
+    Ok(Page {
+        batch,
+        total_rows: table.file.row_count(),
+        version: table.version,
+    })
 }
 
 fn summary(handle: &TableHandle) -> TableSummary {

@@ -45,6 +45,9 @@ pub struct PushRequest {
     pub df: Vec<(String, Vec<Value>)>,
     /// Where the rows go.
     pub to: PushTarget,
+    /// The token pushing, when auth is on: an offline push records it in the table's
+    /// history as the version's writer.
+    pub written_by: Option<String>,
 }
 
 /// What a push did.
@@ -111,6 +114,8 @@ pub(super) struct Prepared {
     pub(super) rows: arrow::record_batch::RecordBatch,
     /// The table snapshot the rows were checked against.
     pub(super) snapshot: (u64, u64),
+    /// The pushing token, for the table's history.
+    pub(super) written_by: Option<String>,
 }
 
 /// Checks and converts a push's rows (blocking): every column of the view's table, values of
@@ -156,6 +161,7 @@ pub(super) fn prepare(
         name,
         rows,
         snapshot: (table.version, table.file.snapshot_id()),
+        written_by: request.written_by.clone(),
     })
 }
 
@@ -212,7 +218,11 @@ pub(super) fn append_offline(
     now_micros: i64,
 ) -> Result<AppendOutcome> {
     let (group, name, rows) = (&prepared.group, &prepared.name, &prepared.rows);
-    let appended = storage.append_batch(group, name, rows, Declaration::default())?;
+    let declaration = Declaration {
+        written_by: prepared.written_by.clone(),
+        ..Declaration::default()
+    };
+    let appended = storage.append_batch(group, name, rows, declaration)?;
     // The snapshot the rows went onto is the one the append saw under the table's write lock,
     // not the one the rows were checked against: a replace landing in between would otherwise
     // have the rows merged into an index of the replaced table, served as current until the

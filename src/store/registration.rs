@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use super::{ApplyReport, FeatureStore, Result, SaveOutcome, TableReferences, reload_registry};
+use crate::cache::TieredCache;
 use crate::model::{Entity, FeatureService, FeatureView, GroupName, RegistryDocument, TableName};
 use crate::registry::{
     Committed, HistoryOptions, HistoryPage, Registry, SyncOptions, SyncStatus, TableFacts,
     VersionDocument, ViewSync, Writer,
 };
 use crate::storage::{
-    DEFAULT_ENTITY_KEY, Declaration, JsonScalar, RecordColumns, Storage, dtype_name,
+    DEFAULT_ENTITY_KEY, Declaration, JsonScalar, RecordColumns, Storage, StorageError, dtype_name,
 };
 
 /// What a JSON save did: the table, where its entity key came from, and its feature view.
@@ -279,6 +280,24 @@ pub(super) fn table_columns(
             .map(|f| (f.name().clone(), dtype_name(f.data_type())))
             .collect(),
     )
+}
+
+/// What every write that replaces a table's content (a save, a restore) does after it, so
+/// they cannot drift apart: the table's cached reads dropped, whether the write succeeded or
+/// not (a failed write may still have replaced the file), then its view brought in step.
+/// The caller announces the write on the change bus once it returns.
+pub(super) fn after_write<T>(
+    storage: &Storage,
+    cache: &TieredCache,
+    registry: &Registry,
+    group: &GroupName,
+    name: &TableName,
+    outcome: std::result::Result<T, StorageError>,
+    options: &SyncOptions,
+) -> Result<(T, ViewSync)> {
+    cache.invalidate_table(name.as_str());
+    let written = outcome?;
+    Ok((written, sync_view(storage, registry, group, name, options)))
 }
 
 /// Brings the view of `group/name`, just written, in line with the table (see

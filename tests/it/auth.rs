@@ -79,6 +79,12 @@ async fn secured() -> TestResult<TestServer> {
     Ok(server)
 }
 
+/// [`secured`], with the name-`loader` write token that wrote it (for tests elsewhere of
+/// what a write records about its token).
+pub(crate) async fn secured_server() -> TestResult<(TestServer, &'static str)> {
+    Ok((secured().await?, WRITER))
+}
+
 fn registry_document() -> Value {
     json!({
         "entities": [{"name": "user_id", "value_type": "int64"}],
@@ -113,7 +119,7 @@ async fn call_with_challenge(
 }
 
 /// [`call_with_challenge`] without the challenge.
-async fn call(
+pub(crate) async fn call(
     server: &TestServer,
     method: Method,
     path: &str,

@@ -47,3 +47,5 @@ mod shutdown;
 mod store_outage;
 mod tables;
 mod timestamps;
+mod versions;
+mod versions_usage;

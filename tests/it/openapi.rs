@@ -75,6 +75,9 @@ fn every_route_and_every_error_response_is_documented() -> TestResult {
         ("/features/batch", &["post"]),
         ("/features/{group}/{name}", &["get", "post", "delete"]),
         ("/features/{group}/{name}/info", &["get"]),
+        ("/features/{group}/{name}/versions", &["get"]),
+        ("/features/{group}/{name}/restore", &["post"]),
+        ("/features/{group}/{name}/diff", &["get"]),
     ] {
         for method in methods {
             let op = &paths[path][method];

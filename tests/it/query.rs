@@ -31,7 +31,7 @@ async fn a_page_with_an_unknown_query_parameter_is_400_naming_it() -> TestResult
     assert_problem(status, &body, 400, "unknown_query_parameter");
     assert_eq!(
         body["detail"],
-        "unknown query parameter(s) \"user_id\"; this route takes \"columns\", \"limit\", \"offset\""
+        "unknown query parameter(s) \"user_id\"; this route takes \"columns\", \"limit\", \"offset\", \"version\", \"as_of\""
     );
     assert_eq!(
         body["errors"],
@@ -52,7 +52,7 @@ async fn a_page_with_an_unknown_query_parameter_is_400_naming_it() -> TestResult
     // The documented parameters are the accepted ones.
     assert_eq!(
         documented("/features/{group}/{name}", "get")?,
-        ["columns", "limit", "offset"]
+        ["columns", "limit", "offset", "version", "as_of"]
     );
     let (status, body) = server
         .get("/features/user/profiles?columns=age&limit=1&offset=1")
