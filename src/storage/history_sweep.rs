@@ -160,7 +160,8 @@ impl Storage {
     }
 
     /// Bytes kept only for `name`'s versions other than the current one: its history base
-    /// files and parts that the current snapshot does not read.
+    /// files and parts that the current snapshot does not read (the version log, a few
+    /// hundred bytes per write, is metadata and not counted).
     pub fn table_history_bytes(&self, group: &GroupName, name: &TableName) -> u64 {
         if let Some(remote) = &self.remote {
             return self.remote_history_bytes(remote, name);
@@ -184,7 +185,7 @@ impl Storage {
                 bytes += dir_size(&entry.path());
             }
         }
-        bytes + size(&self.layout.history_log_path(group, name))
+        bytes
     }
 
     /// Bytes kept for history across every table (`/metrics`, `/storage/info`).

@@ -6,9 +6,7 @@
 //! and `GET .../diff` key counts. `versions_usage.rs` has batch lookups pinned to versions,
 //! the bytes history takes, retention's 410, the background sweep and the writer's token.
 //!
-//! Each test runs on the local kind; its twin in `on_s3` runs it on the s3 kind. The s3 twins
-//! that read a version older than the current one are ignored until the s3 kind's history
-//! lands (marked `// needs s3 history`).
+//! Each test runs on the local kind; its twin in `on_s3` runs it on the s3 kind.
 
 use std::time::Duration;
 
@@ -446,9 +444,7 @@ async fn diff_counts_keys_added_removed_changed_and_unchanged() -> TestResult {
 }
 
 mod on_s3 {
-    //! The tests above on the s3 kind. Those that read a version older than the current
-    //! one wait for the s3 kind's history (`// needs s3 history`): run them with
-    //! `cargo test --test it versions::on_s3 -- --include-ignored`.
+    //! The tests above on the s3 kind.
 
     use crate::common::TestResult;
     use crate::common::kind::on_s3;
@@ -464,26 +460,12 @@ mod on_s3 {
     }
 
     twin!(
-        // needs s3 history
-        #[ignore = "needs s3 history"]
         every_write_is_listed_newest_first_with_its_operation_and_a_fold_adds_none,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
         versions_before_a_replace_and_a_fold_read_the_same_rows_afterwards,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
         version_and_as_of_pin_pages_and_info_and_say_when_there_is_no_such_version,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
         a_pinned_read_after_a_newer_write_returns_the_old_rows_twice_the_second_from_cache,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
         restore_writes_a_versions_rows_as_a_new_version_that_can_be_undone,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
         restoring_a_deleted_table_recreates_it_and_bad_restores_are_refused,
-        // needs s3 history
-        #[ignore = "needs s3 history"]
         diff_counts_keys_added_removed_changed_and_unchanged,
     );
 }
