@@ -102,11 +102,60 @@ impl Storage {
         if swept.versions_expired > 0 || log_needs_compacting(&replayed, &log) {
             log.rewrite(&kept)?;
         }
-        let mut bases: HashSet<String> = kept
+        let removed = self.remove_unread_content(group, name, &kept, current.as_deref());
+        swept.files_deleted += removed.files_deleted;
+        swept.bytes_freed += removed.bytes_freed;
+        // Versions dropped from the log may be held open; the cache lets them go.
+        let expired: Vec<u64> = replayed
+            .versions
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| !**k)
+            .map(|((r, _), _)| r.version)
+            .collect();
+        let mut pinned = guard(&self.pinned);
+        for version in expired {
+            pinned.pop(&(name.clone(), version));
+        }
+        Ok(swept)
+    }
+
+    /// Right after a local fold: the base and parts it folded are read by no version any
+    /// more (the fold re-pointed them to the new file), so they go now rather than at the
+    /// next sweep; a table fed by pushes then never holds more than its current file. A
+    /// reader that opened them keeps its descriptors; one that replayed the log just before
+    /// the fold retries on the new layout (see `table_at`). The caller holds the write lock.
+    pub(super) fn drop_folded_content(&self, group: &GroupName, name: &TableName) {
+        let log = LocalLog::at(self.layout.history_log_path(group, name));
+        let versions = match log.read() {
+            Ok(steps) => replay(steps).versions,
+            Err(e) => {
+                tracing::warn!(table = %name, error = %e, "cannot read the history to drop folded files; the sweep will");
+                return;
+            }
+        };
+        let current = self.peek(name).filter(|h| &h.group == group);
+        self.remove_unread_content(group, name, &versions, current.as_deref());
+    }
+
+    /// Removes the history base files and part folders of `group/name` that neither
+    /// `versions` nor `current` reads, and temporary files left by crashes.
+    fn remove_unread_content(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        versions: &[(
+            super::history::VersionRecord,
+            Option<super::history::Content>,
+        )],
+        current: Option<&super::TableHandle>,
+    ) -> HistorySweep {
+        let mut swept = HistorySweep::default();
+        let mut bases: HashSet<String> = versions
             .iter()
             .filter_map(|(_, c)| c.as_ref().map(|c| c.base.clone()))
             .collect();
-        if let Some(current) = &current {
+        if let Some(current) = current {
             bases.insert(current.file.base().base_id());
         }
         let history_dir = self.layout.history_dir(group, name);
@@ -144,19 +193,7 @@ impl Storage {
             let _ = fs::remove_dir(&history_dir);
             let _ = fs::remove_dir(&appends);
         }
-        // Versions dropped from the log may be held open; the cache lets them go.
-        let expired: Vec<u64> = replayed
-            .versions
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| !**k)
-            .map(|((r, _), _)| r.version)
-            .collect();
-        let mut pinned = guard(&self.pinned);
-        for version in expired {
-            pinned.pop(&(name.clone(), version));
-        }
-        Ok(swept)
+        swept
     }
 
     /// Bytes kept only for `name`'s versions other than the current one: its history base

@@ -222,6 +222,26 @@ impl Storage {
                 name: name.to_string(),
                 hint: None,
             })?;
+        match self.open_selected(&group, name, at, current.clone()) {
+            // A fold (or a sweep) between the replay and the open moved the version to
+            // another file: the log says where now. A second miss (another fold in that
+            // very instant, or a real expiry) answers 410.
+            Err(StorageError::VersionExpired { .. }) => {
+                self.open_selected(&group, name, at, current)
+            }
+            other => other,
+        }
+    }
+
+    /// Opens the version `at` selects from the log as it is now.
+    fn open_selected(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        at: VersionSelector,
+        current: Option<Arc<TableHandle>>,
+    ) -> Result<Arc<TableHandle>> {
+        let group = group.clone();
         let replayed = self.replayed(&group, name)?;
         let index = select(&replayed, name, at)?;
         let (record, content) = &replayed.versions[index];
@@ -387,8 +407,14 @@ impl Storage {
                 to_base: handle.file.base().base_id(),
             }),
         };
-        if let Err(e) = outcome {
-            tracing::warn!(table = %handle.name, error = %e, "could not record the write in the table's history; it is recorded from the table at the next listing");
+        match outcome {
+            Err(e) => {
+                tracing::warn!(table = %handle.name, error = %e, "could not record the write in the table's history; it is recorded from the table at the next listing");
+            }
+            Ok(()) if matches!(write, HistoryWrite::Compaction { .. }) => {
+                self.drop_folded_content(&handle.group, &handle.name);
+            }
+            Ok(()) => {}
         }
         guard(&self.pinned).pop(&(handle.name.clone(), handle.version));
     }

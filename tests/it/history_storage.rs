@@ -78,6 +78,15 @@ fn every_write_is_a_version_that_reads_back_its_rows_through_folds_replaces_dele
     storage.append_batch(&group, &name, &rows(12..15), Declaration::default())?; // v3
     let folded = storage.fold(Some(&group), &name)?;
     assert_eq!(folded.version, 3, "a fold changes no row, so no version");
+    // Versions 1 to 3 now read prefixes of the folded file: what they read before goes at once.
+    let table_dir = dir.path().join("features/user");
+    assert!(!table_dir.join("_history/scores/v1.parquet").exists());
+    assert!(!table_dir.join("_appends/scores/v1").exists());
+    assert_eq!(
+        storage.history(&name)?.history_bytes,
+        0,
+        "a push-fed table keeps no copy"
+    );
     storage.append_batch(&group, &name, &rows(15..16), Declaration::default())?; // v4
     storage.save_batch(&group, &name, &rows(100..105), declaration())?; // v5
     storage.delete(&group, &name, Some("ops".into()))?; // v6
