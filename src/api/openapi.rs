@@ -111,6 +111,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "the request body is not valid JSON: EOF while parsing an object at line 1 column 12",
     ),
     (
+        400,
+        "unknown_pinned_views",
+        "Pinned view not requested",
+        "table_versions names movie_metadata, which this request does not read; it reads user_profile",
+    ),
+    (
         401,
         "unauthorized",
         "Authentication required",
@@ -145,6 +151,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "route_not_found",
         "Route not found",
         "no route matches GET /nope",
+    ),
+    (
+        404,
+        "table_version_not_found",
+        "Table version not found",
+        "table \"user_profile\" has no version 42; retained versions: 9 between 3 and 11 (GET .../versions lists them)",
     ),
     (
         405,
@@ -193,6 +205,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "duplicate_table",
         "Table name found in two groups",
         "table \"dup\" exists twice: features/user/dup.parquet is served and features/misc/dup.parquet is ignored (table names are unique across groups); remove or rename one of the files",
+    ),
+    (
+        410,
+        "table_version_expired",
+        "Table version no longer retained",
+        "version 2 of table \"user_profile\" is no longer retained; retained versions: 9 between 3 and 11 (GET .../versions lists them)",
     ),
     (
         413,

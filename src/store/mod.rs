@@ -7,6 +7,7 @@
 
 mod batch;
 mod bus;
+mod entity_rows;
 mod error;
 mod folding;
 mod historical;
@@ -38,7 +39,8 @@ pub use batch::EntityId;
 pub use error::{NameKind, Result, StoreError};
 pub use folding::FoldGuard;
 pub use historical::{
-    ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, to_parquet_bytes,
+    ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, REGISTRY_VERSION_KEY,
+    TABLE_VERSIONS_KEY, to_parquet_bytes,
 };
 pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};

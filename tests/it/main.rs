@@ -42,3 +42,4 @@ mod shutdown;
 mod store_outage;
 mod tables;
 mod timestamps;
+mod training_versions;
