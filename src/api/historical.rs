@@ -43,8 +43,7 @@ const STREAM_CHUNK_ROWS: usize = 64 * 1024;
     "features": ["user_profile:age", "user_profile:avg_rating", "movie_metadata:genre"],
     "entities": {"user_id": [1, 1, 2], "movie_id": [10, 11, 10], "event_timestamp": ["2026-11-01T10:00:00Z", "2026-11-15T10:00:00Z", "2026-11-20T08:30:00+02:00"], "label": [1, 0, 1]},
     "full_feature_names": false,
-    "table_versions": {"user_profile": 7},
-    "snapshot_time": "2026-11-30T00:00:00Z"
+    "table_versions": {"user_profile": 1}
 }))]
 pub struct HistoricalRequest {
     /// Feature references `view:feature` (or give `feature_service`).
@@ -76,7 +75,7 @@ pub struct HistoricalRequest {
     /// `metadata.table_versions` states them). Each must be a view the request reads. Wins
     /// over `snapshot_time` for the views it names.
     #[serde(default)]
-    #[schema(example = json!({"user_profile": 7}))]
+    #[schema(example = json!({"user_profile": 1}))]
     pub table_versions: Option<BTreeMap<String, u64>>,
     /// Read every view not in `table_versions` as the version of its table that was current
     /// at this instant (RFC 3339). Unrelated to the entity rows' `event_timestamp`: that
@@ -101,7 +100,7 @@ pub struct HistoricalParams {
     /// Also exclude feature rows created after the entity row's timestamp.
     pub created_timestamp_cutoff: Option<bool>,
     /// Comma-separated `view:version` pins, as `table_versions` of the JSON body.
-    #[param(example = "user_profile:7,movie_metadata:3")]
+    #[param(example = "user_profile:1,movie_metadata:1")]
     pub table_versions: Option<String>,
     /// Read every view not pinned as the version current at this instant (RFC 3339).
     #[param(example = "2026-11-30T00:00:00Z")]
