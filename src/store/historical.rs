@@ -147,7 +147,10 @@ pub(super) fn historical(
     };
     let joined = point_in_time_join(&entities, ENTITY_TIMESTAMP, &join_views, &options)
         .map_err(|e| invalid("entities", e.to_string()))?;
-    let registry_version = None;
+    // The registry version of `registry` goes here once the registry records versions (the
+    // same snapshot the request was resolved against, not a later one); JSON, Arrow and
+    // Parquet answers then state it with no other change.
+    let registry_version: Option<u64> = None;
     Ok(HistoricalAnswer {
         batch: with_versions(joined.batch, &table_versions, registry_version),
         matched_rows: joined.matched_rows,
