@@ -18,10 +18,9 @@ use crate::auth::{Scope, generate_token, sha256_hex};
 use crate::config::{Config, LoggingConfig};
 use crate::demo::{self, DemoSpec, DemoTable};
 use crate::model::{GroupName, TableName};
-use crate::store::{
-    Declaration, FeatureStore, HistoricalEntities, HistoricalQuery, LocalDatabases,
-    MaterializeRequest, to_parquet_bytes,
-};
+use crate::store::{Declaration, FeatureStore, LocalDatabases, MaterializeRequest};
+
+mod historical;
 
 /// featurestore: a lightweight, file-system feature store with a REST API.
 #[derive(Debug, Parser)]
@@ -51,7 +50,7 @@ enum Command {
     MaterializeIncremental(MaterializeIncrementalArgs),
     /// Point-in-time correct training data: each entity row of FILE with its features as of
     /// its event_timestamp, written as Parquet.
-    Historical(HistoricalArgs),
+    Historical(historical::HistoricalArgs),
     /// Print the OpenAPI document.
     Openapi,
     /// Bearer tokens for `[auth]`.
@@ -75,35 +74,6 @@ struct TokenCreateArgs {
     /// hex digits).
     #[arg(long)]
     name: Option<String>,
-}
-
-#[derive(Debug, Args)]
-struct HistoricalArgs {
-    #[command(flatten)]
-    common: CommonArgs,
-    /// Entity rows: a Parquet or CSV file with the join keys and event_timestamp (RFC 3339).
-    #[arg(long)]
-    entities: PathBuf,
-    /// Feature references `view:feature`, comma-separated or repeated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        conflicts_with = "service",
-        required_unless_present = "service"
-    )]
-    features: Option<Vec<String>>,
-    /// A registered feature service instead of --features.
-    #[arg(long)]
-    service: Option<String>,
-    /// Where to write the training data (Parquet).
-    #[arg(long)]
-    out: PathBuf,
-    /// Name features `view__feature`.
-    #[arg(long)]
-    full_feature_names: bool,
-    /// Also exclude feature rows created after each entity row's timestamp.
-    #[arg(long)]
-    created_timestamp_cutoff: bool,
 }
 
 #[derive(Debug, Args)]
@@ -289,7 +259,7 @@ pub fn main() -> Result<()> {
             let config = load_config(&args.common)?;
             init_tracing(&config.logging);
             check_data_root(&config, MissingRoot::Refuse)?;
-            actix_web::rt::System::new().block_on(historical(config, args))
+            actix_web::rt::System::new().block_on(historical::run(config, args))
         }
         Command::Info(args) => {
             let config = load_config(&args)?;
@@ -600,130 +570,6 @@ async fn materialize(config: Config, request: MaterializeRequest) -> Result<()> 
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-async fn historical(config: Config, args: HistoricalArgs) -> Result<()> {
-    let started = Instant::now();
-    let bar = progress_bar(3, "reading entity rows");
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let bytes = std::fs::read(&args.entities)
-        .with_context(|| format!("cannot read {}", args.entities.display()))?;
-    let is_csv = args
-        .entities
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let entities = if is_csv {
-        let text = String::from_utf8(bytes)
-            .with_context(|| format!("{} is not UTF-8 text", args.entities.display()))?;
-        HistoricalEntities::Columns(
-            csv_columns(&text)
-                .with_context(|| format!("cannot parse {}", args.entities.display()))?,
-        )
-    } else {
-        HistoricalEntities::Parquet(bytes.into())
-    };
-    bar.inc(1);
-    bar.set_message("joining");
-    let store = open_store(&config, LocalDatabases::None)?;
-    let answer = store
-        .historical(HistoricalQuery {
-            features: args.features,
-            feature_service: args.service,
-            entities,
-            full_feature_names: args.full_feature_names,
-            created_timestamp_cutoff: args.created_timestamp_cutoff,
-        })
-        .await?;
-    bar.inc(1);
-    bar.set_message("writing");
-    let parquet = to_parquet_bytes(&answer.batch)?;
-    let temp = args.out.with_extension("parquet.partial");
-    std::fs::write(&temp, &parquet).with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, &args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    bar.inc(1);
-    bar.finish_and_clear();
-    let rows = answer.batch.num_rows();
-    println!(
-        "{} rows x {} columns written to {} ({:.1} MB); {} rows ({:.1} %) matched at least one view; {:.2} s",
-        rows,
-        answer.batch.num_columns(),
-        args.out.display(),
-        parquet.len() as f64 / 1048576.0,
-        answer.matched_rows,
-        if rows == 0 {
-            0.0
-        } else {
-            answer.matched_rows as f64 * 100.0 / rows as f64
-        },
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// A CSV file with a header as JSON columns: empty cells are null, integers and numbers are
-/// numbers, `true`/`false` booleans, anything else text. Fields may be double-quoted (with
-/// `""` for a quote inside).
-fn csv_columns(text: &str) -> Result<Vec<(String, Vec<serde_json::Value>)>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().context("the CSV file is empty")?;
-    let names = csv_fields(header);
-    let mut columns: Vec<(String, Vec<serde_json::Value>)> =
-        names.into_iter().map(|n| (n, Vec::new())).collect();
-    for (i, line) in lines.enumerate() {
-        let fields = csv_fields(line);
-        if fields.len() != columns.len() {
-            anyhow::bail!(
-                "line {} has {} fields, the header has {}",
-                i + 2,
-                fields.len(),
-                columns.len()
-            );
-        }
-        for ((_, values), field) in columns.iter_mut().zip(fields) {
-            values.push(csv_value(field));
-        }
-    }
-    Ok(columns)
-}
-
-fn csv_value(field: String) -> serde_json::Value {
-    use serde_json::Value;
-    if field.is_empty() {
-        Value::Null
-    } else if let Ok(i) = field.parse::<i64>() {
-        Value::from(i)
-    } else if let Some(n) = field
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-    {
-        Value::Number(n)
-    } else if field == "true" || field == "false" {
-        Value::Bool(field == "true")
-    } else {
-        Value::String(field)
-    }
-}
-
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                current.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut current)),
-            (c, _) => current.push(c),
-        }
-    }
-    fields.push(current);
-    fields
 }
 
 async fn info(config: Config) -> Result<()> {

@@ -369,6 +369,11 @@ impl ApiError {
                         (S::NOT_FOUND, "unknown_push_source", "Unknown push source")
                     }
                 },
+                StoreError::UnrequestedPins { .. } => (
+                    S::BAD_REQUEST,
+                    "unknown_pinned_views",
+                    "Pinned view not requested",
+                ),
                 StoreError::ViewTableMismatch { .. } => (
                     S::CONFLICT,
                     "view_table_mismatch",
@@ -539,6 +544,16 @@ impl ApiError {
             ApiError::Store(StoreError::InvalidRequest { field, message }) => {
                 one(field.clone(), message.clone())
             }
+            ApiError::Store(StoreError::UnrequestedPins { views, requested }) => views
+                .iter()
+                .map(|v| FieldError {
+                    field: format!("table_versions.{v}"),
+                    message: format!(
+                        "{v:?} is not a view this request reads (it reads {})",
+                        requested.join(", ")
+                    ),
+                })
+                .collect(),
             ApiError::Store(StoreError::UnknownTables(names)) => names
                 .iter()
                 .map(|n| FieldError {

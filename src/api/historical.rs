@@ -6,11 +6,19 @@
 //! of entity rows. The answer's format follows `Accept`: JSON records (capped by
 //! `api.max_historical_json_rows`), an Arrow IPC stream (sent in chunks as it is encoded) or a
 //! Parquet file.
+//!
+//! `table_versions` and `snapshot_time` pin the version each view's table is read at; every
+//! answer states the versions it read (`metadata.table_versions` in JSON, the
+//! `featurestore.table_versions` metadata key in Arrow and Parquet), so sending them back
+//! rebuilds the same training set after any later write.
+
+use std::collections::BTreeMap;
 
 use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -34,7 +42,8 @@ const STREAM_CHUNK_ROWS: usize = 64 * 1024;
 #[schema(example = json!({
     "features": ["user_profile:age", "user_profile:avg_rating", "movie_metadata:genre"],
     "entities": {"user_id": [1, 1, 2], "movie_id": [10, 11, 10], "event_timestamp": ["2026-11-01T10:00:00Z", "2026-11-15T10:00:00Z", "2026-11-20T08:30:00+02:00"], "label": [1, 0, 1]},
-    "full_feature_names": false
+    "full_feature_names": false,
+    "table_versions": {"user_profile": 1}
 }))]
 pub struct HistoricalRequest {
     /// Feature references `view:feature` (or give `feature_service`).
@@ -61,6 +70,19 @@ pub struct HistoricalRequest {
     /// (values not yet known then, such as backfills).
     #[serde(default)]
     pub created_timestamp_cutoff: bool,
+    /// Read these views' tables at these versions (view name → version number, as
+    /// `GET /features/{group}/{name}/versions` lists them and every answer's
+    /// `metadata.table_versions` states them). Each must be a view the request reads. Wins
+    /// over `snapshot_time` for the views it names.
+    #[serde(default)]
+    #[schema(example = json!({"user_profile": 1}))]
+    pub table_versions: Option<BTreeMap<String, u64>>,
+    /// Read every view not in `table_versions` as the version of its table that was current
+    /// at this instant (RFC 3339). Unrelated to the entity rows' `event_timestamp`: that
+    /// chooses rows inside a version, this chooses the version.
+    #[serde(default)]
+    #[schema(example = "2026-11-30T00:00:00Z")]
+    pub snapshot_time: Option<String>,
 }
 
 /// Query parameters of an upload (`Content-Type: application/vnd.apache.parquet`,
@@ -77,6 +99,12 @@ pub struct HistoricalParams {
     pub full_feature_names: Option<bool>,
     /// Also exclude feature rows created after the entity row's timestamp.
     pub created_timestamp_cutoff: Option<bool>,
+    /// Comma-separated `view:version` pins, as `table_versions` of the JSON body.
+    #[param(example = "user_profile:1,movie_metadata:1")]
+    pub table_versions: Option<String>,
+    /// Read every view not pinned as the version current at this instant (RFC 3339).
+    #[param(example = "2026-11-30T00:00:00Z")]
+    pub snapshot_time: Option<String>,
 }
 
 impl KnownParams for HistoricalParams {
@@ -85,6 +113,8 @@ impl KnownParams for HistoricalParams {
         "feature_service",
         "full_feature_names",
         "created_timestamp_cutoff",
+        "table_versions",
+        "snapshot_time",
     ];
 }
 
@@ -102,12 +132,23 @@ pub struct HistoricalMetadata {
     pub rows: usize,
     /// Entity rows for which at least one view had a value.
     pub matched_rows: usize,
+    /// The version of each requested view's table the answer was read from (pinned or
+    /// current): send it back as `table_versions` to get the same rows again. Arrow and
+    /// Parquet answers carry the same object, as JSON text, under the schema metadata key
+    /// `featurestore.table_versions`.
+    #[schema(example = json!({"user_profile": 7, "movie_metadata": 3}))]
+    pub table_versions: BTreeMap<String, u64>,
+    /// The registry version the request was resolved against (metadata key
+    /// `featurestore.registry_version` in Arrow and Parquet; `GET /registry/history/{version}`
+    /// answers its definitions); absent while nothing was ever applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_version: Option<u64>,
 }
 
 /// The JSON answer (with `Accept: application/json`, the default).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
-    "metadata": {"feature_names": ["user_id", "movie_id", "event_timestamp", "label", "age", "avg_rating", "genre"], "rows": 1, "matched_rows": 1},
+    "metadata": {"feature_names": ["user_id", "movie_id", "event_timestamp", "label", "age", "avg_rating", "genre"], "rows": 1, "matched_rows": 1, "table_versions": {"user_profile": 7, "movie_metadata": 3}},
     "rows": [{"user_id": 1, "movie_id": 10, "event_timestamp": "2026-11-01T10:00:00Z", "label": 1, "age": 34, "avg_rating": 4.2, "genre": "Drama"}]
 }))]
 pub struct HistoricalResponse {
@@ -131,6 +172,13 @@ pub struct HistoricalResponse {
 /// string); or send `start` and `end` instead to get every entity's rows in that window. The
 /// answer follows `Accept`: JSON (default, capped by `api.max_historical_json_rows`), Arrow IPC
 /// stream or Parquet.
+///
+/// Pin the data: `table_versions` reads the named views at those versions, `snapshot_time`
+/// reads every other view as it was at that instant. Every answer states the versions it read
+/// (`metadata.table_versions`; in Arrow and Parquet the schema metadata key
+/// `featurestore.table_versions`), and the same pins give the same rows, byte for byte as
+/// Parquet, after any later push, replace or compaction, while retention
+/// (`storage.history`) keeps those versions.
 #[utoipa::path(
     post, path = "/get-historical-features", tag = "training",
     params(HistoricalParams),
@@ -144,12 +192,13 @@ pub struct HistoricalResponse {
             (BinaryFile = "application/vnd.apache.arrow.stream"),
             (BinaryFile = "application/vnd.apache.parquet"),
         )),
-        (status = 400, description = "Malformed JSON or query parameters, or a query parameter the route does not take (`malformed_json`, `invalid_parameter`, `unknown_query_parameter`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown feature views, features or service, all named, or a view's table is missing (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`, `table_not_found`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or query parameters, or a query parameter the route does not take (`malformed_json`, `invalid_parameter`, `unknown_query_parameter`); `table_versions` names a view the request does not read (`unknown_pinned_views`, each in `errors`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown feature views, features or service, all named, or a view's table is missing (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`, `table_not_found`); a pinned version was never written, or the table did not exist at `snapshot_time` (`table_version_not_found`: the detail says which versions exist)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A requested feature is declared by its view but missing from the table (`view_table_mismatch`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "A pinned version, or the one current at `snapshot_time`, is no longer retained (`table_version_expired`: the detail says which versions are)", body = super::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large, or more rows than `api.max_historical_json_rows` asked as JSON: ask for Arrow or Parquet (`payload_too_large`, `result_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON, Parquet or an Arrow stream (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No entity rows and no window, an entity column missing or mistyped, a timestamp not RFC 3339, an unreadable upload, both or neither of features and feature_service (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No entity rows and no window, an entity column missing or mistyped, a timestamp not RFC 3339, an unreadable upload, both or neither of features and feature_service, a `snapshot_time` that is not RFC 3339 or a `table_versions` value that is not a version number (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "A view's table file is being rewritten by another tool; retry (`table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -191,6 +240,24 @@ pub async fn get_historical_features(
             entities,
             full_feature_names: params.full_feature_names.unwrap_or(false),
             created_timestamp_cutoff: params.created_timestamp_cutoff.unwrap_or(false),
+            table_versions: params
+                .table_versions
+                .as_deref()
+                .map(parse_pins)
+                .transpose()?
+                .unwrap_or_default(),
+            snapshot_time: params
+                .snapshot_time
+                .as_deref()
+                .map(|t| {
+                    instant_of(t).ok_or_else(|| ApiError::InvalidParameter {
+                        parameter: "snapshot_time".into(),
+                        message: format!(
+                            "{t:?} is not an RFC 3339 timestamp (e.g. 2026-11-21T00:00:00Z)"
+                        ),
+                    })
+                })
+                .transpose()?,
         }
     } else if content_type.is_empty() || content_type.starts_with("application/json") {
         // A large entity list is parsed on the blocking pool, not on the event loop.
@@ -229,6 +296,8 @@ pub async fn get_historical_features(
             feature_names: names,
             rows: batch.num_rows(),
             matched_rows: answer.matched_rows,
+            table_versions: answer.table_versions,
+            registry_version: answer.registry_version,
         },
     );
     out.raw_field("rows", |o| write_records(&batch, o));
@@ -262,6 +331,18 @@ fn json_query(body: &[u8]) -> Result<HistoricalQuery, ApiError> {
     };
     let start = instant("start", &request.start)?;
     let end = instant("end", &request.end)?;
+    let snapshot_time = request
+        .snapshot_time
+        .as_deref()
+        .map(|t| {
+            instant_of(t).ok_or_else(|| {
+                ApiError::invalid_body_field(
+                    "snapshot_time",
+                    format!("{t:?} is not an RFC 3339 timestamp (e.g. 2026-11-21T00:00:00Z)"),
+                )
+            })
+        })
+        .transpose()?;
     let entities = match (request.entities, start, end) {
         (Some(entities), None, None) => HistoricalEntities::Columns(entities.0),
         (None, Some(start_micros), Some(end_micros)) => HistoricalEntities::Window {
@@ -287,7 +368,40 @@ fn json_query(body: &[u8]) -> Result<HistoricalQuery, ApiError> {
         entities,
         full_feature_names: request.full_feature_names,
         created_timestamp_cutoff: request.created_timestamp_cutoff,
+        table_versions: request.table_versions.unwrap_or_default(),
+        snapshot_time,
     })
+}
+
+/// An RFC 3339 instant (any offset) as UTC.
+fn instant_of(text: &str) -> Option<DateTime<Utc>> {
+    let micros = parse_timestamp_micros(text)?;
+    DateTime::from_timestamp_micros(micros)
+}
+
+/// The `table_versions` query parameter: `view:version` pairs, comma-separated.
+fn parse_pins(text: &str) -> Result<BTreeMap<String, u64>, ApiError> {
+    let invalid = |message: String| ApiError::InvalidParameter {
+        parameter: "table_versions".into(),
+        message,
+    };
+    let mut pins = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((view, version)) = pair.rsplit_once(':') else {
+            return Err(invalid(format!(
+                "{pair:?} is not view:version (e.g. user_profile:7)"
+            )));
+        };
+        let version: u64 = version.trim().parse().map_err(|_| {
+            invalid(format!(
+                "{pair:?}: the version must be a positive integer, got {version:?}"
+            ))
+        })?;
+        if pins.insert(view.trim().to_owned(), version).is_some() {
+            return Err(invalid(format!("view {view:?} is pinned twice")));
+        }
+    }
+    Ok(pins)
 }
 
 /// The answer as an Arrow IPC stream, encoded chunk by chunk as the client reads it.

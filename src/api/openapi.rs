@@ -124,6 +124,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "the request body is not valid JSON: EOF while parsing an object at line 1 column 12",
     ),
     (
+        400,
+        "unknown_pinned_views",
+        "Pinned view not requested",
+        "table_versions names movie_metadata, which this request does not read; it reads user_profile",
+    ),
+    (
         401,
         "unauthorized",
         "Authentication required",

@@ -91,6 +91,19 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+    /// `table_versions` pins views the request does not read: the pin would be ignored, and
+    /// the training set believed pinned would not be.
+    #[error(
+        "table_versions names {}, which this request does not read; it reads {}",
+        .views.join(", "),
+        .requested.join(", ")
+    )]
+    UnrequestedPins {
+        /// The pinned views the request does not read.
+        views: Vec<String>,
+        /// The views it reads.
+        requested: Vec<String>,
+    },
     /// A view declares features its table does not have (any more).
     #[error(
         "feature view {view:?} declares {columns:?}, but its table has no such column; re-apply the view or restore the column"

@@ -3,30 +3,44 @@
 //! The store resolves the request against the registry (features or a service, as for online
 //! serving), reads from each view's table only the columns the join needs, and runs the join
 //! on the blocking pool. Entity rows come as JSON columns, an uploaded Parquet file or an Arrow
-//! IPC stream; with a window instead, the entity rows are every (key, event time) at which a
-//! requested view has a row inside it, so a client gets every entity's values in the window
-//! without listing the entities.
+//! IPC stream (`entity_rows`); with a window instead, the entity rows are every (key, event
+//! time) at which a requested view has a row inside it, so a client gets every entity's values
+//! in the window without listing the entities.
+//!
+//! # Reproducible answers
+//! Each view's table is read at a version: the one `table_versions` names, else the one
+//! current at `snapshot_time`, else the current one; the answer states every version it read
+//! ([`HistoricalAnswer::table_versions`]), so a training set can be rebuilt byte for byte by
+//! sending those versions back. Old versions are opened by `Storage::table_at`, which serves
+//! the same rows whatever was written or folded since; nothing here caches by table name, so a
+//! pinned read cannot be answered from the current version's data.
 
-use std::io::Cursor;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::{cast, concat, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::entity_rows::{arrow_entities, json_entities, parquet_entities};
 use super::error::{Result, StoreError};
 use super::online;
 use crate::model::{FeatureRef, FeatureView, RegistryDocument, TableName};
 use crate::offline::{JoinOptions, JoinView, point_in_time_join};
-use crate::storage::{Storage, parse_timestamp_micros, timestamp_type};
+use crate::storage::{Storage, TableHandle, VersionSelector, timestamp_type};
 
 /// The entity rows' timestamp column, as Feast names it.
 pub const ENTITY_TIMESTAMP: &str = "event_timestamp";
+
+/// Key of the schema metadata (Arrow IPC) and of the file key-value metadata (Parquet) that
+/// holds the version of each view's table an answer was read from, as a JSON object.
+pub const TABLE_VERSIONS_KEY: &str = "featurestore.table_versions";
+
+/// Key of the metadata that holds the registry version an answer was resolved against.
+pub const REGISTRY_VERSION_KEY: &str = "featurestore.registry_version";
 
 /// Where the entity rows of a historical request come from.
 #[derive(Debug, Clone)]
@@ -61,15 +75,28 @@ pub struct HistoricalQuery {
     pub full_feature_names: bool,
     /// Also exclude feature rows created after the entity row's timestamp.
     pub created_timestamp_cutoff: bool,
+    /// The version to read each named view's table at; every name must be a view the request
+    /// reads. Wins over `snapshot_time` for the views it names.
+    pub table_versions: BTreeMap<String, u64>,
+    /// Read every view not in `table_versions` as the version current at this instant
+    /// (`None`: the current version).
+    pub snapshot_time: Option<DateTime<Utc>>,
 }
 
 /// Training data: the entity rows with their features as of each row's timestamp.
 #[derive(Debug, Clone)]
 pub struct HistoricalAnswer {
-    /// Entity columns, then one column per feature.
+    /// Entity columns, then one column per feature. Its schema metadata holds
+    /// [`TABLE_VERSIONS_KEY`] (and [`REGISTRY_VERSION_KEY`] when known), so Arrow and Parquet
+    /// answers carry them.
     pub batch: RecordBatch,
     /// Entity rows for which some view had a value.
     pub matched_rows: usize,
+    /// The version of each requested view's table the answer was read from, by view name.
+    pub table_versions: BTreeMap<String, u64>,
+    /// The registry version the request was resolved against; `None` while nothing was ever
+    /// applied.
+    pub registry_version: Option<u64>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> StoreError {
@@ -83,6 +110,7 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
 pub(super) fn historical(
     storage: &Storage,
     registry: &RegistryDocument,
+    registry_version: u64,
     query: HistoricalQuery,
 ) -> Result<HistoricalAnswer> {
     let (views, refs) = online::resolve(
@@ -91,9 +119,25 @@ pub(super) fn historical(
         &query.feature_service,
         query.full_feature_names,
     )?;
+    check_pins(&query.table_versions, &views)?;
+    let service_pins = service_pins(registry, query.feature_service.as_deref());
     let mut join_views = Vec::with_capacity(views.len());
+    let mut table_versions = BTreeMap::new();
     for view in &views {
-        join_views.push(join_view(storage, registry, view, &refs)?);
+        // The most specific pin wins: the request's own, then the service's definition, then
+        // the request's instant.
+        let pinned = query
+            .table_versions
+            .get(&view.name)
+            .or_else(|| service_pins.get(&view.name));
+        let selector = match (pinned, query.snapshot_time) {
+            (Some(version), _) => VersionSelector::Number(*version),
+            (None, Some(instant)) => VersionSelector::AsOf(instant),
+            (None, None) => VersionSelector::Current,
+        };
+        let table = view_table(storage, view, selector)?;
+        table_versions.insert(view.name.clone(), table.version);
+        join_views.push(join_view(&table, registry, view, &refs)?);
     }
     let entities = match query.entities {
         HistoricalEntities::Columns(columns) => json_entities(columns)?,
@@ -110,25 +154,88 @@ pub(super) fn historical(
     };
     let joined = point_in_time_join(&entities, ENTITY_TIMESTAMP, &join_views, &options)
         .map_err(|e| invalid("entities", e.to_string()))?;
+    // 0: nothing was ever applied, so there is no registry version to name.
+    let registry_version = (registry_version > 0).then_some(registry_version);
     Ok(HistoricalAnswer {
-        batch: joined.batch,
+        batch: with_versions(joined.batch, &table_versions, registry_version),
         matched_rows: joined.matched_rows,
+        table_versions,
+        registry_version,
     })
+}
+
+/// The versions a feature service's definition pins its views at for training (none when the
+/// request names features, or the service pins nothing).
+fn service_pins(registry: &RegistryDocument, service: Option<&str>) -> BTreeMap<String, u64> {
+    service
+        .and_then(|name| registry.feature_services.iter().find(|s| s.name == name))
+        .map(|s| s.table_versions.clone())
+        .unwrap_or_default()
+}
+
+/// Every view `table_versions` names must be one the request reads: a pin of anything else
+/// would be silently ignored, and a training set believed pinned would not be.
+fn check_pins(pins: &BTreeMap<String, u64>, views: &[&FeatureView]) -> Result<()> {
+    let unknown: Vec<String> = pins
+        .keys()
+        .filter(|name| !views.iter().any(|v| &v.name == *name))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::UnrequestedPins {
+        views: unknown,
+        requested: views.iter().map(|v| v.name.clone()).collect(),
+    })
+}
+
+/// The table of `view` at `selector`. The current version is looked up as every other read
+/// does (so a missing table stays `table_not_found`); any other goes through the table's
+/// history, whose 404 / 410 say which versions exist.
+fn view_table(
+    storage: &Storage,
+    view: &FeatureView,
+    selector: VersionSelector,
+) -> Result<Arc<TableHandle>> {
+    let name: TableName = view
+        .name
+        .parse()
+        .map_err(|e: crate::model::NameError| invalid("features", e.to_string()))?;
+    Ok(match selector {
+        VersionSelector::Current => storage.get(&name)?,
+        pinned => storage.table_at(&name, pinned)?,
+    })
+}
+
+/// `batch` with the versions it was read from in its schema metadata. The values are JSON
+/// with sorted keys, so equal versions always give equal bytes.
+fn with_versions(
+    batch: RecordBatch,
+    table_versions: &BTreeMap<String, u64>,
+    registry_version: Option<u64>,
+) -> RecordBatch {
+    let mut metadata = batch.schema().metadata().clone();
+    metadata.insert(
+        TABLE_VERSIONS_KEY.to_owned(),
+        serde_json::to_string(table_versions).unwrap_or_default(),
+    );
+    if let Some(version) = registry_version {
+        metadata.insert(REGISTRY_VERSION_KEY.to_owned(), version.to_string());
+    }
+    let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
+    // The schema differs from the batch's only by its metadata, which `with_schema` accepts.
+    batch.clone().with_schema(schema).unwrap_or(batch)
 }
 
 /// The columns of `view`'s table the join needs: join keys, timestamps and the requested
 /// features, in request order.
 fn join_view(
-    storage: &Storage,
+    table: &TableHandle,
     registry: &RegistryDocument,
     view: &FeatureView,
     refs: &[FeatureRef],
 ) -> Result<JoinView> {
-    let name: TableName = view
-        .name
-        .parse()
-        .map_err(|e: crate::model::NameError| invalid("features", e.to_string()))?;
-    let table = storage.get(&name)?;
     let join_keys = online::view_join_keys(registry, view);
     let features: Vec<String> = refs
         .iter()
@@ -161,283 +268,6 @@ fn join_view(
         features,
         ttl_seconds: view.ttl_seconds,
     })
-}
-
-/// Entity rows from JSON columns: integers, numbers, strings or booleans per column, and
-/// `event_timestamp` as RFC 3339 strings with any offset.
-fn json_entities(columns: Vec<(String, Vec<Value>)>) -> Result<RecordBatch> {
-    let rows = columns.first().map_or(0, |(_, v)| v.len());
-    let mut fields = Vec::with_capacity(columns.len());
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
-    for (i, (name, values)) in columns.iter().enumerate() {
-        let field = format!("entities.{name}");
-        if columns[..i].iter().any(|(other, _)| other == name) {
-            return Err(invalid(&field, "is given twice"));
-        }
-        if values.len() != rows {
-            return Err(invalid(
-                &field,
-                format!(
-                    "has {} values but the first entity column has {rows}; every column needs one value per row",
-                    values.len()
-                ),
-            ));
-        }
-        let array: ArrayRef = if name == ENTITY_TIMESTAMP {
-            let mut micros = Vec::with_capacity(rows);
-            for (row, value) in values.iter().enumerate() {
-                micros.push(match value {
-                    Value::Null => None,
-                    Value::String(text) => Some(parse_timestamp_micros(text).ok_or_else(|| {
-                        invalid(
-                            &field,
-                            format!("row {row}: {text:?} is not an RFC 3339 timestamp"),
-                        )
-                    })?),
-                    other => {
-                        return Err(invalid(
-                            &field,
-                            format!("row {row}: expected an RFC 3339 timestamp, got {other}"),
-                        ));
-                    }
-                });
-            }
-            Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC"))
-        } else {
-            json_column(&field, values)?
-        };
-        fields.push(Field::new(name, array.data_type().clone(), true));
-        arrays.push(array);
-    }
-    if !columns.iter().any(|(name, _)| name == ENTITY_TIMESTAMP) {
-        return Err(invalid(
-            &format!("entities.{ENTITY_TIMESTAMP}"),
-            "every entity row needs an event_timestamp (RFC 3339): the instant its features are taken as of",
-        ));
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(crate::storage::StorageError::from)?)
-}
-
-fn json_column(field: &str, values: &[Value]) -> Result<ArrayRef> {
-    let kind = values.iter().find(|v| !v.is_null());
-    let mixed = |row: usize| {
-        invalid(
-            field,
-            format!(
-                "row {row}: {} does not match the column's first value {}",
-                values[row],
-                kind.map(Value::to_string).unwrap_or_default()
-            ),
-        )
-    };
-    Ok(match kind {
-        None => Arc::new(arrow::array::NullArray::new(values.len())),
-        Some(Value::String(_)) => {
-            let mut out = Vec::with_capacity(values.len());
-            for (row, v) in values.iter().enumerate() {
-                out.push(match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.as_str()),
-                    _ => return Err(mixed(row)),
-                });
-            }
-            Arc::new(StringArray::from(out))
-        }
-        Some(Value::Bool(_)) => {
-            let mut out = Vec::with_capacity(values.len());
-            for (row, v) in values.iter().enumerate() {
-                out.push(match v {
-                    Value::Null => None,
-                    Value::Bool(b) => Some(*b),
-                    _ => return Err(mixed(row)),
-                });
-            }
-            Arc::new(BooleanArray::from(out))
-        }
-        Some(Value::Number(_)) if values.iter().all(|v| v.is_null() || v.is_i64()) => Arc::new(
-            Int64Array::from(values.iter().map(Value::as_i64).collect::<Vec<_>>()),
-        ),
-        Some(Value::Number(_)) => {
-            let mut out = Vec::with_capacity(values.len());
-            for (row, v) in values.iter().enumerate() {
-                out.push(match v {
-                    Value::Null => None,
-                    Value::Number(n) => n.as_f64(),
-                    _ => return Err(mixed(row)),
-                });
-            }
-            Arc::new(Float64Array::from(out))
-        }
-        Some(other) => {
-            return Err(invalid(
-                field,
-                format!("entity values must be numbers, strings or booleans, got {other}"),
-            ));
-        }
-    })
-}
-
-/// Entity rows of an upload, with `event_timestamp` as timestamps (RFC 3339 strings are
-/// parsed).
-fn normalise_upload(batch: RecordBatch) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let Ok(index) = schema.index_of(ENTITY_TIMESTAMP) else {
-        return Err(invalid(
-            &format!("entities.{ENTITY_TIMESTAMP}"),
-            format!(
-                "the uploaded entity rows have no {ENTITY_TIMESTAMP} column (their columns: {})",
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    };
-    let column = batch.column(index);
-    let converted: ArrayRef = match column.data_type() {
-        DataType::Timestamp(_, Some(_)) => return Ok(batch),
-        // A zone-less column holds UTC instants, as naive strings do everywhere; it takes the
-        // zone (values unchanged) so that the answer writes the entity rows' times back with
-        // their offset.
-        DataType::Timestamp(unit, None) => with_utc_zone(column, *unit),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let text = cast(column, &DataType::Utf8).map_err(crate::storage::StorageError::from)?;
-            let text = text.as_any().downcast_ref::<StringArray>();
-            let mut micros = Vec::with_capacity(column.len());
-            for row in 0..column.len() {
-                micros.push(match text {
-                    Some(t) if t.is_valid(row) => {
-                        Some(parse_timestamp_micros(t.value(row)).ok_or_else(|| {
-                            invalid(
-                                &format!("entities.{ENTITY_TIMESTAMP}"),
-                                format!(
-                                    "row {row}: {:?} is not an RFC 3339 timestamp",
-                                    t.value(row)
-                                ),
-                            )
-                        })?)
-                    }
-                    _ => None,
-                });
-            }
-            Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC"))
-        }
-        other => {
-            return Err(invalid(
-                &format!("entities.{ENTITY_TIMESTAMP}"),
-                format!("must hold timestamps or RFC 3339 strings, not {other}"),
-            ));
-        }
-    };
-    let mut columns = batch.columns().to_vec();
-    columns[index] = converted;
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .zip(&columns)
-        .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
-        .collect();
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(crate::storage::StorageError::from)?)
-}
-
-/// A zone-less timestamp column as the same instants in UTC.
-fn with_utc_zone(column: &ArrayRef, unit: arrow::datatypes::TimeUnit) -> ArrayRef {
-    use arrow::array::AsArray;
-    use arrow::datatypes::{
-        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-        TimestampSecondType,
-    };
-    match unit {
-        TimeUnit::Second => Arc::new(
-            column
-                .as_primitive::<TimestampSecondType>()
-                .clone()
-                .with_timezone("UTC"),
-        ),
-        TimeUnit::Millisecond => Arc::new(
-            column
-                .as_primitive::<TimestampMillisecondType>()
-                .clone()
-                .with_timezone("UTC"),
-        ),
-        TimeUnit::Microsecond => Arc::new(
-            column
-                .as_primitive::<TimestampMicrosecondType>()
-                .clone()
-                .with_timezone("UTC"),
-        ),
-        TimeUnit::Nanosecond => Arc::new(
-            column
-                .as_primitive::<TimestampNanosecondType>()
-                .clone()
-                .with_timezone("UTC"),
-        ),
-    }
-}
-
-/// Runs a decoder over uploaded bytes. The Parquet and Arrow readers validate what they
-/// decode, but some malformed inputs still make them panic (an out-of-range buffer slice in the
-/// Arrow IPC reader, found by `tests/it/fuzz.rs`); such an upload is the client's fault, so the
-/// panic becomes the same 422 as any other unreadable upload instead of an internal error.
-fn decode_upload(
-    format: &str,
-    decode: impl FnOnce() -> Result<RecordBatch>,
-) -> Result<RecordBatch> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
-        Err(invalid(
-            "body",
-            format!("the body is not a readable {format}: its contents are inconsistent"),
-        ))
-    })
-}
-
-fn parquet_entities(bytes: Bytes) -> Result<RecordBatch> {
-    decode_upload("Parquet file", || parquet_entities_unchecked(bytes))
-}
-
-fn arrow_entities(bytes: Bytes) -> Result<RecordBatch> {
-    decode_upload("Arrow IPC stream", || arrow_entities_unchecked(bytes))
-}
-
-fn parquet_entities_unchecked(bytes: Bytes) -> Result<RecordBatch> {
-    let unreadable = |e: String| {
-        invalid(
-            "body",
-            format!("the body is not a readable Parquet file: {e}"),
-        )
-    };
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| unreadable(e.to_string()))?;
-    let schema = Arc::clone(builder.schema());
-    let reader = builder.build().map_err(|e| unreadable(e.to_string()))?;
-    let batches = reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| unreadable(e.to_string()))?;
-    let batch =
-        arrow::compute::concat_batches(&schema, &batches).map_err(|e| unreadable(e.to_string()))?;
-    normalise_upload(batch)
-}
-
-fn arrow_entities_unchecked(bytes: Bytes) -> Result<RecordBatch> {
-    let unreadable = |e: String| {
-        invalid(
-            "body",
-            format!("the body is not a readable Arrow IPC stream: {e}"),
-        )
-    };
-    let reader = arrow::ipc::reader::StreamReader::try_new(Cursor::new(bytes), None)
-        .map_err(|e| unreadable(e.to_string()))?;
-    let schema = reader.schema();
-    let batches = reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| unreadable(e.to_string()))?;
-    let batch =
-        arrow::compute::concat_batches(&schema, &batches).map_err(|e| unreadable(e.to_string()))?;
-    normalise_upload(batch)
 }
 
 /// Entity rows for a window: the distinct (join keys, event time) of every requested view's
@@ -549,62 +379,29 @@ fn window_entities(views: &[JoinView], start: i64, end: i64) -> Result<RecordBat
 }
 
 /// Training data as one snappy-compressed Parquet file, for the API's Parquet answers and the
-/// CLI's output file.
+/// CLI's output file. The batch's schema metadata (the versions it was read from) becomes the
+/// file's key-value metadata, sorted by key; it is left out of the embedded Arrow schema,
+/// whose metadata map has no fixed order, so that equal answers are equal bytes. Arrow and
+/// pandas readers show file key-value metadata as the schema's metadata.
 pub fn to_parquet_bytes(
     batch: &RecordBatch,
 ) -> std::result::Result<Vec<u8>, parquet::errors::ParquetError> {
+    let metadata: BTreeMap<&String, &String> = batch.schema_ref().metadata().iter().collect();
+    let key_values: Vec<parquet::file::metadata::KeyValue> = metadata
+        .into_iter()
+        .map(|(key, value)| parquet::file::metadata::KeyValue::new(key.clone(), value.clone()))
+        .collect();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_key_value_metadata((!key_values.is_empty()).then_some(key_values))
         .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
-    writer.write(batch)?;
+    let schema = Arc::new(Schema::new(batch.schema_ref().fields().clone()));
+    let bare = RecordBatch::try_new_with_options(
+        Arc::clone(&schema),
+        batch.columns().to_vec(),
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, Some(props))?;
+    writer.write(&bare)?;
     writer.into_inner()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A valid two-column upload of three entity rows, as an Arrow IPC stream.
-    fn arrow_upload() -> Vec<u8> {
-        let batch = RecordBatch::try_from_iter([
-            (
-                "user_id",
-                Arc::new(arrow::array::Int64Array::from(vec![1, 2, 9])) as ArrayRef,
-            ),
-            (
-                ENTITY_TIMESTAMP,
-                Arc::new(StringArray::from(vec!["2025-06-01T09:30:00Z"; 3])) as ArrayRef,
-            ),
-        ])
-        .unwrap();
-        let mut out = Vec::new();
-        let mut writer =
-            arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).unwrap();
-        writer.write(&batch).unwrap();
-        writer.finish().unwrap();
-        drop(writer);
-        out
-    }
-
-    #[test]
-    fn a_damaged_arrow_upload_is_invalid_never_a_panic() {
-        let valid = arrow_upload();
-        assert!(arrow_entities(Bytes::from(valid.clone())).is_ok());
-        let mut rejected = 0;
-        // Every byte of the stream in turn set to a few values: some of these make a buffer
-        // offset or length point past the end, which panics inside the Arrow reader (byte 214
-        // set to 0 does, with arrow 60).
-        for (i, value) in (0..valid.len()).flat_map(|i| [(i, 0x00), (i, 0x01), (i, 0xff)]) {
-            let mut damaged = valid.clone();
-            damaged[i] = value;
-            match arrow_entities(Bytes::from(damaged)) {
-                Ok(_) => {}
-                // A damaged column name or type is reported on that column.
-                Err(StoreError::InvalidRequest { .. }) => rejected += 1,
-                Err(other) => panic!("byte {i}: unexpected error {other}"),
-            }
-        }
-        assert!(rejected > 0);
-    }
 }

@@ -8,6 +8,7 @@
 mod batch;
 mod bus;
 mod diff;
+mod entity_rows;
 mod error;
 mod folding;
 mod historical;
@@ -45,7 +46,8 @@ pub use diff::KeyChanges;
 pub use error::{NameKind, Result, StoreError};
 pub use folding::FoldGuard;
 pub use historical::{
-    ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, to_parquet_bytes,
+    ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, REGISTRY_VERSION_KEY,
+    TABLE_VERSIONS_KEY, to_parquet_bytes,
 };
 pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
@@ -683,8 +685,10 @@ impl FeatureStore {
     /// Training data: each entity row joined, per requested view, with the latest feature
     /// row at or before its timestamp (within the view's TTL); see `offline` for the rule.
     pub async fn historical(&self, query: HistoricalQuery) -> Result<HistoricalAnswer> {
-        let registry = self.registry.snapshot();
-        self.blocking(move |s, _| historical::historical(s, &registry, query))
+        // The definitions and their version number together: the answer names the very
+        // registry version it was resolved against.
+        let (registry, registry_version) = self.registry.snapshot_with_version();
+        self.blocking(move |s, _| historical::historical(s, &registry, registry_version, query))
             .await
     }
 

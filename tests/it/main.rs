@@ -47,5 +47,6 @@ mod shutdown;
 mod store_outage;
 mod tables;
 mod timestamps;
+mod training_versions;
 mod versions;
 mod versions_usage;

@@ -15,14 +15,19 @@ const README: &str = include_str!("../../README.md");
 /// The prelude (shell variables) and the curl commands of the README's endpoint tour, each
 /// with its continuation lines joined.
 fn tour() -> TestResult<(String, Vec<String>)> {
+    sh_block_after("Every endpoint, with curl")
+}
+
+/// The prelude and the curl commands of the first `sh` block after `marker`.
+fn sh_block_after(marker: &str) -> TestResult<(String, Vec<String>)> {
     let start = README
-        .find("Every endpoint, with curl")
-        .ok_or("no endpoint tour in the README")?;
+        .find(marker)
+        .ok_or_else(|| format!("no {marker:?} in the README"))?;
     let block = README[start..]
         .split("```sh\n")
         .nth(1)
         .and_then(|b| b.split("\n```").next())
-        .ok_or("no sh block after the tour's heading")?;
+        .ok_or_else(|| format!("no sh block after {marker:?}"))?;
     let mut prelude = String::new();
     let mut commands = Vec::new();
     let mut current = String::new();
@@ -64,6 +69,58 @@ fn entities_file(dir: &Path) -> TestResult {
     write_parquet(&dir.join("entities.parquet"), &rows)
 }
 
+/// Runs `command` (a curl of the README) against `host` with `prelude` first, in `dir`;
+/// returns the status and the body.
+fn run_curl(prelude: &str, command: &str, host: &str, dir: &Path) -> TestResult<(u16, String)> {
+    let script = format!(
+        "set -eu\n{prelude}{} -w '\\n%{{http_code}}'",
+        command.replace("localhost:8001", host).trim_end()
+    );
+    // Blocking is fine here: the server runs on its own thread.
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
+    Ok((status.trim().parse().unwrap_or(0), body.to_owned()))
+}
+
+#[tokio::test]
+async fn the_readme_pinned_training_data_examples_run_as_written_and_name_their_versions()
+-> TestResult {
+    let server = small_demo_server()?;
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let work = tempfile::tempdir()?;
+    entities_file(work.path())?;
+    let (prelude, commands) = sh_block_after("## Versions and reproducible training data")?;
+    let training: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.contains("get-historical-features"))
+        .collect();
+    assert_eq!(training.len(), 3, "{commands:?}");
+    // `$NOW` has whole seconds: the demo must have been written in an earlier one for the
+    // snapshot at `$NOW` to find it.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    for command in training {
+        let (status, body) = run_curl(&prelude, command, &host, work.path())?;
+        assert_eq!(status, 200, "{command}{body}");
+        if !command.contains("-o ") {
+            let answer: Value = serde_json::from_str(&body)?;
+            assert_eq!(
+                answer["metadata"]["table_versions"]["user_profile"], 1,
+                "{answer}"
+            );
+        }
+    }
+    for file in ["training.parquet", "pinned.parquet"] {
+        let bytes = std::fs::read(work.path().join(file))?;
+        assert!(bytes.starts_with(b"PAR1"), "{file} is not a Parquet file");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_readme_examples_succeed_and_find_values_on_fresh_demo_data() -> TestResult {
     let server = small_demo_server()?;
@@ -75,20 +132,8 @@ async fn the_readme_examples_succeed_and_find_values_on_fresh_demo_data() -> Tes
 
     let mut answers: Vec<(String, u16, String)> = Vec::new();
     for command in &commands {
-        let script = format!(
-            "set -eu\n{prelude}{} -w '\\n%{{http_code}}'",
-            command.replace("localhost:8001", &host).trim_end()
-        );
-        // Blocking is fine here: the server runs on its own thread.
-        let output = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(&script)
-            .current_dir(work.path())
-            .output()?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
-        let status: u16 = status.trim().parse().unwrap_or(0);
-        answers.push((command.clone(), status, body.to_owned()));
+        let (status, body) = run_curl(&prelude, command, &host, work.path())?;
+        answers.push((command.clone(), status, body));
     }
     let failed: Vec<String> = answers
         .iter()
