@@ -518,7 +518,7 @@ async fn a_feature_row_at_exactly_the_entity_timestamp_matches_and_a_later_one_d
         answer,
         json!({
             "metadata": {"feature_names": ["user_id", "event_timestamp", "age"], "rows": 6, "matched_rows": 5,
-                         "table_versions": {"user_profile": 1}},
+                         "table_versions": {"user_profile": 1}, "registry_version": 5},
             "rows": [
                 {"user_id": 1, "event_timestamp": T0, "age": 32},
                 {"user_id": 1, "event_timestamp": T0_MINUS_1US, "age": 31},
@@ -1112,7 +1112,7 @@ async fn a_window_makes_an_entity_row_of_every_key_and_event_time_inside_it() ->
         answer,
         json!({
             "metadata": {"feature_names": ["user_id", "event_timestamp", "age", "favorite_genre"],
-                         "rows": 4, "matched_rows": 4, "table_versions": {"user_profile": 1}},
+                         "rows": 4, "matched_rows": 4, "table_versions": {"user_profile": 1}, "registry_version": 5},
             // by key then time; the row of two days ago and user 4's are outside
             "rows": [
                 {"user_id": 1, "event_timestamp": T0_MINUS_1H, "age": 31, "favorite_genre": "Drama"},
@@ -1324,7 +1324,7 @@ async fn an_empty_answer_has_its_columns_in_every_format() -> TestResult {
         answer,
         json!({"metadata": {"feature_names": ["user_id", "event_timestamp", "age"],
                             "rows": 0, "matched_rows": 0,
-                            "table_versions": {"user_profile": 1}}, "rows": []})
+                            "table_versions": {"user_profile": 1}, "registry_version": 5}, "rows": []})
     );
     let arrow = decode_arrow(binary_answer(&server, &body, ARROW_STREAM).await?)?;
     assert_eq!(arrow.num_rows(), 0);

@@ -370,8 +370,17 @@ async fn unpinned_answers_state_the_current_version_of_every_view_in_each_format
         answer["metadata"]["table_versions"],
         json!({"user_profile": profile, "movie_metadata": movies})
     );
-    // No registry version is stated until the registry records versions.
-    assert!(answer["metadata"].get("registry_version").is_none());
+    // The registry version the request was resolved against: the one the last apply left.
+    let (_, history) = server.get("/registry/history?limit=1").await?;
+    assert_eq!(
+        answer["metadata"]["registry_version"],
+        history["current_version"]
+    );
+    assert!(
+        answer["metadata"]["registry_version"]
+            .as_u64()
+            .is_some_and(|v| v > 0)
+    );
 
     push_offline(
         &server,

@@ -234,8 +234,9 @@ async fn an_uploaded_entity_file_takes_its_pins_in_the_query_string() -> TestRes
     Ok(())
 }
 
+// The retention test has no s3 twin: the s3 kind keeps an expired version's objects for an
+// hour of grace (a replica may be reading them); `history_s3` crosses it with a moved clock.
 crate::on_s3_too!(
     pinning_a_view_the_request_does_not_read_is_400_naming_it,
-    a_version_past_retention_is_410_naming_what_is_retained,
     malformed_pins_are_refused_before_anything_is_read,
 );
