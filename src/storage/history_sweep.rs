@@ -29,25 +29,9 @@ impl Storage {
             let lock = self.write_lock(&name);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
             let _across = self.lock_across_processes(&name);
-            match self.sweep_table_history(&group, &name) {
-                Ok(swept) => {
-                    total.versions_expired += swept.versions_expired;
-                    total.files_deleted += swept.files_deleted;
-                    total.bytes_freed += swept.bytes_freed;
-                }
-                Err(e) => {
-                    tracing::warn!(table = %name, error = %e, "cannot sweep the table's history this round")
-                }
-            }
+            total.absorb(&name, self.sweep_table_history(&group, &name));
         }
-        if total.files_deleted > 0 || total.versions_expired > 0 {
-            tracing::info!(
-                versions = total.versions_expired,
-                files = total.files_deleted,
-                bytes = total.bytes_freed,
-                "swept table history past retention"
-            );
-        }
+        total.log_round("the tree");
         Ok(total)
     }
 

@@ -198,3 +198,33 @@ pub struct HistorySweep {
     /// Bytes freed.
     pub bytes_freed: u64,
 }
+
+impl HistorySweep {
+    /// Adds one table's sweep to a round's total, or logs why that table was skipped (it is
+    /// swept again next round).
+    pub(in crate::storage) fn absorb(&mut self, name: &TableName, table: super::Result<Self>) {
+        match table {
+            Ok(swept) => {
+                self.versions_expired += swept.versions_expired;
+                self.files_deleted += swept.files_deleted;
+                self.bytes_freed += swept.bytes_freed;
+            }
+            Err(e) => {
+                tracing::warn!(table = %name, error = %e, "cannot sweep the table's history this round")
+            }
+        }
+    }
+
+    /// Logs a round that removed anything; `place` says where ("the tree", "the bucket").
+    pub(in crate::storage) fn log_round(&self, place: &str) {
+        if self.files_deleted > 0 || self.versions_expired > 0 {
+            tracing::info!(
+                versions = self.versions_expired,
+                files = self.files_deleted,
+                bytes = self.bytes_freed,
+                place,
+                "swept table history past retention"
+            );
+        }
+    }
+}

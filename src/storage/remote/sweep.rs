@@ -41,25 +41,9 @@ impl Storage {
     pub(in crate::storage) fn sweep_remote_history(&self, remote: &Remote) -> Result<HistorySweep> {
         let mut total = HistorySweep::default();
         for name in remote.table_names()? {
-            match self.sweep_remote_table(remote, &name) {
-                Ok(swept) => {
-                    total.versions_expired += swept.versions_expired;
-                    total.files_deleted += swept.files_deleted;
-                    total.bytes_freed += swept.bytes_freed;
-                }
-                Err(e) => {
-                    tracing::warn!(table = %name, error = %e, "cannot sweep the table's history this round")
-                }
-            }
+            total.absorb(&name, self.sweep_remote_table(remote, &name));
         }
-        if total.files_deleted > 0 || total.versions_expired > 0 {
-            tracing::info!(
-                versions = total.versions_expired,
-                objects = total.files_deleted,
-                bytes = total.bytes_freed,
-                "swept table history past retention from the bucket"
-            );
-        }
+        total.log_round("the bucket");
         Ok(total)
     }
 
@@ -167,25 +151,9 @@ impl Storage {
         }
         let mut total = HistorySweep::default();
         for name in names {
-            match self.sweep_remote_table(remote, name) {
-                Ok(swept) => {
-                    total.versions_expired += swept.versions_expired;
-                    total.files_deleted += swept.files_deleted;
-                    total.bytes_freed += swept.bytes_freed;
-                }
-                Err(e) => {
-                    tracing::debug!(table = %name, error = %e, "cannot sweep the table this round")
-                }
-            }
+            total.absorb(name, self.sweep_remote_table(remote, name));
         }
-        if total.files_deleted > 0 {
-            tracing::info!(
-                versions = total.versions_expired,
-                objects = total.files_deleted,
-                bytes = total.bytes_freed,
-                "swept expired versions and unreferenced objects from the bucket"
-            );
-        }
+        total.log_round("the bucket");
     }
 }
 
