@@ -104,22 +104,35 @@ impl Storage {
         Ok(swept)
     }
 
-    /// Right after a local fold: the base and parts it folded are read by no version any
-    /// more (the fold re-pointed them to the new file), so they go now rather than at the
-    /// next sweep; a table fed by pushes then never holds more than its current file. A
-    /// reader that opened them keeps its descriptors; one that replayed the log just before
-    /// the fold retries on the new layout (see `table_at`). The caller holds the write lock.
-    pub(super) fn drop_folded_content(&self, group: &GroupName, name: &TableName) {
-        let log = LocalLog::at(self.layout.history_log_path(group, name));
-        let versions = match log.read() {
-            Ok(steps) => replay(steps).versions,
-            Err(e) => {
-                tracing::warn!(table = %name, error = %e, "cannot read the history to drop folded files; the sweep will");
-                return;
-            }
-        };
-        let current = self.peek(name).filter(|h| &h.group == group);
-        self.remove_unread_content(group, name, &versions, current.as_deref());
+    /// Right after a local fold of the base `folded` into `into`: the fold's compaction
+    /// re-points every version that read `folded` (or its parts, carried ones included) to
+    /// `into`, so no version reads them any more and they go now rather than at the next
+    /// sweep, without reading the log; a table fed by pushes then never holds more than its
+    /// current file. A reader that opened them keeps its descriptors; one that replayed the
+    /// log just before the fold retries on the new layout (see `table_at`). The caller holds
+    /// the write lock.
+    pub(super) fn drop_folded_content(
+        &self,
+        group: &GroupName,
+        name: &TableName,
+        folded: &str,
+        into: &str,
+    ) {
+        if folded == into {
+            return;
+        }
+        let base = self.layout.history_base_path(group, name, folded);
+        if let Err(e) = fs::remove_file(&base)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(path = %base.display(), error = %e, "cannot remove a folded base file; the sweep will");
+        }
+        let parts = self.layout.parts_dir(group, name, folded);
+        if let Err(e) = fs::remove_dir_all(&parts)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(path = %parts.display(), error = %e, "cannot remove folded parts; the sweep will");
+        }
     }
 
     /// Removes the history base files and part folders of `group/name` that neither

@@ -411,10 +411,12 @@ impl Storage {
             Err(e) => {
                 tracing::warn!(table = %handle.name, error = %e, "could not record the write in the table's history; it is recorded from the table at the next listing");
             }
-            Ok(()) if matches!(write, HistoryWrite::Compaction { .. }) => {
-                self.drop_folded_content(&handle.group, &handle.name);
+            Ok(()) => {
+                if let HistoryWrite::Compaction { from_base, .. } = write {
+                    let into = handle.file.base().base_id();
+                    self.drop_folded_content(&handle.group, &handle.name, from_base, &into);
+                }
             }
-            Ok(()) => {}
         }
         guard(&self.pinned).pop(&(handle.name.clone(), handle.version));
     }
