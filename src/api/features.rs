@@ -51,7 +51,12 @@ impl KnownParams for PageQuery {
     const NAMES: &'static [&'static str] = &["columns", "limit", "offset", "version", "as_of"];
 }
 
-fn parse_count(parameter: &str, value: Option<&str>, default: u64) -> Result<u64, ApiError> {
+/// A `limit` / `offset` query value (absent: `default`); shared by every paged route.
+pub(super) fn parse_count(
+    parameter: &str,
+    value: Option<&str>,
+    default: u64,
+) -> Result<u64, ApiError> {
     match value {
         None => Ok(default),
         Some(text) => text

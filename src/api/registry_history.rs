@@ -34,19 +34,6 @@ impl KnownParams for HistoryQuery {
     const NAMES: &'static [&'static str] = &["limit", "offset"];
 }
 
-fn count(parameter: &str, value: Option<&str>, default: u64) -> Result<u64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| ApiError::InvalidParameter {
-                parameter: parameter.to_owned(),
-                message: format!("must be a non-negative integer, got {text:?}"),
-            }),
-    }
-}
-
 /// `GET /registry/history`: a page of versions, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -128,14 +115,15 @@ pub async fn history(
     query: StrictQuery<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = count("limit", query.limit.as_deref(), DEFAULT_HISTORY_LIMIT)?;
+    let limit =
+        super::features::parse_count("limit", query.limit.as_deref(), DEFAULT_HISTORY_LIMIT)?;
     if limit > MAX_HISTORY_LIMIT {
         return Err(ApiError::InvalidParameter {
             parameter: "limit".into(),
             message: format!("must be at most {MAX_HISTORY_LIMIT}, got {limit}"),
         });
     }
-    let offset = count("offset", query.offset.as_deref(), 0)?;
+    let offset = super::features::parse_count("offset", query.offset.as_deref(), 0)?;
     let page = state.store.registry_history(offset, limit).await?;
     let end = offset.saturating_add(page.versions.len() as u64);
     let next_offset = (end < page.total && !page.versions.is_empty()).then_some(end);

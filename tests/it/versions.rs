@@ -443,29 +443,13 @@ async fn diff_counts_keys_added_removed_changed_and_unchanged() -> TestResult {
     Ok(())
 }
 
-mod on_s3 {
-    //! The tests above on the s3 kind.
-
-    use crate::common::TestResult;
-    use crate::common::kind::on_s3;
-
-    macro_rules! twin {
-        ($($(#[$attr:meta])* $test:ident),* $(,)?) => {$(
-            #[test]
-            $(#[$attr])*
-            fn $test() -> TestResult {
-                on_s3(super::$test)
-            }
-        )*};
-    }
-
-    twin!(
-        every_write_is_listed_newest_first_with_its_operation_and_a_fold_adds_none,
-        versions_before_a_replace_and_a_fold_read_the_same_rows_afterwards,
-        version_and_as_of_pin_pages_and_info_and_say_when_there_is_no_such_version,
-        a_pinned_read_after_a_newer_write_returns_the_old_rows_twice_the_second_from_cache,
-        restore_writes_a_versions_rows_as_a_new_version_that_can_be_undone,
-        restoring_a_deleted_table_recreates_it_and_bad_restores_are_refused,
-        diff_counts_keys_added_removed_changed_and_unchanged,
-    );
-}
+// The tests above, on the s3 kind too.
+crate::on_s3_too!(
+    every_write_is_listed_newest_first_with_its_operation_and_a_fold_adds_none,
+    versions_before_a_replace_and_a_fold_read_the_same_rows_afterwards,
+    version_and_as_of_pin_pages_and_info_and_say_when_there_is_no_such_version,
+    a_pinned_read_after_a_newer_write_returns_the_old_rows_twice_the_second_from_cache,
+    restore_writes_a_versions_rows_as_a_new_version_that_can_be_undone,
+    restoring_a_deleted_table_recreates_it_and_bad_restores_are_refused,
+    diff_counts_keys_added_removed_changed_and_unchanged,
+);

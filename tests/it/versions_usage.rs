@@ -223,27 +223,11 @@ async fn writes_record_the_token_that_made_them() -> TestResult {
     Ok(())
 }
 
-mod on_s3 {
-    //! The tests above on the s3 kind.
-
-    use crate::common::TestResult;
-    use crate::common::kind::on_s3;
-
-    macro_rules! twin {
-        ($($(#[$attr:meta])* $test:ident),* $(,)?) => {$(
-            #[test]
-            $(#[$attr])*
-            fn $test() -> TestResult {
-                on_s3(super::$test)
-            }
-        )*};
-    }
-
-    // The two sweep tests have no twin here: the s3 kind keeps an expired version's
-    // objects for an hour of grace (a replica may be reading them), so they would wait an
-    // hour; `history_s3` crosses that boundary with an injected clock instead.
-    twin!(
-        batch_reads_each_table_at_its_pinned_version_and_states_the_versions_read,
-        writes_record_the_token_that_made_them,
-    );
-}
+// The tests above, on the s3 kind too.
+// The two sweep tests have no twin here: the s3 kind keeps an expired version's
+// objects for an hour of grace (a replica may be reading them), so they would wait an
+// hour; `history_s3` crosses that boundary with an injected clock instead.
+crate::on_s3_too!(
+    batch_reads_each_table_at_its_pinned_version_and_states_the_versions_read,
+    writes_record_the_token_that_made_them,
+);
