@@ -36,6 +36,7 @@ pub mod online;
 pub mod poll;
 pub mod registry;
 pub mod server;
+pub mod stats;
 pub mod storage;
 pub mod store;
 pub mod watch;
