@@ -48,11 +48,11 @@ function row(table, view, written) {
     location.hash = href;
   } },
   h("td", { class: "muted col-group" }, table.group),
-  h("td", {}, h("span", { class: "group-inline muted" }, `${table.group} / `), h("a", { href }, table.name)),
-  h("td", { class: "num", "data-field": "rows", "data-value": table.rows }, num(table.rows)),
-  h("td", { class: "num", "data-field": "size", "data-value": table.file_size_bytes }, bytes(table.file_size_bytes)),
-  h("td", { class: "num", "data-field": "version", "data-value": table.version }, table.version ?? "—"),
-  h("td", { "data-field": "last_write", "data-value": written || "", title: written ? instant(written) : "" }, written ? ago(written) : "—"),
+  h("td", { class: "col-name" }, h("span", { class: "group-inline muted" }, `${table.group} / `), h("a", { href }, table.name)),
+  h("td", { class: "num", "data-field": "rows", "data-label": "rows", "data-value": table.rows }, num(table.rows)),
+  h("td", { class: "num", "data-field": "size", "data-label": "size", "data-value": table.file_size_bytes }, bytes(table.file_size_bytes)),
+  h("td", { class: "num", "data-field": "version", "data-label": "version", "data-value": table.version }, table.version ?? "—"),
+  h("td", { "data-field": "last_write", "data-label": "last write", "data-value": written || "", title: written ? instant(written) : "" }, written ? ago(written) : "—"),
   h("td", { "data-field": "freshness", "data-freshness": fresh.state, class: `freshness ${fresh.tone}` },
     h("span", { class: `dot ${fresh.tone}` }), fresh.text));
   return tr;
