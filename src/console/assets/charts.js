@@ -173,3 +173,29 @@ export function rowCounts(points) {
   }
   return svg;
 }
+
+/**
+ * Requests per second over the minutes the server page has been open: one point per refresh,
+ * x in minutes before now.
+ */
+export function rateLine(samples) {
+  const svg = frame({ id: "request-rate-chart" }, "Requests per second while this page is open");
+  axes(svg, "minutes ago", "requests / s");
+  const max = Math.max(1, ...samples.map((p) => p.rate));
+  yTicks(svg, max, (v) => (max < 10 ? v.toFixed(1) : compact(Math.round(v))));
+  if (samples.length === 0) return svg;
+  const now = samples[samples.length - 1].at;
+  const span = Math.max(60000, now - samples[0].at);
+  const x = (t) => M.left + PLOT_W - ((now - t) / span) * PLOT_W;
+  const y = (rate) => M.top + PLOT_H - (rate / max) * PLOT_H;
+  const d = samples.map((p, i) => `${i === 0 ? "M" : "L"}${x(p.at)},${y(p.rate)}`).join("");
+  svg.append(s("path", { class: "line", d }));
+  for (const p of samples) {
+    svg.append(s("circle", { class: "dot", cx: x(p.at), cy: y(p.rate), r: 2 },
+      s("title", {}, `${num(Math.round(p.rate * 100) / 100)} requests/s`)));
+  }
+  const minutes = span / 60000;
+  xTick(svg, M.left, minutes >= 10 ? String(Math.round(minutes)) : minutes.toFixed(1), "start");
+  xTick(svg, M.left + PLOT_W, "0", "end");
+  return svg;
+}

@@ -2,10 +2,13 @@
 // `GET /performance`, refreshed every few seconds while the page is open.
 
 import { get } from "./api.js";
+import { rateLine } from "./charts.js";
 import { errorBox, fill, h, scrollTable, section } from "./dom.js";
 import { bytes, duration, num, percent } from "./format.js";
 
 const REFRESH_MS = 5000;
+// Points of the request-rate chart: an hour at one per refresh.
+const MAX_SAMPLES = 720;
 
 function metric(name, label, value, text, note) {
   return h("div", { class: "metric", "data-metric": name, "data-value": value === null || value === undefined ? "" : String(value) },
@@ -28,7 +31,7 @@ function cacheRow(name, c) {
     h("td", { class: "num" }, num(c.evictions)));
 }
 
-function draw(body, report, health, previous) {
+function draw(body, report, health, previous, samples) {
   const p = report.performance_metrics;
   const uptime = p.uptime_seconds || 0;
   let rate = uptime > 0 ? p.total_requests / uptime : 0;
@@ -36,6 +39,8 @@ function draw(body, report, health, previous) {
   if (previous && p.uptime_seconds > previous.uptime_seconds) {
     rate = (p.total_requests - previous.total_requests) / (p.uptime_seconds - previous.uptime_seconds);
     rateNote = `over the last ${duration(p.uptime_seconds - previous.uptime_seconds)}`;
+    samples.push({ at: Date.now(), rate });
+    if (samples.length > MAX_SAMPLES) samples.shift();
   }
   const errorRate = p.total_requests ? p.error_count / p.total_requests : 0;
   const memory = report.memory_cache_stats;
@@ -52,6 +57,9 @@ function draw(body, report, health, previous) {
       metric("memory_cache_hit_rate", "memory cache hit rate", memory ? memory.hit_rate : null, memory ? percent(memory.hit_rate, 1) : "—"),
       metric("disk_cache_hit_rate", "disk cache hit rate", disk ? disk.hit_rate : null, disk ? percent(disk.hit_rate, 1) : "—"),
       metric("uptime_seconds", "uptime", uptime, duration(uptime))),
+    samples.length > 1
+      ? h("div", { class: "chart-box rate-chart" }, rateLine(samples))
+      : h("p", { class: "muted small" }, "The request rate is charted from the next refresh on."),
     h("h3", {}, "Caches"),
     scrollTable(h("table", { class: "data" },
       h("thead", {}, h("tr", {}, ["Tier", "State", "Items", "Bytes", "Full", "Hits", "Misses", "Hit rate", "Evictions"]
@@ -71,7 +79,8 @@ export async function render(main, _params, signal) {
   fill(main, h("div", { class: "page-head" }, h("h1", {}, "Server")), metricsSection);
   const load = () => Promise.all([get("/performance"), get("/health").catch(() => null)]);
   let [report, health] = await load();
-  let previous = draw(body, report, health, null);
+  const samples = [];
+  let previous = draw(body, report, health, null, samples);
   const timer = setInterval(async () => {
     if (signal.aborted || document.getElementById("main").dataset.page !== "server") {
       clearInterval(timer);
@@ -79,7 +88,7 @@ export async function render(main, _params, signal) {
     }
     try {
       [report, health] = await load();
-      if (!signal.aborted) previous = draw(body, report, health, previous);
+      if (!signal.aborted) previous = draw(body, report, health, previous, samples);
     } catch (error) {
       if (!signal.aborted) fill(body, errorBox(error));
     }

@@ -69,8 +69,9 @@ export async function render(main) {
   const list = Object.entries(tables.groups || {})
     .flatMap(([group, entries]) => entries.map((t) => ({ ...t, group })))
     .sort((a, b) => a.group.localeCompare(b.group) || a.name.localeCompare(b.name));
-  const viewOf = new Map((views ? views.feature_views : []).map((v) => [`${v.group}/${v.name}`, v]));
-  const view = (t) => (views ? viewOf.get(`${t.group}/${t.name}`) || null : undefined);
+  // A view reads the table of its name; names are unique across groups, so the name decides.
+  const viewOf = new Map((views ? views.feature_views : []).map((v) => [v.name, v]));
+  const view = (t) => (views ? viewOf.get(t.name) || null : undefined);
   const written = await Promise.all(list.map((t) => lastWrite(t.group, t.name).catch(() => null)));
 
   const search = h("input", {
