@@ -133,10 +133,22 @@ function drift(body, answer) {
       h("td", { class: "num" }, signed(c.mean_change, num))))))));
 }
 
+// A select of the retained versions, shown in a section's head to read another version.
+function versionPicker(id, label, numbers, selected, onChange) {
+  const select = h("select", { id, class: "picker-select", "aria-label": label },
+    numbers.map((n) => h("option", { value: n, selected: n === selected }, `v${n}`)));
+  select.addEventListener("change", () => onChange(Number(select.value)));
+  return h("label", { class: "picker" }, h("span", { class: "muted" }, label), select);
+}
+
+function headOf(sectionEl) {
+  return sectionEl.querySelector(".section-head");
+}
+
 /** Renders the page of `group/name` into `main`. */
 export async function render(main, { group, name }) {
   const [schemaSection, schemaBody] = section("schema", "Schema", "logical types as served, stored types as on disk");
-  const [statsSection, statsBody] = section("stats", "Statistics", "per column, of the current version");
+  const [statsSection, statsBody] = section("stats", "Statistics", "per column");
   const [previewSection, previewBody] = section("preview", "Rows", `${PREVIEW_ROWS} per page`);
   const [versionsSection, versionsBody] = section("versions", "Versions", "newest first");
   const [driftSection, driftBody] = section("drift", "Drift", "against the previous version");
@@ -156,7 +168,13 @@ export async function render(main, { group, name }) {
       head.replaceWith(header(answer, group, name));
       schema(schemaBody, answer);
     })),
-    guard(statsBody, get(tablePath(group, name, "/stats")).then((answer) => renderStats(statsBody, answer))),
+    guard(statsBody, Promise.all([get(tablePath(group, name, "/stats")), history.catch(() => null)]).then(([answer, list]) => {
+      renderStats(statsBody, answer);
+      if (!list || list.versions.length < 2) return;
+      const load = (version) => guard(statsBody, get(tablePath(group, name, `/stats?version=${version}`))
+        .then((other) => renderStats(statsBody, other)));
+      headOf(statsSection).append(versionPicker("stats-version", "version", list.versions.map((v) => v.version), answer.version, load));
+    })),
     guard(previewBody, preview(previewBody, group, name, 0)),
     guard(versionsBody, history.then((list) => versions(versionsBody, list))),
     guard(driftBody, history.catch(() => null).then((list) => {
@@ -164,9 +182,20 @@ export async function render(main, { group, name }) {
         fill(driftBody, h("p", { class: "muted" }, "Only one version so far: drift is shown once the table is written again."));
         return null;
       }
-      return get(tablePath(group, name, "/drift")).then((answer) => {
+      const show = (answer) => {
         driftSection.querySelector(".section-head .muted").textContent = `v${answer.from_version} → v${answer.to_version}`;
         drift(driftBody, answer);
+        return answer;
+      };
+      return get(tablePath(group, name, "/drift")).then(show).then((answer) => {
+        if (!list) return;
+        const numbers = list.versions.map((v) => v.version);
+        let from = answer.from_version;
+        let to = answer.to_version;
+        const load = () => guard(driftBody, get(tablePath(group, name, `/drift?from=${from}&to=${to}`)).then(show));
+        headOf(driftSection).append(
+          versionPicker("drift-from", "from", numbers, from, (n) => { from = n; load(); }),
+          versionPicker("drift-to", "to", numbers, to, (n) => { to = n; load(); }));
       });
     })),
   ]);
