@@ -293,3 +293,23 @@ async fn with_auth_on_the_console_loads_without_a_token_and_its_data_routes_stil
     assert_problem(status, &body, 401, "unauthorized");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_head_request_answers_an_asset_s_headers_without_its_body() -> TestResult {
+    let server = TestServer::start()?;
+    for path in ["/", "/ui/", "/ui/app.js"] {
+        let get = server.client.get(server.url(path)).send().await?;
+        let tag = get.headers().get(ETAG).cloned();
+        let content_type = get.headers().get(CONTENT_TYPE).cloned();
+        let head = server.client.head(server.url(path)).send().await?;
+        assert_eq!(head.status(), StatusCode::OK, "{path}");
+        assert_eq!(head.headers().get(ETAG), tag.as_ref(), "{path}");
+        assert_eq!(
+            head.headers().get(CONTENT_TYPE),
+            content_type.as_ref(),
+            "{path}"
+        );
+        assert!(head.bytes().await?.is_empty(), "{path}");
+    }
+    Ok(())
+}
