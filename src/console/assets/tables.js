@@ -35,9 +35,18 @@ export function legend() {
     item("grey", "no TTL (or no view), or unknown"));
 }
 
+// The instant the table's newest version became current; for a table without a readable
+// history, its file's modification time.
 async function lastWrite(group, name) {
-  const versions = await get(tablePath(group, name, "/versions?limit=1"));
-  return versions.versions.length ? versions.versions[0].became_current : null;
+  try {
+    const versions = await get(tablePath(group, name, "/versions?limit=1"));
+    if (versions.versions.length) return versions.versions[0].became_current;
+  } catch (error) {
+    // A refused token is not asked for again; any other failure falls back to the file's time.
+    if (error.status === 401) throw error;
+  }
+  const info = await get(tablePath(group, name, "/info"));
+  return info.storage_info.modified || null;
 }
 
 function row(table, view, written) {
