@@ -139,6 +139,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         )
         .app_data(web::PathConfig::default().error_handler(|err, _req| path_error(err).into()))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| query_error(err).into()))
+        // The console's pages: `/`, `/ui` and `/ui/...`, none of which an API route matches.
+        .configure(console::configure)
         .service(resource("/health").route(web::get().to(health::health)))
         .service(resource("/features").route(web::get().to(features::list_tables)))
         .service(resource("/features/batch").route(web::post().to(features::batch)))
@@ -206,8 +208,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         )
         .service(
             resource("/features/{group}/{name}/diff").route(web::get().to(versions::diff_versions)),
-        )
-        .configure(console::configure);
+        );
 }
 
 /// A resource whose unsupported methods answer 405 problem+json instead of an empty body.
