@@ -3,6 +3,7 @@
 
 mod column;
 mod distinct;
+mod drift;
 mod figures;
 mod frequent;
 mod merge;
@@ -11,6 +12,7 @@ mod quantile;
 #[cfg(test)]
 mod tests;
 
+pub use drift::SHARE_FLOOR;
 pub use figures::{
     ColumnDrift, ColumnKind, ColumnStats, DriftStatus, HistogramBin, NumericStats, Percentiles,
     TimestampStats, TopValues, ValueCount,
@@ -120,9 +122,9 @@ impl VersionStats {
     }
 }
 
-/// How each column moved from `from` to `to`; `threshold` is the PSI at which a column is
-/// flagged.
+/// How each column moved from `from` to `to` (population stability index, null rate and mean;
+/// see the `drift` module for how PSI is binned); `threshold` is the PSI at which a column is
+/// flagged (`over_threshold`).
 pub fn drift(from: &VersionStats, to: &VersionStats, threshold: f64) -> Vec<ColumnDrift> {
-    let _ = (from, to, threshold);
-    Vec::new()
+    drift::drift(from, to, threshold)
 }

@@ -1,5 +1,5 @@
 //! The engine's figures against pandas' and numpy's (expected values computed with pandas 3.1
-//! and numpy 2.4, hard-coded), and merges against computing the concatenation.
+//! and numpy 2.4, hard-coded).
 
 use std::sync::Arc;
 
@@ -7,34 +7,9 @@ use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, NullArray, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{Field, Schema};
-use arrow::record_batch::RecordBatch;
 
-use super::*;
-
-fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-        .collect();
-    RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .expect("a valid test batch")
-}
-
-fn column<'a>(stats: &'a VersionStats, name: &str) -> &'a ColumnStats {
-    stats
-        .columns()
-        .iter()
-        .find(|c| c.name == name)
-        .expect("the column has statistics")
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
-}
+use super::{batch, close, column};
+use crate::stats::*;
 
 fn percentiles(p: &Percentiles) -> [f64; 7] {
     [p.p1, p.p5, p.p25, p.p50, p.p75, p.p95, p.p99]
