@@ -7,7 +7,6 @@ use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, NullArray, StringArray,
     TimestampMicrosecondArray,
 };
-
 use arrow::record_batch::RecordBatch;
 
 use super::{batch, close, column};
@@ -21,28 +20,24 @@ fn percentiles(p: &Percentiles) -> [f64; 7] {
 fn percentiles_of_one_to_a_hundred_match_pandas() {
     // pandas: pd.Series(range(1, 101)).quantile([.01, .05, .25, .5, .75, .95, .99])
     let pandas = [1.99, 5.95, 25.75, 50.5, 75.25, 95.05, 99.01];
-    for values in [
-        Arc::new(Int64Array::from_iter_values(1..=100)) as ArrayRef,
-        Arc::new(Int32Array::from_iter_values(1..=100)),
-        Arc::new(Float64Array::from_iter_values((1..=100).map(f64::from))),
+    for (values, scale) in [
+        (
+            Arc::new(Int64Array::from_iter_values(1..=100)) as ArrayRef,
+            1.0,
+        ),
+        (Arc::new(Int32Array::from_iter_values(1..=100)), 1.0),
+        (
+            Arc::new(Float64Array::from_iter_values((1..=100).map(f64::from))),
+            1.0,
+        ),
         // Wide range: the selection path rather than the dense counts.
-        Arc::new(Int64Array::from_iter_values(
-            (1..=100).map(|x| x * 1_000_000_000),
-        )),
+        (
+            Arc::new(Int64Array::from_iter_values(
+                (1..=100).map(|x| x * 1_000_000_000),
+            )),
+            1e9,
+        ),
     ] {
-        let scale = if column(
-            &VersionStats::compute(&[batch(vec![("x", values.clone())])]),
-            "x",
-        )
-        .numeric
-        .as_ref()
-        .map(|n| n.max)
-            == Some(1e11)
-        {
-            1e9
-        } else {
-            1.0
-        };
         let stats = VersionStats::compute(&[batch(vec![("x", values)])]);
         let x = column(&stats, "x");
         let n = x.numeric.as_ref().expect("numeric figures");
