@@ -6,6 +6,11 @@
 //! Run: `cargo bench --bench stats` (`-- --quick` for a short run, `-- merge` for one group).
 //! Fixtures (the demo table, generated deterministically; the 1 M-row statistics) are built
 //! outside the timed loops. Everything is single-threaded, so wall time is CPU time.
+//!
+//! Measured 2026-12-06 (`-- --quick`, the 2-core build machine shared with three compiling
+//! sessions, load about 8): compute 35.6 ms against save_batch 274 ms (13 %; issue 17 allows
+//! 20 %), merge of the 1 000-row part into the 1 M-row version 123 µs, the part's own compute
+//! 250 µs.
 
 use std::hint::black_box;
 use std::time::Duration;
