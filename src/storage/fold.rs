@@ -184,21 +184,16 @@ impl Storage {
         let stats = self.appended_stats(&current, &ordered);
         let handle = match &self.remote {
             Some(remote) => {
-                let handle =
-                    self.commit_part(remote, &current, &stored, meta, declaration.written_by)?;
-                if let Some(stats) = stats {
-                    self.keep_stats(group, name, version, stats);
-                }
-                handle
+                self.commit_part(remote, &current, &stored, meta, declaration.written_by)?
             }
-            None => {
-                // Before the part is installed, under the write lock (as a save's).
-                if let Some(stats) = stats {
-                    self.keep_stats(group, name, version, stats);
-                }
-                self.append_part_file(&current, &stored, &meta, declaration.written_by)?
-            }
+            None => self.append_part_file(&current, &stored, &meta, declaration.written_by)?,
         };
+        // Only once the part is the version's: a failed append must leave no statistics that
+        // a later version of the same number (another tool's file) would be read with. A
+        // reader in between computes them from the rows, which the merged ones then replace.
+        if let Some(stats) = stats {
+            self.keep_stats(group, name, version, stats);
+        }
         Ok(AppendOutcome {
             version,
             rows: ordered.num_rows() as u64,

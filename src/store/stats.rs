@@ -96,6 +96,9 @@ pub struct DriftReport {
     pub over_threshold: Vec<String>,
 }
 
+/// A value no age can have, so its text marks where the ages go in a rendered answer.
+const GAP: f64 = -7.291_828_364_719_283e307;
+
 /// A version's answer, serialized once: `pieces` joined with the age of each timestamp
 /// column's newest value (`newest_ms`, one between each two pieces).
 #[derive(Debug)]
@@ -107,8 +110,6 @@ struct Rendered {
 impl Rendered {
     /// Serializes `document`, leaving a gap where each timestamp column's age goes.
     fn of(mut document: TableStats) -> Result<Self> {
-        // A value no age can have, so its text marks the gaps.
-        const GAP: f64 = -7.291_828_364_719_283e307;
         let mut newest_ms = Vec::new();
         for column in &mut document.columns {
             if let Some(times) = &mut column.timestamps
@@ -396,4 +397,75 @@ fn table_gauges(
         .filter_map(|c| c.psi.map(|psi| (c.name, psi)))
         .collect();
     Some((figures, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{ColumnKind, TimestampStats};
+
+    fn column(name: &str, max: &str) -> ColumnStats {
+        ColumnStats {
+            name: name.into(),
+            dtype: "timestamp[us, UTC]".into(),
+            kind: ColumnKind::Timestamp,
+            rows: 1,
+            null_count: 0,
+            null_rate: 0.0,
+            distinct: 1,
+            numeric: None,
+            top_values: None,
+            timestamps: Some(TimestampStats {
+                min: max.into(),
+                max: max.into(),
+                newest_age_seconds: None,
+            }),
+            approximate: Vec::new(),
+        }
+    }
+
+    fn document(columns: Vec<ColumnStats>) -> TableStats {
+        TableStats {
+            group: "user".into(),
+            table: "t".into(),
+            version: 1,
+            rows: 1,
+            columns,
+        }
+    }
+
+    #[test]
+    fn a_rendered_answer_gets_each_timestamp_columns_age_at_the_moment_it_is_sent()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let rendered = Rendered::of(document(vec![
+            column("a", "2026-12-01T00:00:00Z"),
+            column("b", "2026-12-01T00:00:10Z"),
+        ]))?;
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T00:01:00.5Z")?;
+        let answer: serde_json::Value = serde_json::from_str(&rendered.at(at.timestamp_millis()))?;
+        assert_eq!(
+            answer["columns"][0]["timestamps"]["newest_age_seconds"],
+            60.5
+        );
+        assert_eq!(
+            answer["columns"][1]["timestamps"]["newest_age_seconds"],
+            50.5
+        );
+        assert_eq!(
+            answer["columns"][1]["timestamps"]["max"],
+            "2026-12-01T00:00:10Z"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_column_named_like_the_gap_is_served_without_ages_rather_than_wrong()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let gap = serde_json::to_string(&GAP)?;
+        let rendered = Rendered::of(document(vec![column(&gap, "2026-12-01T00:00:00Z")]))?;
+        let answer: serde_json::Value = serde_json::from_str(&rendered.at(0))?;
+        assert_eq!(answer["columns"][0]["name"], gap.as_str());
+        assert!(answer["columns"][0]["timestamps"]["newest_age_seconds"].is_null());
+        Ok(())
+    }
 }
