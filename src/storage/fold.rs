@@ -188,9 +188,8 @@ impl Storage {
             }
             None => self.append_part_file(&current, &stored, &meta, declaration.written_by)?,
         };
-        // Only once the part is the version's: a failed append must leave no statistics that
-        // a later version of the same number (another tool's file) would be read with. A
-        // reader in between computes them from the rows, which the merged ones then replace.
+        // Kept once the part is the version's: a failed append leaves none that a later
+        // version of that number would be read with.
         if let Some(stats) = stats {
             self.keep_stats(group, name, version, stats);
         }

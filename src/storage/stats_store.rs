@@ -201,6 +201,16 @@ impl Storage {
         Ok(self.keep_stats(&table.group, &table.name, table.version, stats))
     }
 
+    /// The stored statistics of `table`'s version, for a restore of it: the same rows, so
+    /// the same statistics. `None` when statistics are off or it has none (then computed).
+    pub(super) fn stats_to_copy(&self, table: &TableHandle) -> Option<VersionStats> {
+        if !self.stats_enabled() {
+            return None;
+        }
+        let stored = self.stored_stats(&table.group, &table.name, table.version);
+        stored.ok().flatten().map(|s| s.as_ref().clone())
+    }
+
     /// The statistics of an append to `current` of `rows` (logical types): the previous
     /// version's merged with the rows'. `None` when statistics are off or the previous
     /// version has none (the new version's are then computed when first asked for).

@@ -328,7 +328,14 @@ impl FeatureStore {
         }
         let storage = Arc::clone(&self.storage);
         let mut seen: HashSet<(TableName, u64)> = HashSet::new();
-        let round = move || backfill_round(&storage, &mut seen);
+        let mut niced = false;
+        let round = move || {
+            if !niced {
+                lower_priority();
+                niced = true;
+            }
+            backfill_round(&storage, &mut seen)
+        };
         match crate::poll::poll("stats-backfill", STATS_BACKFILL_INTERVAL, round) {
             Ok(guard) => Some(guard),
             Err(e) => {
@@ -336,6 +343,17 @@ impl FeatureStore {
                 None
             }
         }
+    }
+}
+
+/// Makes the calling thread yield to request threads: the background pass decodes whole
+/// tables, and on a small machine it must not slow the answers it exists to spare.
+fn lower_priority() {
+    // SAFETY: `setpriority` only reads its arguments; on Linux, `who = 0` with
+    // `PRIO_PROCESS` names the calling thread. A failure leaves the priority as it was.
+    let outcome = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    if outcome != 0 {
+        tracing::debug!("cannot lower the statistics pass's priority; it runs at the default");
     }
 }
 
