@@ -99,6 +99,21 @@ async fn with_statistics_off_both_routes_answer_404_stats_disabled_and_writes_st
     }
     let (status, _) = server.get(K).await?;
     assert_eq!(status, 200);
+    // Nothing was computed: no statistics beside the table (on the s3 kind the data root
+    // holds only caches, so this holds there by construction).
+    let stats_dir = server.root().join("metadata/user/known.stats");
+    assert!(!stats_dir.exists(), "{}", stats_dir.display());
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        !metrics.contains("featurestore_column_null_rate{"),
+        "{metrics}"
+    );
     Ok(())
 }
 
