@@ -146,9 +146,10 @@ fn numeric_psi(a: &ColumnStats, b: &ColumnStats, sb: &ColumnState) -> Option<f64
         return Some(psi(&[1.0, 0.0], &[at, 1.0 - at]));
     }
     // Cumulative shares of `to` at `from`'s inner edges; the outer bins take the tails.
+    let integers = b.dtype.starts_with("int") || b.dtype.starts_with("uint");
     let inner: Vec<f64> = na.histogram[1..]
         .iter()
-        .map(|bin| sketch.fraction_below(bin.lower))
+        .map(|bin| sketch.fraction_below(bin.lower, integers))
         .collect();
     let mut q = Vec::with_capacity(p.len());
     let mut previous = 0.0;

@@ -160,7 +160,8 @@ impl QuantileSketch {
                 }
             }
             let v = current.map(representative).unwrap_or(f64::NAN);
-            out.push(v.clamp(min, max));
+            // `clamp` would panic on a reversed or NaN range: only clamp to a real one.
+            out.push(if min <= max { v.clamp(min, max) } else { v });
         }
         out
     }
@@ -178,9 +179,11 @@ impl QuantileSketch {
     }
 
     /// The fraction of the sketched values below `edge`: whole buckets below it, and the
-    /// part of the bucket it cuts in proportion to the cut (values taken as uniform within a
-    /// bucket, which is at most 1.6 % wide).
-    pub(crate) fn fraction_below(&self, edge: f64) -> f64 {
+    /// part of the bucket it cuts: in proportion to the cut (values taken as uniform within a
+    /// bucket, which is at most 1.6 % wide), or, for an integer column (`integers`), to the
+    /// integers of the bucket below the edge, so that a bucket holding one integer is never
+    /// split.
+    pub(crate) fn fraction_below(&self, edge: f64, integers: bool) -> f64 {
         let n = self.count();
         if n == 0 {
             return 0.0;
@@ -191,7 +194,13 @@ impl QuantileSketch {
             if upper <= edge && lower < upper || (k == 0 && edge > 0.0) {
                 below += c as f64;
             } else if lower < edge && edge < upper {
-                below += c as f64 * (edge - lower) / (upper - lower);
+                let (first, last) = (lower.ceil(), upper.ceil() - 1.0);
+                let share = if integers && k > 0 && first <= last {
+                    ((edge.ceil() - first).clamp(0.0, last - first + 1.0)) / (last - first + 1.0)
+                } else {
+                    (edge - lower) / (upper - lower)
+                };
+                below += c as f64 * share;
             } else if lower >= edge {
                 break;
             }
