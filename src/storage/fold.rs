@@ -133,7 +133,11 @@ impl Storage {
                 written_by: declaration.written_by.clone(),
                 restored_from: None,
             };
+            let stats = self.appended_stats(&current, &ordered);
             let saved = self.fold_locked(&current, Some((&ordered, widening)))?;
+            if let Some(stats) = stats {
+                self.keep_stats(group, name, saved.version, stats);
+            }
             tracing::info!(table = %name, version = saved.version, "widened the table's stored types for pushed values");
             return Ok(AppendOutcome {
                 version: saved.version,
@@ -177,12 +181,18 @@ impl Storage {
             arrow_bytes: ordered.get_array_memory_size() as u64,
             written_at: rfc3339(SystemTime::now()),
         };
+        let stats = self.appended_stats(&current, &ordered);
         let handle = match &self.remote {
             Some(remote) => {
                 self.commit_part(remote, &current, &stored, meta, declaration.written_by)?
             }
             None => self.append_part_file(&current, &stored, &meta, declaration.written_by)?,
         };
+        // Kept once the part is the version's: a failed append leaves none that a later
+        // version of that number would be read with.
+        if let Some(stats) = stats {
+            self.keep_stats(group, name, version, stats);
+        }
         Ok(AppendOutcome {
             version,
             rows: ordered.num_rows() as u64,

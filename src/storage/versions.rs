@@ -327,6 +327,7 @@ impl Storage {
             });
         }
         let rows = super::typed::to_logical(&old.file.read_all(&old.file.all_columns())?)?;
+        let stats = self.stats_to_copy(&old);
         let declaration = super::Declaration {
             entity_key: (!old.entity_key.is_empty()).then(|| old.entity_key.clone()),
             timestamp_field: old.timestamp_field.clone(),
@@ -350,6 +351,7 @@ impl Storage {
                 declaration.clone(),
                 existing,
                 history.clone(),
+                stats.clone(),
             )
         })
     }

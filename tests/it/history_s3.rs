@@ -382,6 +382,18 @@ fn no_history_on_s3_keeps_only_the_current_version_and_its_objects() -> TestResu
     );
     let history = reader.history(&table())?;
     assert_eq!(history.history_bytes, 0, "{history:?}");
+    // Each version's statistics object went with its version.
+    let stats = bucket_dir.path().join("tables").join(NAME).join("stats");
+    let mut left: Vec<String> = std::fs::read_dir(&stats)?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["00000000000000000003.json"],
+        "only the current version's statistics"
+    );
     Ok(())
 }
 
