@@ -48,5 +48,6 @@ mod store_outage;
 mod tables;
 mod timestamps;
 mod training_versions;
+mod ui;
 mod versions;
 mod versions_usage;
