@@ -18,6 +18,8 @@
 //! - [`watch`]: notices tables other tools add, replace or remove.
 //! - [`bus`]: the change bus, telling other replicas (through Redis) what this one changed.
 //! - [`auth`]: the optional bearer tokens: `[auth]`, scopes, token generation and checks.
+//! - [`console`]: the web console's assets (HTML, CSS, JavaScript), compiled in; `api` serves
+//!   them at `/ui/`.
 //! - [`config`]: the layered configuration; each layer owns its own section's struct.
 //! - [`demo`]: the deterministic movie-recommendation demo data.
 //! - [`cli`]: the `featurestore` command.
@@ -29,6 +31,7 @@ pub mod bus;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod model;
 pub mod offline;

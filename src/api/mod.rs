@@ -8,6 +8,7 @@
 pub mod auth;
 mod body;
 mod compact;
+pub mod console;
 pub mod dto;
 pub mod error;
 mod features;
@@ -205,7 +206,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         )
         .service(
             resource("/features/{group}/{name}/diff").route(web::get().to(versions::diff_versions)),
-        );
+        )
+        .configure(console::configure);
 }
 
 /// A resource whose unsupported methods answer 405 problem+json instead of an empty body.

@@ -7,6 +7,7 @@ mod change_bus;
 mod cli;
 mod common;
 mod concurrency;
+mod console;
 mod crash;
 mod duplicates;
 mod examples;

@@ -32,7 +32,8 @@ impl utoipa::Modify for SecurityDocs {
                  Create a token with `featurestore token create --scope read|write`. Scope \
                  `read` allows every GET and the read-only POSTs (`/features/batch`, \
                  `/get-online-features`, `/get-historical-features`); `write` allows \
-                 everything. `/health`, `/docs/` and `/openapi.json` need no token.",
+                 everything. `/health`, `/docs/`, `/openapi.json` and the console (`/`, `/ui/`) need no \
+                 token.",
             ))
             .build();
         openapi

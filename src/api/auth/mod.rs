@@ -21,9 +21,13 @@ use actix_web::{HttpMessage, HttpRequest, ResponseError, web};
 use super::{ApiError, AppState};
 use crate::auth::{Identity, Scope};
 
-/// Paths anyone may call: liveness, and the API documentation (so Swagger UI loads and its
-/// Authorize button can be used).
-const OPEN_PATHS: &[&str] = &["/health", "/openapi.json", "/docs"];
+/// Paths anyone may call: liveness, the API documentation (so Swagger UI loads and its
+/// Authorize button can be used), the root page, and the console (so its page loads and can
+/// ask for a token; the data it shows comes from routes that need one).
+const OPEN_PATHS: &[&str] = &["/health", "/openapi.json", "/docs", "/", "/ui"];
+
+/// Folders whose every file is open: Swagger UI's and the console's assets.
+const OPEN_PREFIXES: &[&str] = &["/docs/", "/ui/"];
 
 /// POST routes that only read, so a `read` token may call them.
 pub const READ_ONLY_POSTS: &[&str] = &[
@@ -35,7 +39,7 @@ pub const READ_ONLY_POSTS: &[&str] = &[
 /// The scope a request needs, or `None` for the open paths. Safe methods read; every other
 /// method writes, except a POST to one of [`READ_ONLY_POSTS`].
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    if OPEN_PATHS.contains(&path) || path.starts_with("/docs/") {
+    if OPEN_PATHS.contains(&path) || OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return None;
     }
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -158,6 +162,11 @@ mod tests {
             (Method::GET, "/openapi.json", None),
             (Method::GET, "/docs", None),
             (Method::GET, "/docs/swagger-ui.css", None),
+            (Method::GET, "/", None),
+            (Method::GET, "/ui", None),
+            (Method::GET, "/ui/", None),
+            (Method::GET, "/ui/app.js", None),
+            (Method::HEAD, "/ui/style.css", None),
             (Method::GET, "/features", Some(Scope::Read)),
             (Method::GET, "/metrics", Some(Scope::Read)),
             (Method::HEAD, "/features/a/b", Some(Scope::Read)),
@@ -176,6 +185,7 @@ mod tests {
             (Method::POST, "/get-online-features/", Some(Scope::Write)),
             (Method::GET, "/health/", Some(Scope::Read)),
             (Method::GET, "/%68ealth", Some(Scope::Read)),
+            (Method::GET, "/uix", Some(Scope::Read)),
         ];
         for (method, path, expected) in cases {
             assert_eq!(required_scope(&method, path), expected, "{method} {path}");
