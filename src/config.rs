@@ -15,7 +15,7 @@ use crate::auth::AuthConfig;
 use crate::cache::CacheConfig;
 use crate::online::redis::OnlineConfig;
 use crate::server::ServerConfig;
-use crate::storage::StorageConfig;
+use crate::storage::{StatsConfig, StorageConfig};
 use crate::store::StoreOptions;
 
 /// The shipped defaults, compiled in.
@@ -58,6 +58,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[auth]`.
     pub auth: AuthConfig,
+    /// `[stats]`.
+    pub stats: StatsConfig,
     /// `[logging]`.
     pub logging: LoggingConfig,
 }
@@ -140,11 +142,9 @@ impl Config {
 
     /// What the store is opened with.
     pub fn store_options(&self) -> StoreOptions {
-        let mut options = StoreOptions::new(
-            self.storage.clone(),
-            self.cache.clone(),
-            self.api.max_batch_rows,
-        );
+        let mut storage = self.storage.clone();
+        storage.stats = self.stats.clone();
+        let mut options = StoreOptions::new(storage, self.cache.clone(), self.api.max_batch_rows);
         options.online = self.online.clone();
         options
     }
@@ -156,6 +156,7 @@ impl Config {
         self.cache.validate().map_err(ConfigError::Invalid)?;
         self.online.validate().map_err(ConfigError::Invalid)?;
         self.api.validate().map_err(ConfigError::Invalid)?;
+        self.stats.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)
     }
 }
@@ -201,6 +202,9 @@ mod tests {
         assert_eq!(config.server.port, 8001);
         assert_eq!(config.api.max_page_limit, 10_000);
         assert_eq!(config.api.max_body_mb, 64);
+        assert!(config.stats.enabled);
+        assert_eq!(config.stats.psi_threshold, 0.2);
+        assert!(config.store_options().storage.stats.enabled);
         Ok(())
     }
 
@@ -238,6 +242,7 @@ mod tests {
         for (key, value, named) in [
             ("STORAGE__FOLD_DELAY_MS", "60001", "storage.fold_delay_ms"),
             ("STORAGE__FOLD_MAX_SHARE", "0", "storage.fold_max_share"),
+            ("STATS__PSI_THRESHOLD", "0", "stats.psi_threshold"),
             // Enum values are named by their choices (serde does not give the key here).
             (
                 "STORAGE__INTEGER_DOWNCAST",

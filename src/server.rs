@@ -110,6 +110,9 @@ pub async fn run(
     // Versions past `[storage.history]` retention give their space back within ten minutes
     // (the tree is also swept at start-up when no other process has it open).
     let _history_sweep = store.start_history_sweep(crate::store::HISTORY_SWEEP_INTERVAL);
+    // Current versions written without statistics (other tools' files, older versions) get
+    // them in the background, off the request path.
+    let _stats_backfill = store.start_stats_backfill();
     let data = web::Data::new(state);
     let workers = if config.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())

@@ -384,6 +384,14 @@ impl ApiError {
                     "invalid_body",
                     "Invalid request body",
                 ),
+                StoreError::StatsDisabled => {
+                    (S::NOT_FOUND, "stats_disabled", "Statistics turned off")
+                }
+                StoreError::NoPreviousVersion { .. } => (
+                    S::CONFLICT,
+                    "no_previous_version",
+                    "No earlier version to compare with",
+                ),
                 StoreError::Task(_) => {
                     (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                 }

@@ -1,7 +1,7 @@
 //! The gauges of `GET /metrics` that alerting rules are written against
 //! (`config/prometheus-alerts.yml`): whether `/health` would say `degraded`, whether the
-//! object store answers, each feature view's freshness beside its TTL, and the space table
-//! history takes.
+//! object store answers, each feature view's freshness beside its TTL, the space table
+//! history takes, and each table's null rates and drift (from stored statistics).
 //!
 //! Everything here comes from the store facade's read-only reports (`health`,
 //! `object_store_status`, `catalog`, `registry`), so a scrape costs what a `/health` does
@@ -22,6 +22,69 @@ pub async fn render(state: &AppState, out: &mut String) {
     render_object_store(state, out);
     render_feature_views(state, out);
     render_history(state, out).await;
+    render_stats(state, out).await;
+}
+
+/// Per table, from its current version's stored statistics (a scrape decodes no table):
+/// `featurestore_column_null_rate` of each column, `featurestore_table_drift_psi` of each
+/// column compared with the previous version, and `featurestore_table_drift_psi_max`, the
+/// largest of them, which the drift alert watches. A table whose current version has no
+/// statistics yet (computed within a second or two) has no series; one with no previous
+/// version (or none with statistics) has no drift series.
+async fn render_stats(state: &AppState, out: &mut String) {
+    let tables = match state.store.stats_gauges().await {
+        Ok(tables) => tables,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the tables' statistics");
+            return;
+        }
+    };
+    out.push_str(
+        "# HELP featurestore_column_null_rate Share of null values in each column of each \
+         table's current version.\n# TYPE featurestore_column_null_rate gauge\n",
+    );
+    let labels = |group: &str, table: &str| {
+        format!("group=\"{}\",table=\"{}\"", escape(group), escape(table))
+    };
+    for t in &tables {
+        for (column, rate) in &t.null_rates {
+            let _ = writeln!(
+                out,
+                "featurestore_column_null_rate{{{},column=\"{}\"}} {rate}",
+                labels(&t.group, &t.table),
+                escape(column)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP featurestore_table_drift_psi Population stability index of each column of each \
+         table's current version against its previous version.\n\
+         # TYPE featurestore_table_drift_psi gauge\n",
+    );
+    for t in &tables {
+        for (column, psi) in &t.drift_psi {
+            let _ = writeln!(
+                out,
+                "featurestore_table_drift_psi{{{},column=\"{}\"}} {psi}",
+                labels(&t.group, &t.table),
+                escape(column)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP featurestore_table_drift_psi_max The largest featurestore_table_drift_psi of \
+         each table: at or over stats.psi_threshold, a column drifted.\n\
+         # TYPE featurestore_table_drift_psi_max gauge\n",
+    );
+    for t in &tables {
+        if let Some(max) = t.drift_psi.iter().map(|(_, psi)| *psi).reduce(f64::max) {
+            let _ = writeln!(
+                out,
+                "featurestore_table_drift_psi_max{{{}}} {max}",
+                labels(&t.group, &t.table)
+            );
+        }
+    }
 }
 
 /// `featurestore_history_bytes` (every table's history, deleted tables' included) and, per

@@ -26,6 +26,7 @@ mod query;
 pub mod records;
 mod registry;
 mod registry_history;
+mod stats;
 pub mod versions;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -206,6 +207,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         )
         .service(
             resource("/features/{group}/{name}/diff").route(web::get().to(versions::diff_versions)),
+        )
+        .service(
+            resource("/features/{group}/{name}/stats").route(web::get().to(stats::table_stats)),
+        )
+        .service(
+            resource("/features/{group}/{name}/drift").route(web::get().to(stats::table_drift)),
         )
         .configure(console::configure);
 }

@@ -21,6 +21,7 @@ use super::ops;
 use super::push;
 use super::registry;
 use super::registry_history;
+use super::stats;
 use super::versions;
 
 /// The API document.
@@ -37,6 +38,8 @@ use super::versions;
         versions::list_versions,
         versions::restore_table,
         versions::diff_versions,
+        stats::table_stats,
+        stats::table_drift,
         compact::compact_table,
         features::batch,
         online::get_online_features,
@@ -178,6 +181,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "registry version 13 does not exist: versions 3 to 12 are retained",
     ),
     (
+        404,
+        "stats_disabled",
+        "Statistics turned off",
+        "statistics are turned off on this server (stats.enabled = false); set it to true (or FEATURESTORE__STATS__ENABLED=true) to compute them with every write",
+    ),
+    (
         405,
         "method_not_allowed",
         "Method not allowed",
@@ -218,6 +227,12 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "table_name_conflict",
         "Table name used in another group",
         "table \"user_profile\" already exists in group \"user\"; table names are unique across groups",
+    ),
+    (
+        409,
+        "no_previous_version",
+        "No earlier version to compare with",
+        "table \"user_profile\" has no retained version before version 1 to compare it with; write it again (or name both with ?from=&to=) to see its drift",
     ),
     (
         409,

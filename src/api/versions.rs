@@ -54,7 +54,8 @@ pub fn selector(version: Option<&str>, as_of: Option<&str>) -> Result<VersionSel
     }
 }
 
-fn version_number(parameter: &str, text: &str) -> Result<u64, ApiError> {
+/// A version number parameter: 1 or more.
+pub(super) fn version_number(parameter: &str, text: &str) -> Result<u64, ApiError> {
     text.trim()
         .parse::<u64>()
         .ok()

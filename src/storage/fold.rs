@@ -133,7 +133,11 @@ impl Storage {
                 written_by: declaration.written_by.clone(),
                 restored_from: None,
             };
+            let stats = self.appended_stats(&current, &ordered);
             let saved = self.fold_locked(&current, Some((&ordered, widening)))?;
+            if let Some(stats) = stats {
+                self.keep_stats(group, name, saved.version, stats);
+            }
             tracing::info!(table = %name, version = saved.version, "widened the table's stored types for pushed values");
             return Ok(AppendOutcome {
                 version: saved.version,
@@ -177,11 +181,23 @@ impl Storage {
             arrow_bytes: ordered.get_array_memory_size() as u64,
             written_at: rfc3339(SystemTime::now()),
         };
+        let stats = self.appended_stats(&current, &ordered);
         let handle = match &self.remote {
             Some(remote) => {
-                self.commit_part(remote, &current, &stored, meta, declaration.written_by)?
+                let handle =
+                    self.commit_part(remote, &current, &stored, meta, declaration.written_by)?;
+                if let Some(stats) = stats {
+                    self.keep_stats(group, name, version, stats);
+                }
+                handle
             }
-            None => self.append_part_file(&current, &stored, &meta, declaration.written_by)?,
+            None => {
+                // Before the part is installed, under the write lock (as a save's).
+                if let Some(stats) = stats {
+                    self.keep_stats(group, name, version, stats);
+                }
+                self.append_part_file(&current, &stored, &meta, declaration.written_by)?
+            }
         };
         Ok(AppendOutcome {
             version,

@@ -88,6 +88,14 @@ impl Storage {
         }
         let removed = self.remove_unread_content(group, name, &kept, current.as_deref());
         swept.files_deleted += removed.files_deleted;
+        // A version's statistics go with it; the current version's always stay.
+        let described: HashSet<u64> = kept
+            .iter()
+            .map(|(r, _)| r.version)
+            .chain(current.as_ref().map(|c| c.version))
+            .collect();
+        swept.files_deleted +=
+            self.sweep_local_stats(group, name, |version| described.contains(&version));
         swept.bytes_freed += removed.bytes_freed;
         // Versions dropped from the log may be held open; the cache lets them go.
         let expired: Vec<u64> = replayed

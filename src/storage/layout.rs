@@ -9,6 +9,8 @@
 //!                                          replaced one stays readable for its versions
 //! <root>/metadata/<group>/<name>.history.jsonl
 //!                                          the table's versions (see `history`)
+//! <root>/metadata/<group>/<name>.stats/<version>.json
+//!                                          the statistics of each version (see `stats_store`)
 //! <root>/metadata/<group>/<name>.json      its sidecar (a readable copy of the footer metadata,
 //!                                          and the version counter that survives a delete)
 //! <root>/cache/                            the disk cache
@@ -108,6 +110,29 @@ impl Layout {
             .join("metadata")
             .join(group.as_str())
             .join(format!("{name}.history.jsonl"))
+    }
+
+    /// `<root>/metadata/<group>/<name>.stats`: the statistics of the table's versions, one
+    /// file per version, beside its other metadata.
+    pub fn stats_dir(&self, group: &GroupName, name: &TableName) -> PathBuf {
+        self.root
+            .join("metadata")
+            .join(group.as_str())
+            .join(format!("{name}.stats"))
+    }
+
+    /// The statistics of version `version` of `group/name`.
+    pub fn stats_path(&self, group: &GroupName, name: &TableName, version: u64) -> PathBuf {
+        self.stats_dir(group, name).join(format!("{version}.json"))
+    }
+
+    /// The version a file of [`Layout::stats_dir`] holds the statistics of; `None` for
+    /// anything else (temporary files included).
+    pub fn stats_version(file_name: &str) -> Option<u64> {
+        if Self::is_temp_file(file_name) {
+            return None;
+        }
+        file_name.strip_suffix(".json")?.parse().ok()
     }
 
     /// Whether `file_name` is a part file (as opposed to a temporary file or anything else).

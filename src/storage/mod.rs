@@ -28,6 +28,7 @@ mod rescan;
 mod save;
 mod settings;
 mod source;
+mod stats_store;
 mod table;
 mod table_lock;
 mod typed;
@@ -57,6 +58,7 @@ pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, micros_type, time
 pub use records::{JsonScalar, RecordColumns};
 pub use save::{AppendOutcome, Declaration, SaveOutcome};
 pub use settings::{StorageBackend, StorageConfig};
+pub use stats_store::StatsConfig;
 pub use table::TableFile;
 pub use typed::{json_columns_to_batch, logical_schema};
 pub use versions::Clock;
@@ -99,6 +101,8 @@ pub struct Storage {
     /// Local history logs recently replayed, by path, with the size and modification time
     /// they had.
     replayed_logs: Mutex<lru::LruCache<std::path::PathBuf, versions::ReplayedLog>>,
+    /// Versions' statistics recently read or written, and those being computed.
+    stats_memory: stats_store::StatsMemory,
 }
 
 impl Storage {
@@ -154,6 +158,7 @@ impl Storage {
                 std::num::NonZeroUsize::new(versions::PINNED_VERSIONS)
                     .unwrap_or(std::num::NonZeroUsize::MIN),
             )),
+            stats_memory: stats_store::StatsMemory::default(),
         }
     }
 

@@ -21,6 +21,7 @@ use super::versions::HistoryWrite;
 use super::writer::{sync_dir, write_json, write_table};
 use super::{DEFAULT_ENTITY_KEY, DEFAULT_TIMESTAMP_FIELD, Storage, convert, rfc3339, write_lock};
 use crate::model::{GroupName, TableName};
+use crate::stats::VersionStats;
 
 /// A table file's content, narrowed and described, about to be written.
 pub(super) struct PreparedSave {
@@ -275,10 +276,14 @@ impl Storage {
             written_by: declaration.written_by.clone(),
             restored_from: None,
         };
-        self.save_locked_as(group, name, batch, declaration, existing, history)
+        self.save_locked_as(group, name, batch, declaration, existing, history, None)
     }
 
-    /// [`Storage::save_locked`], recording `history` for the write.
+    /// [`Storage::save_locked`], recording `history` for the write. The new version's
+    /// statistics are `stats` when given (a restore copies its version's), else computed from
+    /// `batch` on a second thread while the table is encoded and written, so they add little
+    /// to the save's wall time.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn save_locked_as(
         &self,
         group: &GroupName,
@@ -287,6 +292,7 @@ impl Storage {
         declaration: Declaration,
         existing: Option<Arc<TableHandle>>,
         history: HistoryWrite,
+        stats: Option<VersionStats>,
     ) -> Result<SaveOutcome> {
         let mut prepared = self.prepare_save(
             group,
@@ -298,16 +304,41 @@ impl Storage {
             false,
         )?;
         prepared.history = history;
-        if let Some(remote) = &self.remote {
-            return self.commit_base(remote, group, name, prepared, Op::Replace, Vec::new());
-        }
-        write_table(
-            &prepared.path,
-            &prepared.stored,
-            &prepared.meta,
-            self.config.write_settings(),
-        )?;
-        self.install_save(group, name, prepared)
+        let version = prepared.meta.version;
+        std::thread::scope(|scope| {
+            let computing = (self.stats_enabled() && stats.is_none())
+                .then(|| scope.spawn(|| VersionStats::compute(std::slice::from_ref(batch))));
+            let finished = move || match computing.map(|c| c.join()) {
+                Some(Ok(computed)) => Some(computed),
+                Some(Err(_)) => {
+                    tracing::warn!(table = %name, version, "computing the version's statistics failed; they are computed again when asked for");
+                    None
+                }
+                None => stats,
+            };
+            if let Some(remote) = &self.remote {
+                // Kept only once the commit made the version this writer's: a writer that
+                // loses the race must not describe the winner's version.
+                let outcome =
+                    self.commit_base(remote, group, name, prepared, Op::Replace, Vec::new())?;
+                if let Some(stats) = finished() {
+                    self.keep_stats(group, name, outcome.version, stats);
+                }
+                return Ok(outcome);
+            }
+            write_table(
+                &prepared.path,
+                &prepared.stored,
+                &prepared.meta,
+                self.config.write_settings(),
+            )?;
+            // Before the version is installed, so no reader finds it without statistics; the
+            // write lock is held, so no other writer makes this version meanwhile.
+            if let Some(stats) = finished() {
+                self.keep_stats(group, name, version, stats);
+            }
+            self.install_save(group, name, prepared)
+        })
     }
 
     /// Checks a logical batch about to become `group/name`'s file and narrows it: to the

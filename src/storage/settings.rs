@@ -42,6 +42,10 @@ pub struct StorageConfig {
     /// `[storage.history]`: how long versions stay readable.
     #[serde(default)]
     pub history: super::history::HistoryConfig,
+    /// `[stats]` (a section of its own in the file; the configuration copies it here, since
+    /// statistics are computed by the writes).
+    #[serde(skip)]
+    pub stats: super::StatsConfig,
 }
 
 /// Where the tables live.

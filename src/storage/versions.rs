@@ -327,6 +327,15 @@ impl Storage {
             });
         }
         let rows = super::typed::to_logical(&old.file.read_all(&old.file.all_columns())?)?;
+        // The restored version's statistics are the new version's: the same rows.
+        let stats = if self.stats_enabled() {
+            self.stored_stats(&old.group, name, version)
+                .ok()
+                .flatten()
+                .map(|s| s.as_ref().clone())
+        } else {
+            None
+        };
         let declaration = super::Declaration {
             entity_key: (!old.entity_key.is_empty()).then(|| old.entity_key.clone()),
             timestamp_field: old.timestamp_field.clone(),
@@ -350,6 +359,7 @@ impl Storage {
                 declaration.clone(),
                 existing,
                 history.clone(),
+                stats.clone(),
             )
         })
     }

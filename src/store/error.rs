@@ -118,6 +118,21 @@ pub enum StoreError {
     /// the disk failed).
     #[error("the online store is unavailable: {0}")]
     OnlineStoreUnavailable(String),
+    /// `[stats] enabled = false`: versions have no statistics to serve.
+    #[error(
+        "statistics are turned off on this server (stats.enabled = false); set it to true (or FEATURESTORE__STATS__ENABLED=true) to compute them with every write"
+    )]
+    StatsDisabled,
+    /// A comparison of a table's version with the one before it, when there is none.
+    #[error(
+        "table {table:?} has no retained version before version {version} to compare it with; write it again (or name both with ?from=&to=) to see its drift"
+    )]
+    NoPreviousVersion {
+        /// The table.
+        table: String,
+        /// The version that has no predecessor.
+        version: u64,
+    },
     /// A background task failed to complete (it panicked or was cancelled).
     #[error("internal task failure: {0}")]
     Task(String),

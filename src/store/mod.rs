@@ -18,6 +18,7 @@ mod online;
 mod push;
 mod registration;
 mod shared;
+mod stats;
 mod status;
 mod versions;
 
@@ -39,7 +40,7 @@ pub use crate::storage::{
     UnreadableTable, dtype_name, parse_timestamp_micros,
 };
 pub use crate::storage::{
-    ColumnRetype, HistorySweep, LogicalType, VersionOp, VersionRecord, VersionSelector,
+    ColumnRetype, HistorySweep, LogicalType, StatsConfig, VersionOp, VersionRecord, VersionSelector,
 };
 pub use batch::{BatchQuery, BatchTable, EntityId};
 pub use diff::KeyChanges;
@@ -53,6 +54,7 @@ pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
 pub use push::{PushOutcome, PushRequest, PushTarget};
 pub use registration::{Deleted, KeySource, Saved, ViewOptions};
+pub use stats::{DriftReport, STATS_BACKFILL_INTERVAL, TableStats, TableStatsGauges};
 pub use status::{BackendInfo, ObjectStoreStatus, OnlineStatus};
 pub use versions::{
     HISTORY_SWEEP_INTERVAL, HistoryUsage, Restored, TableDiff, VersionInfo, VersionPage,
@@ -200,6 +202,8 @@ pub struct FeatureStore {
     folds: Arc<folding::FoldQueue>,
     /// Where the tables live, for `/health`.
     backend: Arc<BackendInfo>,
+    /// Rendered statistics answers and `/metrics` figures.
+    stats: Arc<stats::StatsAnswers>,
 }
 
 impl FeatureStore {
@@ -271,6 +275,7 @@ impl FeatureStore {
             max_batch_rows: options.max_batch_rows,
             folds,
             backend,
+            stats: Arc::default(),
         })
     }
 

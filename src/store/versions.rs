@@ -237,25 +237,9 @@ impl FeatureStore {
         to: Option<u64>,
     ) -> Result<TableDiff> {
         self.blocking(move |s, _| {
-            check_group(s, &group, &name)?;
-            let history = s.history(&name)?;
-            if history.group != group {
-                return Err(other_group(&name, &history.group).into());
-            }
-            // Newest first; a deletion has no content to compare.
-            let readable: Vec<u64> = history
-                .versions
-                .iter()
-                .filter(|r| r.op != VersionOp::Delete)
-                .map(|r| r.version)
-                .collect();
-            let to = match to.or(history.current).or(readable.first().copied()) {
-                Some(to) => to,
-                None => return Err(no_version(&name, "any readable version").into()),
-            };
-            let from = match from.or_else(|| readable.iter().copied().find(|v| *v < to)) {
-                Some(from) => from,
-                None => {
+            let (from, to) = match compared_versions(s, &group, &name, from, to)? {
+                (Some(from), to) => (from, to),
+                (None, to) => {
                     return Err(
                         no_version(&name, &format!("a retained version before {to}")).into(),
                     );
@@ -335,10 +319,39 @@ impl FeatureStore {
     }
 }
 
+/// The two versions a comparison of `group/name` reads: `to` defaults to the current
+/// version (the newest readable one of a deleted table), `from` to the readable version
+/// retained just before `to` (`None` when there is none).
+pub(super) fn compared_versions(
+    s: &Storage,
+    group: &GroupName,
+    name: &TableName,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<(Option<u64>, u64)> {
+    check_group(s, group, name)?;
+    let history = s.history(name)?;
+    if &history.group != group {
+        return Err(other_group(name, &history.group).into());
+    }
+    // Newest first; a deletion has no content to compare.
+    let readable: Vec<u64> = history
+        .versions
+        .iter()
+        .filter(|r| r.op != VersionOp::Delete)
+        .map(|r| r.version)
+        .collect();
+    let Some(to) = to.or(history.current).or(readable.first().copied()) else {
+        return Err(no_version(name, "any readable version").into());
+    };
+    let from = from.or_else(|| readable.iter().copied().find(|v| *v < to));
+    Ok((from, to))
+}
+
 /// The version of `group/name` that `at` selects. The group is checked the way reads of the
 /// current version check it (a table in another group is not found, with a hint; a duplicate
 /// is a conflict), and for a deleted table against the group its history is in.
-fn resolve(
+pub(super) fn resolve(
     s: &Storage,
     group: &GroupName,
     name: &TableName,

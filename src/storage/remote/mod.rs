@@ -11,6 +11,8 @@
 //! - `tables/<name>/log/<seq, 20 digits>.json`: the entries, write-once;
 //! - `tables/<name>/data/<writer>-<n>.parquet`: the data objects (bases and parts), never
 //!   rewritten, named by a random per-process writer id so two writers never collide;
+//! - `tables/<name>/stats/<version, 20 digits>.json`: each version's statistics, write-once
+//!   (see `stats`);
 //! - `features/<group>/<name>.parquet`: a plain copy of the latest base, for other tools.
 
 mod adopt;
@@ -19,6 +21,7 @@ mod entry;
 mod follow;
 mod history;
 mod log;
+mod stats;
 mod sweep;
 
 use std::collections::HashMap;

@@ -134,6 +134,19 @@ impl Storage {
         if let Some(head) = entries.last() {
             remote.remember_history_bytes(name, head.seq, history_bytes);
         }
+        // Statistics of the versions kept stay, and of any version newer than this replay
+        // (another replica's write that landed meanwhile).
+        let newest = replayed.versions.last().map_or(0, |(r, _)| r.version);
+        let described: HashSet<u64> = replayed
+            .versions
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| **k)
+            .map(|((r, _), _)| r.version)
+            .collect();
+        swept.files_deleted += self.sweep_remote_stats(remote, name, |version| {
+            version > newest || described.contains(&version)
+        })?;
         // Versions dropped from the history may be held open; the cache lets them go.
         let mut pinned = guard(&self.pinned);
         for ((record, _), k) in replayed.versions.iter().zip(&kept) {
