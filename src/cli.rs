@@ -32,7 +32,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the REST API (Swagger UI at /docs).
+    /// Serve the REST API (Swagger UI at /docs, the console at /ui).
     Serve(ServeArgs),
     /// Write the movie-recommendation demo tables (replacing them if present).
     Demo(DemoArgs),
@@ -366,12 +366,12 @@ async fn serve(config: Config, demo: bool, bench_floor_bytes: Option<usize>) -> 
     if auth.is_some() {
         tracing::info!(
             tokens = config.auth.tokens.len(),
-            "bearer tokens required on every route but /health, /docs/ and /openapi.json"
+            "bearer tokens required on every route but /health, /docs/, /openapi.json and the console's pages (/, /ui/)"
         );
     } else if !config.server.is_loopback() {
         tracing::warn!(%local, "listening on a non-loopback address without authentication: anyone who can reach it can read and change every table; set [auth] enabled = true");
     }
-    tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "featurestore listening; Swagger UI at http://{local}/docs/");
+    tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "featurestore listening; Swagger UI at http://{local}/docs/, the console at http://{local}/ui/");
     if config.serving.preload {
         let preload = store.clone();
         std::thread::spawn(move || preload.preload_indexes());

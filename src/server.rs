@@ -1,4 +1,5 @@
-//! The HTTP server: the API, Swagger UI and the OpenAPI document on one listener.
+//! The HTTP server: the API, the web console, Swagger UI and the OpenAPI document on one
+//! listener.
 //!
 //! [`run`] takes its listener and a shutdown future from the caller, so tests bind port 0 and
 //! stop the server when they are done, and `main` wires the shutdown to SIGTERM/SIGINT.
@@ -136,10 +137,11 @@ pub async fn run(
     served
 }
 
-/// The whole application over `data`: the API, Swagger UI at `/docs/`, `/openapi.json`, the
-/// request metrics and the problem+json answer for unknown routes. [`run`] builds one per
-/// worker; tests drive it in-process (`actix_web::test::init_service`), without a socket, when
-/// they need many thousands of requests.
+/// The whole application over `data`: the API, the console at `/ui/` (and `/`), Swagger UI at
+/// `/docs/`, `/openapi.json`, the request metrics and the problem+json answer for unknown
+/// routes. [`run`] builds one per worker; tests drive it in-process
+/// (`actix_web::test::init_service`), without a socket, when they need many thousands of
+/// requests.
 pub fn app(
     data: web::Data<AppState>,
 ) -> App<

@@ -53,7 +53,8 @@ impl fmt::Display for Scope {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Whether every route but `/health` and the API documentation needs a token.
+    /// Whether every route but `/health`, the API documentation and the console's pages needs
+    /// a token.
     pub enabled: bool,
     /// The accepted tokens, as `[[auth.tokens]]` tables.
     #[serde(default)]

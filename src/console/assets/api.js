@@ -129,7 +129,7 @@ export async function request(method, path, body) {
       const problem = await problemOf(response);
       const message = bearer
         ? `The server refused this token: ${problem.detail || "unknown token"}`
-        : "This server requires a bearer token. Create one with `featurestore token create`.";
+        : "This server requires a bearer token. Ask its operator for one (they create it with featurestore token create).";
       const entered = await askForToken(message);
       if (!entered) throw new ApiError(401, problem);
       bearer = entered;

@@ -21,6 +21,8 @@ function route(hash) {
   return { page: "tables", nav: "tables", params: {} };
 }
 
+const TITLES = { tables: "Tables", registry: "Registry", try: "Try it", server: "Server" };
+
 let current = null;
 
 async function show() {
@@ -30,6 +32,7 @@ async function show() {
   current = controller;
   const main = document.getElementById("main");
   main.dataset.page = page;
+  document.title = `${page === "table" ? `${params.group}/${params.name}` : TITLES[page]} · featurestore`;
   main.removeAttribute("data-ready");
   for (const link of document.querySelectorAll("nav a[data-nav]")) {
     if (link.dataset.nav === nav) link.setAttribute("aria-current", "page");

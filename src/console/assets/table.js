@@ -142,7 +142,11 @@ export async function render(main, { group, name }) {
   const [driftSection, driftBody] = section("drift", "Drift", "against the previous version");
   for (const body of [schemaBody, statsBody, previewBody, versionsBody, driftBody]) body.append(loading());
   const head = h("div", { class: "page-head" }, h("p", { class: "crumbs" }, h("a", { href: "#/tables" }, "Tables"), " / ", group), h("h1", {}, name));
-  fill(main, head, schemaSection, statsSection, previewSection, versionsSection, driftSection);
+  // Buttons rather than #anchors: the hash is the page's route.
+  const jumps = h("div", { class: "jumps" }, [schemaSection, statsSection, previewSection, versionsSection, driftSection]
+    .map((target) => h("button", { type: "button", class: "link", onclick: () => target.scrollIntoView({ behavior: "smooth" }) },
+      target.querySelector("h2").textContent)));
+  fill(main, head, jumps, schemaSection, statsSection, previewSection, versionsSection, driftSection);
 
   const guard = (body, work) => work.catch((error) => fill(body, errorBox(error)));
   const info = get(tablePath(group, name, "/info"));

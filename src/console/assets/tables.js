@@ -14,9 +14,10 @@ const AGING_SHARE = 0.75;
  * `tone` picks the colour (green, amber for the last quarter of the TTL, red, grey).
  */
 export function freshness(lastWrite, ttlSeconds, now = Date.now()) {
+  if (ttlSeconds === undefined) return { state: "unknown", tone: "grey", text: "unknown (registry unreadable)" };
   if (!ttlSeconds) return { state: "no_ttl", tone: "grey", text: "no TTL" };
   const at = Date.parse(lastWrite);
-  if (!lastWrite || Number.isNaN(at)) return { state: "unknown", tone: "grey", text: "unknown" };
+  if (!lastWrite || Number.isNaN(at)) return { state: "unknown", tone: "grey", text: "unknown (no last write)" };
   const age = Math.max(0, (now - at) / 1000);
   const ttl = `TTL ${duration(ttlSeconds)}`;
   if (age > ttlSeconds) return { state: "stale", tone: "red", text: `stale · ${ttl}` };
@@ -31,7 +32,7 @@ export function legend() {
     item("green", "fresh: last write within the view's TTL"),
     item("amber", "fresh, in the TTL's last quarter"),
     item("red", "stale: older than the TTL"),
-    item("grey", "no TTL (or no view)"));
+    item("grey", "no TTL (or no view), or unknown"));
 }
 
 async function lastWrite(group, name) {
@@ -41,18 +42,19 @@ async function lastWrite(group, name) {
 
 function row(table, view, written) {
   const key = `${table.group}/${table.name}`;
-  const fresh = freshness(written, view ? view.ttl_seconds : null);
+  // `view` is undefined when the registry could not be read: the TTL is then unknown.
+  const fresh = freshness(written, view === undefined ? undefined : view && view.ttl_seconds);
   const href = `#/tables/${encodeURIComponent(table.group)}/${encodeURIComponent(table.name)}`;
   const tr = h("tr", { "data-table": key, class: "link-row", onclick: (event) => {
     if (event.target.closest("a")) return;
     location.hash = href;
   } },
   h("td", { class: "muted col-group" }, table.group),
-  h("td", {}, h("span", { class: "group-inline muted" }, `${table.group} / `), h("a", { href }, table.name)),
-  h("td", { class: "num", "data-field": "rows", "data-value": table.rows }, num(table.rows)),
-  h("td", { class: "num", "data-field": "size", "data-value": table.file_size_bytes }, bytes(table.file_size_bytes)),
-  h("td", { class: "num", "data-field": "version", "data-value": table.version }, table.version ?? "—"),
-  h("td", { "data-field": "last_write", "data-value": written || "", title: written ? instant(written) : "" }, written ? ago(written) : "—"),
+  h("td", { class: "col-name" }, h("span", { class: "group-inline muted" }, `${table.group} / `), h("a", { href }, table.name)),
+  h("td", { class: "num", "data-field": "rows", "data-label": "rows", "data-value": table.rows }, num(table.rows)),
+  h("td", { class: "num", "data-field": "size", "data-label": "size", "data-value": table.file_size_bytes }, bytes(table.file_size_bytes)),
+  h("td", { class: "num", "data-field": "version", "data-label": "version", "data-value": table.version }, table.version ?? "—"),
+  h("td", { "data-field": "last_write", "data-label": "last write", "data-value": written || "", title: written ? instant(written) : "" }, written ? ago(written) : "—"),
   h("td", { "data-field": "freshness", "data-freshness": fresh.state, class: `freshness ${fresh.tone}` },
     h("span", { class: `dot ${fresh.tone}` }), fresh.text));
   return tr;
@@ -62,12 +64,13 @@ function row(table, view, written) {
 export async function render(main) {
   const [tables, views] = await Promise.all([
     get("/features"),
-    get("/registry/feature-views").catch(() => ({ feature_views: [] })),
+    get("/registry/feature-views").catch(() => null),
   ]);
   const list = Object.entries(tables.groups || {})
     .flatMap(([group, entries]) => entries.map((t) => ({ ...t, group })))
     .sort((a, b) => a.group.localeCompare(b.group) || a.name.localeCompare(b.name));
-  const viewOf = new Map(views.feature_views.map((v) => [`${v.group}/${v.name}`, v]));
+  const viewOf = new Map((views ? views.feature_views : []).map((v) => [`${v.group}/${v.name}`, v]));
+  const view = (t) => (views ? viewOf.get(`${t.group}/${t.name}`) || null : undefined);
   const written = await Promise.all(list.map((t) => lastWrite(t.group, t.name).catch(() => null)));
 
   const search = h("input", {
@@ -77,7 +80,7 @@ export async function render(main) {
     "aria-label": "Filter tables",
     autocomplete: "off",
   });
-  const body = h("tbody", {}, list.map((t, i) => row(t, viewOf.get(`${t.group}/${t.name}`), written[i])));
+  const body = h("tbody", {}, list.map((t, i) => row(t, view(t), written[i])));
   const empty = h("p", { class: "muted empty", hidden: list.length > 0 },
     list.length ? "No table matches the filter." : "No tables yet: save one with POST /features/{group}/{name}, or run `featurestore demo`.");
   search.addEventListener("input", () => {

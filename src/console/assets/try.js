@@ -105,7 +105,10 @@ function wire({ inputs, button, curlBox, output, path, build, show }) {
       curlBox.textContent = `# ${error.detail || error.message}`;
     }
   };
-  for (const input of inputs) input.addEventListener("input", refresh);
+  for (const input of inputs) {
+    input.addEventListener("input", refresh);
+    input.addEventListener("change", refresh);
+  }
   refresh();
   button.addEventListener("click", async (event) => {
     event.preventDefault();
@@ -124,15 +127,41 @@ function wire({ inputs, button, curlBox, output, path, build, show }) {
   });
 }
 
-// Starting values that work on this server: a few features of the first service (else of the
-// first view), and the join keys of the views they read.
+// Starting values that work on this server: a couple of features of each view the first
+// service reads (else of the first view), and the join keys of those views.
 function samples(services, views) {
   const byName = new Map(views.map((v) => [v.name, v]));
-  const refs = services.length
-    ? services[0].features.map(String).filter((f) => f.includes(":")).slice(0, 4)
-    : (views[0] ? views[0].features.slice(0, 3).map((f) => `${views[0].name}:${f.name}`) : []);
-  const keys = [...new Set(refs.flatMap((r) => (byName.get(r.split(":")[0]) || { entities: [] }).entities))];
-  return { sampleFeatures: refs.join("\n"), keys: keys.length ? keys : ["entity_id"] };
+  let refs = [];
+  if (services.length) {
+    const perView = new Map();
+    for (const ref of services[0].features.map(String).filter((f) => f.includes(":"))) {
+      const view = ref.split(":")[0];
+      if ((perView.get(view) || 0) < 2 && refs.length < 4) {
+        refs.push(ref);
+        perView.set(view, (perView.get(view) || 0) + 1);
+      }
+    }
+  } else if (views[0]) {
+    refs = views[0].features.slice(0, 3).map((f) => `${views[0].name}:${f.name}`);
+  }
+  return { refs, keys: keysOf(refs, byName) };
+}
+
+// The join keys of the views `refs` read (whole-view names or view:feature).
+function keysOf(refs, byName) {
+  const keys = [...new Set(refs.flatMap((r) => (byName.get(String(r).split(":")[0]) || { entities: [] }).entities))];
+  return keys.length ? keys : ["entity_id"];
+}
+
+// Sample entity keys as people write JSON: {"user_id": [1, 2], "movie_id": [1, 2]}.
+function sampleKeys(keys) {
+  return `{${keys.map((k) => `${JSON.stringify(k)}: [1, 2]`).join(", ")}}`;
+}
+
+// Sample entity rows, one per line.
+function sampleRows(keys, now) {
+  const row = (id) => `{${keys.map((k) => `${JSON.stringify(k)}: ${id}`).join(", ")}, "event_timestamp": "${now}"}`;
+  return `[\n  ${row(1)},\n  ${row(2)}\n]`;
 }
 
 function field(label, control, hint) {
@@ -142,22 +171,30 @@ function field(label, control, hint) {
 /** Renders the page into `main`. */
 export async function render(main) {
   const [services, views] = await Promise.all([get("/registry/feature-services"), get("/registry/feature-views")]);
-  const { sampleFeatures, keys } = samples(services.feature_services, views.feature_views);
-  const sampleKeys = JSON.stringify(Object.fromEntries(keys.map((k) => [k, [1, 2]])));
+  const { refs, keys } = samples(services.feature_services, views.feature_views);
+  const byName = new Map(views.feature_views.map((v) => [v.name, v]));
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  const sampleRows = JSON.stringify([1, 2].map((id) => ({ ...Object.fromEntries(keys.map((k) => [k, id])), event_timestamp: now })), null, 2);
+  const sampleFeatures = refs.join("\n");
 
   const service = h("select", { id: "lookup-service" }, h("option", { value: "" }, "— the features listed below —"),
     services.feature_services.map((s) => h("option", { value: s.name }, s.name)));
   const features = h("textarea", { id: "lookup-features", rows: 4, spellcheck: "false", value: sampleFeatures });
-  const entities = h("textarea", { id: "lookup-entities", rows: 3, spellcheck: "false", value: sampleKeys });
+  const entities = h("textarea", { id: "lookup-entities", rows: 3, spellcheck: "false", value: sampleKeys(keys) });
   const lookupButton = h("button", { type: "submit", id: "lookup-submit" }, "Look up");
   const lookupCurl = h("pre", { id: "lookup-curl", class: "curl" });
   const lookupOutput = h("div", { id: "lookup-output", class: "output" }, h("p", { class: "muted" }, "Values, their statuses and event times appear here."));
-  service.addEventListener("change", () => { features.disabled = Boolean(service.value); });
+  // Choosing a service shows what it reads; the sample keys follow until the user edits them.
+  let keysEdited = false;
+  entities.addEventListener("input", () => { keysEdited = true; });
+  service.addEventListener("change", () => {
+    const chosen = services.feature_services.find((s) => s.name === service.value);
+    features.disabled = Boolean(chosen);
+    features.value = chosen ? chosen.features.map(String).join("\n") : sampleFeatures;
+    if (!keysEdited) entities.value = sampleKeys(keysOf(chosen ? chosen.features : refs, byName));
+  });
 
   const trainingFeatures = h("textarea", { id: "training-features", rows: 4, spellcheck: "false", value: sampleFeatures });
-  const trainingEntities = h("textarea", { id: "training-entities", rows: 8, spellcheck: "false", value: sampleRows });
+  const trainingEntities = h("textarea", { id: "training-entities", rows: 8, spellcheck: "false", value: sampleRows(keys, now) });
   const trainingButton = h("button", { type: "submit", id: "training-submit" }, "Get training rows");
   const trainingCurl = h("pre", { id: "training-curl", class: "curl" });
   const trainingOutput = h("div", { id: "training-output", class: "output" }, h("p", { class: "muted" }, "The joined rows appear here."));
