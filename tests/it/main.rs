@@ -45,6 +45,7 @@ mod replicas;
 mod s3_storage;
 mod safety;
 mod shutdown;
+mod stats;
 mod store_outage;
 mod tables;
 mod timestamps;
