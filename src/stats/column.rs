@@ -6,7 +6,7 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, TimestampMicr
 use serde::{Deserialize, Serialize};
 
 use super::distinct::{DistinctCounter, DistinctState, string_key};
-use super::figures::{ColumnKind, ColumnStats, TimestampStats};
+use super::figures::{ColumnKind, ColumnStats, NumericStats, TimestampStats};
 use super::frequent::{Counter, FrequentState};
 use super::numeric::{self, Moments, Values};
 use super::quantile::QuantileSketch;
@@ -148,10 +148,12 @@ fn numeric_column(
         let mut v = Vec::with_capacity(arrays.iter().map(|a| a.len()).sum());
         for a in &arrays {
             let a = a.as_primitive::<Float64Type>();
+            // NaN counts as null, as in pandas; so do infinities, which no figure (nor JSON)
+            // can carry.
             if a.null_count() == 0 {
-                v.extend(a.values().iter().copied().filter(|x| !x.is_nan()));
+                v.extend(a.values().iter().copied().filter(|x| x.is_finite()));
             } else {
-                v.extend(a.iter().flatten().filter(|x| !x.is_nan()));
+                v.extend(a.iter().flatten().filter(|x| x.is_finite()));
             }
         }
         Values::Floats(v)
@@ -168,15 +170,48 @@ fn numeric_column(
         return Some(());
     }
     let exact = numeric::exact(&mut values);
-    stats.numeric = Some(exact.stats);
+    stats.numeric = Some(saturated(exact.stats));
     stats.distinct = exact.distinct;
     if !exact.distinct_exact {
         stats.approximate.push("distinct".into());
     }
-    state.moments = Some(exact.moments);
+    state.moments = Some(Moments {
+        mean: saturate(exact.moments.mean),
+        m2: saturate(exact.moments.m2),
+        ..exact.moments
+    });
     state.quantiles = Some(exact.sketch);
     state.distinct = Some(exact.distinct_state);
     Some(())
+}
+
+/// A figure JSON can carry: values near the float range's ends can overflow on the way (a
+/// squared deviation, a difference), and then saturate at the largest float.
+pub(crate) fn saturate(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(f64::MIN, f64::MAX)
+    }
+}
+
+/// `numeric` with every figure saturated.
+pub(crate) fn saturated(mut numeric: NumericStats) -> NumericStats {
+    let p = &mut numeric.percentiles;
+    for x in [
+        &mut numeric.mean,
+        &mut numeric.std,
+        &mut p.p1,
+        &mut p.p5,
+        &mut p.p25,
+        &mut p.p50,
+        &mut p.p75,
+        &mut p.p95,
+        &mut p.p99,
+    ] {
+        *x = saturate(*x);
+    }
+    numeric
 }
 
 fn string_column(
@@ -246,22 +281,30 @@ fn timestamp_column(
     stats: &mut ColumnStats,
     state: &mut ColumnState,
 ) -> Option<()> {
-    let to = DataType::Timestamp(TimeUnit::Microsecond, None);
     let arrays: Vec<ArrayRef> = arrays
         .iter()
         .map(|a| match a.data_type() {
             DataType::Timestamp(TimeUnit::Microsecond, _) => Some((*a).clone()),
-            _ => cast(a, &to).ok(),
+            // The same instants in microseconds: the zone is kept, so nothing shifts.
+            DataType::Timestamp(_, tz) => {
+                cast(a, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone())).ok()
+            }
+            _ => None,
         })
         .collect::<Option<_>>()?;
     let mut distinct = DistinctCounter::new();
     let (mut min, mut max) = (i64::MAX, i64::MIN);
     for a in &arrays {
         let a = a.as_primitive_opt::<TimestampMicrosecondType>()?;
-        for v in a.iter().flatten() {
+        let mut add = |v: i64| {
             min = min.min(v);
             max = max.max(v);
             distinct.add(v as u64);
+        };
+        if a.null_count() == 0 {
+            a.values().iter().for_each(|&v| add(v));
+        } else {
+            a.iter().flatten().for_each(add);
         }
     }
     let (count, exact, distinct_state) = distinct.finish();

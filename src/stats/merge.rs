@@ -7,9 +7,9 @@
 //! (re-binned, see [`rebin`]), distinct above the stored keys (HyperLogLog, within 5 %), top
 //! values above the stored counts (Misra-Gries lower bounds).
 
-use super::column::{ColumnState, rate, timestamp_stats};
+use super::column::{ColumnState, rate, saturate, saturated, timestamp_stats};
 use super::figures::{ColumnKind, ColumnStats, HistogramBin, NumericStats, Percentiles};
-use super::numeric::{BINS, Binning, QUANTILES};
+use super::numeric::{BINS, Binning, Moments, QUANTILES};
 use super::quantile::QuantileSketch;
 
 /// One side of a merge: a column's figures and state, or `None` when the side lacks it.
@@ -82,7 +82,7 @@ fn flagged_all(kind: ColumnKind) -> Vec<String> {
 /// One side's column with `rows` rows in all, the others null.
 fn padded((stats, state): (&ColumnStats, &ColumnState), rows: u64) -> (ColumnStats, ColumnState) {
     let mut stats = stats.clone();
-    stats.null_count += rows - stats.rows;
+    stats.null_count += rows.saturating_sub(stats.rows);
     stats.rows = rows;
     // Top-value shares are over non-null values, which did not change.
     stats.null_rate = rate(stats.null_count, rows);
@@ -133,7 +133,7 @@ fn both(
     match a.kind {
         ColumnKind::Numeric => {
             let (numeric, approx) = merge_numeric(a, sa, b, sb, &mut state);
-            stats.numeric = numeric;
+            stats.numeric = numeric.map(saturated);
             approximate.extend(approx.iter().map(|s| (*s).to_owned()));
             for flag in ["percentiles", "histogram"] {
                 if carried(flag) && !approximate.iter().any(|n| n == flag) {
@@ -180,11 +180,13 @@ fn merge_numeric(
     sb: &ColumnState,
     state: &mut ColumnState,
 ) -> (Option<NumericStats>, Vec<&'static str>) {
-    let (ma, mb) = match (sa.moments, sb.moments) {
-        (Some(ma), Some(mb)) => (ma, mb),
-        _ => return (a.numeric.clone().or_else(|| b.numeric.clone()), Vec::new()),
+    let (ma, mb) = (moments_of(a, sa), moments_of(b, sb));
+    let merged = ma.merge(&mb);
+    let moments = Moments {
+        mean: saturate(merged.mean),
+        m2: saturate(merged.m2),
+        ..merged
     };
-    let moments = ma.merge(&mb);
     state.moments = Some(moments);
     state.quantiles = match (&sa.quantiles, &sb.quantiles) {
         (Some(qa), Some(qb)) => Some(qa.merge(qb)),
@@ -212,6 +214,26 @@ fn merge_numeric(
         histogram,
     };
     (Some(stats), approx)
+}
+
+/// A side's moments: stored, or (statistics stored without state) recovered from its
+/// figures, exact to rounding.
+fn moments_of(stats: &ColumnStats, state: &ColumnState) -> Moments {
+    state.moments.unwrap_or_else(|| {
+        let n = stats.rows - stats.null_count;
+        match &stats.numeric {
+            Some(numeric) => Moments {
+                n,
+                mean: numeric.mean,
+                m2: numeric.std * numeric.std * n.saturating_sub(1) as f64,
+            },
+            None => Moments {
+                n: 0,
+                mean: 0.0,
+                m2: 0.0,
+            },
+        }
+    })
 }
 
 fn sketched_percentiles(sketch: &QuantileSketch, min: f64, max: f64) -> Percentiles {

@@ -23,7 +23,7 @@ const DENSE_RANGE: u64 = 1 << 22;
 pub(crate) enum Values {
     /// Integers, kept exact for distinct counts and sums.
     Ints(Vec<i64>),
-    /// Floats without NaN (NaN counts as null).
+    /// Finite floats (NaN and infinities count as null).
     Floats(Vec<f64>),
 }
 
@@ -87,9 +87,12 @@ pub(crate) struct Binning {
 }
 
 impl Binning {
-    /// Equal-width bins from `min` to `max` (`None` when the range is not finite or empty).
+    /// Equal-width bins from `min` to `max` (`None` when the range is empty or its width is not
+    /// finite).
     pub(crate) fn new(min: f64, max: f64) -> Option<Binning> {
-        (min.is_finite() && max.is_finite() && max > min).then(|| Binning {
+        // A range wider than the largest float (e.g. -1e308..1e308) would put infinite edges
+        // in the figures, which JSON cannot carry: one bin then.
+        ((max - min).is_finite() && max > min).then(|| Binning {
             first: min,
             last: max,
             step: (max - min) / BINS as f64,
@@ -268,7 +271,7 @@ fn dense_ints(v: &[i64], min: i64, max: i64) -> Exact {
         mean,
         std: moments.std(),
         percentiles: interpolate(n, &at_rank),
-        histogram: histogram(binning, &hist, min as f64, n),
+        histogram: histogram(binning, &hist, (min as f64, max as f64), n),
     };
     Exact {
         stats,
@@ -316,7 +319,7 @@ fn sorted_figures(
         mean,
         std: moments.std(),
         percentiles: interpolate(n, &at_rank),
-        histogram: histogram(binning, &hist, min, n),
+        histogram: histogram(binning, &hist, (min, max), n),
     };
     (stats, moments)
 }
@@ -324,14 +327,14 @@ fn sorted_figures(
 fn histogram(
     binning: Option<Binning>,
     counts: &[u64; BINS],
-    min: f64,
+    (min, max): (f64, f64),
     n: u64,
 ) -> Vec<HistogramBin> {
     match binning {
         Some(b) => b.bins(counts),
         None => vec![HistogramBin {
             lower: min,
-            upper: min,
+            upper: max,
             count: n,
         }],
     }

@@ -160,7 +160,8 @@ impl QuantileSketch {
                 }
             }
             let v = current.map(representative).unwrap_or(f64::NAN);
-            out.push(v.clamp(min, max));
+            // `clamp` would panic on a reversed or NaN range: only clamp to a real one.
+            out.push(if min <= max { v.clamp(min, max) } else { v });
         }
         out
     }

@@ -8,6 +8,8 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 
+use arrow::record_batch::RecordBatch;
+
 use super::{batch, close, column};
 use crate::stats::*;
 
@@ -198,4 +200,93 @@ fn more_than_ten_values_report_the_rest_as_other() {
     assert_eq!(top.other_count, 600);
     assert!(close(top.other_share, 0.6));
     assert_eq!(column(&stats, "w").distinct, 25);
+}
+
+#[test]
+fn infinities_count_as_null_and_extreme_ranges_stay_finite() {
+    let values = vec![
+        Some(f64::INFINITY),
+        Some(-1e308),
+        Some(1e308),
+        Some(f64::NEG_INFINITY),
+        None,
+    ];
+    let stats = VersionStats::compute(&[batch(vec![(
+        "x",
+        Arc::new(Float64Array::from(values)) as ArrayRef,
+    )])]);
+    let x = column(&stats, "x");
+    assert_eq!((x.null_count, x.distinct), (3, 2));
+    let n = x.numeric.as_ref().expect("numeric figures");
+    assert_eq!(n.histogram.len(), 1);
+    assert_eq!(
+        (n.histogram[0].lower, n.histogram[0].upper),
+        (-1e308, 1e308)
+    );
+    // Everything stored survives JSON, which has no infinities.
+    let json = serde_json::to_string(&stats).expect("serialises");
+    assert_eq!(
+        serde_json::from_str::<VersionStats>(&json).expect("parses"),
+        stats
+    );
+}
+
+#[test]
+fn no_batches_and_empty_batches_give_empty_statistics() {
+    assert_eq!(VersionStats::compute(&[]).rows(), 0);
+    let empty = VersionStats::compute(&[batch(vec![(
+        "x",
+        Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef,
+    )])]);
+    let x = column(&empty, "x");
+    assert_eq!((x.rows, x.null_rate, x.distinct), (0, 0.0, 0));
+    assert!(x.numeric.is_none());
+}
+
+#[test]
+fn dictionary_strings_and_millisecond_timestamps_read_as_their_logical_values() {
+    use arrow::array::{DictionaryArray, TimestampMillisecondArray};
+    use arrow::datatypes::Int8Type;
+    let words: DictionaryArray<Int8Type> = vec!["x", "y", "x"].into_iter().collect();
+    let stats = VersionStats::compute(&[batch(vec![
+        ("w", Arc::new(words) as ArrayRef),
+        (
+            "t",
+            Arc::new(
+                TimestampMillisecondArray::from(vec![1_000, 3_000, 2_000]).with_timezone("UTC"),
+            ),
+        ),
+    ])]);
+    let w = column(&stats, "w");
+    assert_eq!((w.kind, w.distinct), (ColumnKind::String, 2));
+    assert_eq!(
+        w.top_values.as_ref().expect("top values").values[0].count,
+        2
+    );
+    let t = column(&stats, "t").timestamps.clone().expect("a range");
+    assert_eq!(
+        (t.min.as_str(), t.max.as_str()),
+        ("1970-01-01T00:00:01Z", "1970-01-01T00:00:03Z")
+    );
+}
+
+#[test]
+fn batches_are_one_table() {
+    let parts: Vec<RecordBatch> = [1..=40, 41..=100]
+        .into_iter()
+        .map(|r| {
+            batch(vec![(
+                "x",
+                Arc::new(Int64Array::from_iter_values(r)) as ArrayRef,
+            )])
+        })
+        .collect();
+    let whole = batch(vec![(
+        "x",
+        Arc::new(Int64Array::from_iter_values(1..=100)) as ArrayRef,
+    )]);
+    assert_eq!(
+        VersionStats::compute(&parts),
+        VersionStats::compute(&[whole])
+    );
 }
