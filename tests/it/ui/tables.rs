@@ -42,14 +42,18 @@ fn first_paint_report(cold: PaintTimings, warm: PaintTimings, tables: usize) -> 
          1280x800,\n# headless Chromium, debug build of the server, in `cargo test`. \
          Milliseconds from navigation start.\n\
          first_contentful_paint_ms={}\ndom_content_loaded_ms={}\nload_ms={}\n\
+         last_api_answer_ms={}\n\
          # The same page loaded again in the same browser (assets revalidated with 304s):\n\
-         warm_first_contentful_paint_ms={}\nwarm_dom_content_loaded_ms={}\nwarm_load_ms={}\n",
+         warm_first_contentful_paint_ms={}\nwarm_dom_content_loaded_ms={}\nwarm_load_ms={}\n\
+         warm_last_api_answer_ms={}\n",
         ms(cold.first_contentful_paint_ms),
         ms(cold.dom_content_loaded_ms),
         ms(cold.load_ms),
+        ms(cold.last_fetch_ms),
         ms(warm.first_contentful_paint_ms),
         ms(warm.dom_content_loaded_ms),
         ms(warm.load_ms),
+        ms(warm.last_fetch_ms),
     )
 }
 

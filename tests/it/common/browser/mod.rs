@@ -18,7 +18,7 @@ pub mod logs;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -30,6 +30,9 @@ use driver::Driver;
 /// How long a page may take to become ready: a debug-build server and Chromium sharing two
 /// loaded cores, not a performance bound.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the page may take to see a new window size, on the same loaded cores.
+const RESIZE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The window sizes every page is checked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,11 +107,17 @@ pub struct PaintTimings {
     pub dom_content_loaded_ms: Option<f64>,
     /// The end of the `load` event.
     pub load_ms: Option<f64>,
+    /// When the last answer to a `fetch` (the console's API calls) had arrived: the page's
+    /// data is in from then on.
+    pub last_fetch_ms: Option<f64>,
 }
 
 /// A headless Chromium session; its browser and driver end on drop, also on a panic.
 pub struct Browser {
     client: Client,
+    /// How much larger the window is than its viewport (headless Chromium keeps a frame too),
+    /// measured once at the start, when nothing is resizing.
+    frame: (u32, u32),
     // Declared after the client and before the profile: fields drop in order, so the driver's
     // process group is killed before the profile folder it writes to is removed.
     driver: Driver,
@@ -151,8 +160,9 @@ impl Browser {
                 .into());
             }
         };
-        let browser = Self {
+        let mut browser = Self {
             client,
+            frame: (0, 0),
             driver,
             profile,
         };
@@ -161,6 +171,12 @@ impl Browser {
         // the console's doing.
         browser.client.goto("about:blank").await?;
         browser.check().await?;
+        let (outer_width, outer_height) = browser.client.get_window_size().await?;
+        let (inner_width, inner_height) = browser.viewport().await?;
+        browser.frame = (
+            u32::try_from(outer_width)?.saturating_sub(inner_width),
+            u32::try_from(outer_height)?.saturating_sub(inner_height),
+        );
         Ok(Some(browser))
     }
 
@@ -279,27 +295,29 @@ impl Browser {
     }
 
     /// Sets the viewport (what the page sees as `innerWidth`×`innerHeight`) to `viewport`'s
-    /// size and checks the page sees exactly that.
+    /// size and waits until the page sees exactly that: the window, larger than its viewport
+    /// by the browser's frame, is resized at once, its page a moment later.
     pub async fn resize(&self, viewport: Viewport) -> TestResult {
         let (width, height) = viewport.size();
-        // The window is larger than its viewport by the browser's own frame (headless
-        // Chromium keeps one too), so the window is sized, measured and sized again.
-        self.client.set_window_size(width, height).await?;
-        let (inner_width, inner_height) = self.viewport().await?;
-        let frame_width = width.saturating_sub(inner_width);
-        let frame_height = height.saturating_sub(inner_height);
         self.client
-            .set_window_size(width + frame_width, height + frame_height)
+            .set_window_size(width + self.frame.0, height + self.frame.1)
             .await?;
-        let seen = self.viewport().await?;
-        if seen != (width, height) {
-            return Err(format!(
-                "asked for a {width}×{height} viewport, the page sees {}×{} (CSS pixels)",
-                seen.0, seen.1
-            )
-            .into());
+        let deadline = Instant::now() + RESIZE_TIMEOUT;
+        loop {
+            let seen = self.viewport().await?;
+            if seen == (width, height) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "asked for a {width}×{height} viewport, the page still sees {}×{} (CSS \
+                     pixels) after {RESIZE_TIMEOUT:?}",
+                    seen.0, seen.1
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(())
     }
 
     /// The page's viewport, in CSS pixels.
@@ -332,9 +350,13 @@ impl Browser {
             .execute(
                 "const fcp = performance.getEntriesByName('first-contentful-paint')[0];
                  const nav = performance.getEntriesByType('navigation')[0];
+                 const fetches = performance.getEntriesByType('resource')
+                     .filter((r) => r.initiatorType === 'fetch');
                  return {fcp: fcp ? fcp.startTime : null,
                          dcl: nav ? nav.domContentLoadedEventEnd : null,
-                         load: nav ? nav.loadEventEnd : null};",
+                         load: nav ? nav.loadEventEnd : null,
+                         fetched: fetches.length
+                             ? Math.max(...fetches.map((r) => r.responseEnd)) : null};",
                 vec![],
             )
             .await?;
@@ -342,6 +364,7 @@ impl Browser {
             first_contentful_paint_ms: timings["fcp"].as_f64(),
             dom_content_loaded_ms: timings["dcl"].as_f64(),
             load_ms: timings["load"].as_f64(),
+            last_fetch_ms: timings["fetched"].as_f64(),
         })
     }
 
@@ -356,6 +379,7 @@ impl Browser {
             client,
             driver,
             profile,
+            ..
         } = self;
         let closed = client.close().await;
         drop(driver);
