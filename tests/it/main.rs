@@ -50,5 +50,6 @@ mod store_outage;
 mod tables;
 mod timestamps;
 mod training_versions;
+mod ui;
 mod versions;
 mod versions_usage;
