@@ -22,46 +22,18 @@ use featurestore::model::{GroupName, TableName};
 use featurestore::storage::{Declaration, Storage, StorageConfig, VersionSelector};
 use featurestore::store::{FeatureStore, LocalDatabases};
 
-const ROWS: usize = 1_000_000;
 
-fn spec() -> DemoSpec {
-    DemoSpec {
-        users: 100_000,
-        movies: 10_000,
-        interactions: ROWS,
-        seed: 42,
-        as_of: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
-    }
-}
 
-fn config(dir: &std::path::Path, stats: bool) -> Config {
-    let mut config = Config::defaults().expect("the shipped defaults load");
-    config.storage.data_dir = dir.to_path_buf();
-    config.stats.enabled = stats;
-    config
-}
 
-fn storage_config(dir: &std::path::Path, stats: bool) -> StorageConfig {
-    config(dir, stats).store_options().storage
-}
 
-fn names() -> (GroupName, TableName) {
-    (
-        "interaction".parse().expect("valid group"),
-        "user_movie_interactions".parse().expect("valid name"),
-    )
-}
 
-fn declaration() -> Declaration {
-    Declaration {
-        entity_key: Some(vec!["user_id".into(), "movie_id".into()]),
-        timestamp_field: Some("event_timestamp".into()),
-        ..Declaration::default()
-    }
-}
+
+#[path = "common/interactions.rs"]
+mod interactions;
+use interactions::{ROWS, config, declaration, names, spec, storage_config};
 
 fn bench_save(c: &mut Criterion) {
-    let table = user_movie_interactions(&spec(), &mut |_| {}).expect("demo data");
+    let table = user_movie_interactions(&spec(ROWS, 42), &mut |_| {}).expect("demo data");
     let (group, name) = names();
     let mut save = c.benchmark_group("save");
     save.sample_size(10)
@@ -88,7 +60,7 @@ fn bench_get(c: &mut Criterion) {
         .expect("runtime");
     let small = DemoSpec {
         interactions: 10_000,
-        ..spec()
+        ..spec(ROWS, 42)
     };
     let table = user_movie_interactions(&small, &mut |_| {}).expect("demo data");
     let dir = tempfile::tempdir().expect("temp dir");

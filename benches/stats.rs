@@ -23,41 +23,20 @@ use featurestore::model::{GroupName, TableName};
 use featurestore::stats::VersionStats;
 use featurestore::storage::{Declaration, Storage, StorageConfig};
 
-const ROWS: usize = 1_000_000;
 const PART: usize = 1_000;
 
-fn spec(interactions: usize, seed: u64) -> DemoSpec {
-    DemoSpec {
-        users: 100_000,
-        movies: 10_000,
-        interactions,
-        seed,
-        as_of: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
-    }
-}
 
-fn storage_config(dir: &std::path::Path) -> StorageConfig {
-    let mut config = Config::defaults()
-        .expect("the shipped defaults load")
-        .storage;
-    config.data_dir = dir.to_path_buf();
-    config
-}
 
-fn declaration() -> Declaration {
-    Declaration {
-        entity_key: Some(vec!["user_id".into(), "movie_id".into()]),
-        timestamp_field: Some("event_timestamp".into()),
-        ..Declaration::default()
-    }
-}
+
+#[path = "common/interactions.rs"]
+mod interactions;
+use interactions::{ROWS, declaration, names, spec, storage_config};
 
 fn bench_stats(c: &mut Criterion) {
     let table = user_movie_interactions(&spec(ROWS, 42), &mut |_| {}).expect("demo data");
     let dir = tempfile::tempdir().expect("temp dir");
-    let storage = Storage::open(storage_config(dir.path())).expect("open storage");
-    let group: GroupName = "interaction".parse().expect("valid group");
-    let name: TableName = "user_movie_interactions".parse().expect("valid name");
+    let storage = Storage::open(storage_config(dir.path(), false)).expect("open storage");
+    let (group, name) = names();
 
     // Compute and save side by side: the figure is compute's time over save's.
     let mut write = c.benchmark_group("write_1M_interactions");

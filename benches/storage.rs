@@ -18,45 +18,19 @@ use featurestore::demo::{DemoSpec, user_movie_interactions, user_profile};
 use featurestore::model::{GroupName, TableName};
 use featurestore::storage::{Declaration, RecordColumns, Storage, StorageConfig};
 
-const ROWS: usize = 1_000_000;
 
-fn spec(interactions: usize) -> DemoSpec {
-    DemoSpec {
-        users: 100_000,
-        movies: 10_000,
-        interactions,
-        seed: 42,
-        as_of: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
-    }
-}
 
-fn storage_config(dir: &std::path::Path) -> StorageConfig {
-    let mut config = Config::defaults()
-        .expect("the shipped defaults load")
-        .storage;
-    config.data_dir = dir.to_path_buf();
-    config
-}
 
-fn names() -> (GroupName, TableName) {
-    (
-        "interaction".parse().expect("valid group"),
-        "user_movie_interactions".parse().expect("valid name"),
-    )
-}
 
-fn declaration() -> Declaration {
-    Declaration {
-        entity_key: Some(vec!["user_id".into(), "movie_id".into()]),
-        timestamp_field: Some("event_timestamp".into()),
-        ..Declaration::default()
-    }
-}
+
+#[path = "common/interactions.rs"]
+mod interactions;
+use interactions::{ROWS, declaration, names, spec, storage_config};
 
 fn bench_storage(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let storage = Storage::open(storage_config(dir.path())).expect("open storage");
-    let table = user_movie_interactions(&spec(ROWS), &mut |_| {}).expect("demo data");
+    let storage = Storage::open(storage_config(dir.path(), true)).expect("open storage");
+    let table = user_movie_interactions(&spec(ROWS, 42), &mut |_| {}).expect("demo data");
     let (group, name) = names();
 
     let mut save = c.benchmark_group("save");
@@ -120,7 +94,7 @@ fn bench_storage(c: &mut Criterion) {
     ingest.finish();
 
     // One pushed row (a part) folded into the 300 k-row user_profile, as after a push.
-    let profile = user_profile(&spec(ROWS)).expect("demo data");
+    let profile = user_profile(&spec(ROWS, 42)).expect("demo data");
     let (user, profile_name): (GroupName, TableName) = (
         "user".parse().expect("valid group"),
         "user_profile".parse().expect("valid name"),
@@ -158,7 +132,7 @@ fn bench_storage(c: &mut Criterion) {
 
 /// The first `rows` demo interactions as a JSON array of records.
 fn records_json(rows: usize) -> Vec<u8> {
-    let table = user_movie_interactions(&spec(rows), &mut |_| {}).expect("demo data");
+    let table = user_movie_interactions(&spec(rows, 42), &mut |_| {}).expect("demo data");
     let mut out = Vec::new();
     featurestore::api::records::write_records(&table.batch, &mut out);
     out

@@ -4,14 +4,12 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::ApiError;
 use super::features::table_path;
-use super::query::{KnownParams, StrictQuery};
-use super::versions::{VersionQuery, version_number};
+use super::query::StrictQuery;
+use super::versions::{VersionPairQuery, VersionQuery};
 
 /// Per-column statistics of a table version.
 ///
@@ -52,23 +50,6 @@ pub async fn table_stats(
         .body(body))
 }
 
-/// `from` and `to` of `GET .../drift`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DriftQuery {
-    /// The older version. Default: the readable version retained just before `to`.
-    #[param(value_type = Option<u64>, minimum = 1, example = 1)]
-    from: Option<String>,
-    /// The newer version. Default: the current one. (The example compares the demo's only
-    /// version with itself; after a write, leave both out to see what it changed.)
-    #[param(value_type = Option<u64>, minimum = 1, example = 1)]
-    to: Option<String>,
-}
-
-impl KnownParams for DriftQuery {
-    const NAMES: &'static [&'static str] = &["from", "to"];
-}
-
 /// How each column of a table moved between two versions.
 ///
 /// Per column: the population stability index (PSI) of `to` against `from`, over `from`'s
@@ -83,7 +64,7 @@ impl KnownParams for DriftQuery {
     params(
         ("group" = String, Path, description = "Feature group", example = "user"),
         ("name" = String, Path, description = "Table name", example = "user_profile"),
-        DriftQuery,
+        VersionPairQuery,
     ),
     responses(
         (status = 200, description = "The drift of every column", body = crate::store::DriftReport),
@@ -98,20 +79,10 @@ impl KnownParams for DriftQuery {
 pub async fn table_drift(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    query: StrictQuery<DriftQuery>,
+    query: StrictQuery<VersionPairQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let query = query.into_inner();
-    let from = query
-        .from
-        .as_deref()
-        .map(|t| version_number("from", t))
-        .transpose()?;
-    let to = query
-        .to
-        .as_deref()
-        .map(|t| version_number("to", t))
-        .transpose()?;
+    let (from, to) = query.versions()?;
     let report = state.store.drift(group, name, from, to).await?;
     Ok(HttpResponse::Ok().json(report))
 }

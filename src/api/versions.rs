@@ -458,10 +458,10 @@ pub async fn restore_table(
     }))
 }
 
-/// `from` and `to` of `GET .../diff`.
+/// `from` and `to` of the routes that compare two versions (`GET .../diff`, `GET .../drift`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DiffQuery {
+pub struct VersionPairQuery {
     /// The older version. Default: the readable version retained just before `to`.
     #[param(value_type = Option<u64>, minimum = 1, example = 1)]
     from: Option<String>,
@@ -471,8 +471,20 @@ pub struct DiffQuery {
     to: Option<String>,
 }
 
-impl KnownParams for DiffQuery {
+impl KnownParams for VersionPairQuery {
     const NAMES: &'static [&'static str] = &["from", "to"];
+}
+
+impl VersionPairQuery {
+    /// `from` and `to` as version numbers (each `None` when left out).
+    pub(super) fn versions(&self) -> Result<(Option<u64>, Option<u64>), ApiError> {
+        let number = |parameter, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| version_number(parameter, t))
+                .transpose()
+        };
+        Ok((number("from", &self.from)?, number("to", &self.to)?))
+    }
 }
 
 /// Keys of `to` against `from`, matched on the entity key.
@@ -538,7 +550,7 @@ pub struct DiffResponse {
     params(
         ("group" = String, Path, description = "Feature group", example = "user"),
         ("name" = String, Path, description = "Table name", example = "user_profile"),
-        DiffQuery,
+        VersionPairQuery,
     ),
     responses(
         (status = 200, description = "The changes", body = DiffResponse),
@@ -553,20 +565,10 @@ pub struct DiffResponse {
 pub async fn diff_versions(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    query: StrictQuery<DiffQuery>,
+    query: StrictQuery<VersionPairQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let query = query.into_inner();
-    let from = query
-        .from
-        .as_deref()
-        .map(|t| version_number("from", t))
-        .transpose()?;
-    let to = query
-        .to
-        .as_deref()
-        .map(|t| version_number("to", t))
-        .transpose()?;
+    let (from, to) = query.versions()?;
     let diff = state
         .store
         .diff(group.clone(), name.clone(), from, to)
