@@ -14,19 +14,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chrono::DateTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use featurestore::config::Config;
 use featurestore::demo::{DemoSpec, user_movie_interactions};
-use featurestore::model::{GroupName, TableName};
-use featurestore::storage::{Declaration, Storage, StorageConfig, VersionSelector};
+use featurestore::storage::{Storage, VersionSelector};
 use featurestore::store::{FeatureStore, LocalDatabases};
-
-
-
-
-
-
 
 #[path = "common/interactions.rs"]
 mod interactions;

@@ -15,18 +15,12 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chrono::DateTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use featurestore::config::Config;
-use featurestore::demo::{DemoSpec, user_movie_interactions};
-use featurestore::model::{GroupName, TableName};
+use featurestore::demo::user_movie_interactions;
 use featurestore::stats::VersionStats;
-use featurestore::storage::{Declaration, Storage, StorageConfig};
+use featurestore::storage::Storage;
 
 const PART: usize = 1_000;
-
-
-
 
 #[path = "common/interactions.rs"]
 mod interactions;

@@ -11,17 +11,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chrono::DateTime;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use featurestore::config::Config;
-use featurestore::demo::{DemoSpec, user_movie_interactions, user_profile};
+use featurestore::demo::{user_movie_interactions, user_profile};
 use featurestore::model::{GroupName, TableName};
-use featurestore::storage::{Declaration, RecordColumns, Storage, StorageConfig};
-
-
-
-
-
+use featurestore::storage::{Declaration, RecordColumns, Storage};
 
 #[path = "common/interactions.rs"]
 mod interactions;

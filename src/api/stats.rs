@@ -82,7 +82,7 @@ pub async fn table_drift(
     query: StrictQuery<VersionPairQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let (from, to) = query.versions()?;
+    let (from, to) = query.into_inner().versions()?;
     let report = state.store.drift(group, name, from, to).await?;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -568,7 +568,7 @@ pub async fn diff_versions(
     query: StrictQuery<VersionPairQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, name) = table_path(path.into_inner())?;
-    let (from, to) = query.versions()?;
+    let (from, to) = query.into_inner().versions()?;
     let diff = state
         .store
         .diff(group.clone(), name.clone(), from, to)
