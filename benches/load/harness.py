@@ -75,6 +75,8 @@ def workloads(as_of):
                       {"feature_service": "movie_recommendation_service",
                        "entities": {"user_id": user_ids(1), "movie_id": [42]}},
                       "online, feature service (3 views), 1 entity"),
+        "stats": ("GET", "/features/interaction/user_movie_interactions/stats", None,
+                  "statistics of the 1 M-row interaction table (cached answer)"),
         "historical_1000": ("POST", "/get-historical-features",
                             {"features": FEATURES,
                              "entities": {"user_id": user_ids(1000), "event_timestamp": times}},
