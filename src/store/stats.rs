@@ -361,11 +361,8 @@ fn lower_priority() {
 /// statistics (read if stored, else computed and stored).
 fn backfill_round(storage: &Storage, seen: &mut HashSet<(TableName, u64)>) {
     let tables = storage.list();
-    seen.retain(|(name, version)| {
-        tables
-            .iter()
-            .any(|t| &t.name == name && t.version == *version)
-    });
+    let current: HashSet<(&TableName, u64)> = tables.iter().map(|t| (&t.name, t.version)).collect();
+    seen.retain(|(name, version)| current.contains(&(name, *version)));
     for table in tables {
         let key = (table.name.clone(), table.version);
         if seen.contains(&key) {
