@@ -7,10 +7,10 @@
 //! Fixtures (the demo table, generated deterministically; the 1 M-row statistics) are built
 //! outside the timed loops. Everything is single-threaded, so wall time is CPU time.
 //!
-//! Measured 2026-12-06 (`-- --quick`, the 2-core build machine shared with three compiling
-//! sessions, load about 8): compute 35.6 ms against save_batch 274 ms (13 %; issue 17 allows
-//! 20 %), merge of the 1 000-row part into the 1 M-row version 123 µs, the part's own compute
-//! 250 µs.
+//! Measured 2026-12-06 (`-- --quick`, release, the 2-core machine idle, commit 72e943f):
+//! compute 30.7–34.4 ms against save_batch with statistics off 187–198 ms (16–17 % if they
+//! ran in series; the save runs them on a second thread, see `save_stats`), merge of the
+//! 1 000-row part into the 1 M-row version 81 µs, the part's own compute 179 µs.
 
 use std::hint::black_box;
 use std::time::Duration;
