@@ -23,7 +23,7 @@
 //! parts folder that start-up sweeps as an orphan.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -35,7 +35,6 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use super::downcast::fit_exactly;
 use super::error::{Result, StorageError};
 use super::history::VersionOp;
-use super::layout::Layout;
 use super::meta::{ColumnMeta, LogicalType, Sidecar, TableMeta};
 use super::reader::{ParquetFile, base_id_of};
 use super::remote::Op;
@@ -272,12 +271,26 @@ impl Storage {
             Some(group) => self.get_in_group(group, name)?,
             None => self.get(name)?,
         };
+        self.fold_snapshot(&snapshot)
+    }
+
+    /// Folds `snapshot`, the table as it was when the fold began; what was pushed since is
+    /// carried over under the lock. Split from [`Storage::fold`] so a test can push between
+    /// the two.
+    pub(super) fn fold_snapshot(&self, snapshot: &TableHandle) -> Result<FoldOutcome> {
+        let name = &snapshot.name;
         let before = (snapshot.version, snapshot.file.snapshot_id());
         if snapshot.file.part_count() == 0 {
-            return Ok(unchanged(&snapshot));
+            return Ok(unchanged(snapshot));
         }
         let started = Instant::now();
-        let prepared = self.prepare_fold(&snapshot, None)?;
+        let mut prepared = self.prepare_fold(snapshot, None)?;
+        // The staged rows are exactly the snapshot's, so they are its version, whatever the
+        // sidecar says now: a push landing while this fold ran outside the lock moved the
+        // sidecar on, and a version taken from it names the new file after a version a later
+        // push gets too. The next fold of that push would then write a file with the same
+        // name as the current one and strand its parts on disk (read twice after a restart).
+        prepared.meta.version = snapshot.version;
         let staged = stage_table(
             &prepared.path,
             &prepared.stored,
@@ -485,50 +498,6 @@ impl Storage {
             Some(handle.file.stored_schema()),
             extra.is_none(),
         )
-    }
-
-    /// Creates `dir` and its missing parents, syncing each parent so the new entries survive
-    /// a crash along with the files later written into them.
-    pub(super) fn create_dirs_durably(&self, dir: &Path) -> Result<()> {
-        if dir.is_dir() {
-            return Ok(());
-        }
-        if let Some(parent) = dir.parent() {
-            self.create_dirs_durably(parent)?;
-        }
-        match fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StorageError::io(dir, e)),
-        }
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
-        }
-        Ok(())
-    }
-
-    /// Opens a base file with the parts appended to it, in append order.
-    pub(super) fn open_with_parts(
-        &self,
-        group: &GroupName,
-        name: &TableName,
-        path: &Path,
-    ) -> Result<TableFile> {
-        let base = ParquetFile::open(path)?;
-        let dir = self.layout.parts_dir(group, name, &base.base_id());
-        let mut part_paths: Vec<PathBuf> = fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_str().is_some_and(Layout::is_part_file))
-            .map(|e| e.path())
-            .collect();
-        part_paths.sort();
-        let parts = part_paths
-            .iter()
-            .map(|p| ParquetFile::open(p))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(TableFile::from_segments(base, parts))
     }
 }
 

@@ -15,11 +15,14 @@ mod downcast;
 mod duplicates;
 mod error;
 mod fold;
+#[cfg(test)]
+mod fold_race;
 pub mod history;
 mod history_sweep;
 mod layout;
 mod meta;
 pub mod object;
+mod parts;
 mod presence;
 mod reader;
 mod records;
