@@ -437,27 +437,40 @@ async fn pushes_racing_a_fold_are_all_kept_in_the_table_file() -> TestResult {
     push_profile(&server, profile_row(1, 21, 3.0, "Noir", T0), "offline").await?;
     let url = server.url(COMPACT);
     let folding = tokio::spawn(async move {
-        let mut folded = 0;
+        // Every answer is kept: a failure below shows the folds that raced the pushes.
+        let mut answers = Vec::new();
         for _ in 0..3 {
             let answer = reqwest::Client::new().post(&url).send().await?;
             let status = answer.status();
             let body: Value = answer.json().await?;
-            folded += body["parts_folded"]
-                .as_u64()
-                .ok_or_else(|| format!("compact answered {status}: {body}"))?;
+            if body["parts_folded"].as_u64().is_none() {
+                return Err(
+                    format!("compact answered {status}: {body} (before: {answers:?})").into(),
+                );
+            }
+            answers.push(body);
         }
-        TestResult::Ok(folded)
+        TestResult::Ok(answers)
     });
     let pushed: Vec<i64> = (100_001..100_031).collect();
     for id in &pushed {
         push_profile(&server, profile_row(*id, 40, 3.0, "Noir", T0), "offline").await?;
     }
-    folding.await??;
+    let answers = folding.await??;
     let (status, body) = server.post(COMPACT, &json!({})).await?;
-    assert_eq!(status, 200, "{body}");
-    assert!(part_files(&server, "user", "user_profile").is_empty());
+    assert_eq!(
+        status, 200,
+        "final compact: {body}; racing compacts: {answers:?}"
+    );
+    let parts = part_files(&server, "user", "user_profile");
     let file = read_parquet(&server.root().join(PROFILE_FILE))?;
-    assert_eq!(file.num_rows(), 60_000 + 1 + pushed.len());
+    let seen = format!(
+        "final compact: {body}; racing compacts: {answers:?}; part files beside the table file: \
+         {parts:?}; every file under the data root: {:?}",
+        server.files()
+    );
+    assert!(parts.is_empty(), "parts left after the compact: {seen}");
+    assert_eq!(file.num_rows(), 60_000 + 1 + pushed.len(), "{seen}");
     let page = get_ok(
         &server,
         "/features/user/user_profile?offset=60001&limit=1000&columns=user_id",
@@ -469,7 +482,7 @@ async fn pushes_racing_a_fold_are_all_kept_in_the_table_file() -> TestResult {
         .iter()
         .filter_map(|r| r["user_id"].as_i64())
         .collect();
-    assert_eq!(ids, pushed);
+    assert_eq!(ids, pushed, "user_id from row 60001 on; {seen}");
     Ok(())
 }
 
