@@ -58,6 +58,7 @@ pub use history::{
 };
 pub use layout::{DEFAULT_GROUPS, Layout};
 pub use meta::{ColumnMeta, LogicalType, TableMeta, dtype_name, micros_type, timestamp_type};
+pub use presence::PRESENCE_FILE;
 pub use records::{JsonScalar, RecordColumns};
 pub use save::{AppendOutcome, Declaration, SaveOutcome};
 pub use settings::{StorageBackend, StorageConfig};

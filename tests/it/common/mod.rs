@@ -151,7 +151,14 @@ impl TestServer {
     }
 
     /// Stops the server and returns its data root, to restart another server on it.
-    pub fn stop(mut self) -> tempfile::TempDir {
+    pub fn stop(self) -> tempfile::TempDir {
+        let data = self.release();
+        wait_until_closed(data.path());
+        data
+    }
+
+    /// Stops the server and drops this handle (with its store clone), keeping the data root.
+    fn release(mut self) -> tempfile::TempDir {
         self.halt();
         let placeholder = tempfile::TempDir::new().expect("a temporary directory");
         std::mem::replace(&mut self.data, placeholder)
@@ -239,6 +246,27 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.halt();
+    }
+}
+
+/// Waits (up to 10 s) until no store has the tree at `root` open. A stopped process lets go of
+/// everything when it exits; an in-process server's worker threads may still be dropping their
+/// store clones after its thread has joined, and a server restarted on the root meanwhile would
+/// see itself not alone and skip its start-up sweep (CI saw exactly that once).
+fn wait_until_closed(root: &Path) {
+    let path = root
+        .join("metadata")
+        .join(featurestore::storage::PRESENCE_FILE);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while file.try_lock().is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
