@@ -1,7 +1,7 @@
 //! Feast's Python SDK for the end-to-end import test, pinned, installed with pip into
-//! `target/test-servers/` on first use (about a minute; see BENCHMARKS.md for the figure) and
-//! reused afterwards. `FEATURESTORE_TEST_FEAST_PYTHON` names an interpreter that already has
-//! Feast (a venv's `bin/python`) and skips the install.
+//! `target/test-servers/` on first use (36 s of CPU and 560 MB; minutes of wall time on a
+//! loaded machine, see BENCHMARKS.md) and reused afterwards. `FEATURESTORE_TEST_FEAST_PYTHON`
+//! names an interpreter that already has Feast (a venv's `bin/python`) and skips the install.
 //!
 //! Where Feast cannot be had (no python3 3.10+, no network for the first install, ...), the
 //! test fails with the reason when the `CI` variable is set, and otherwise prints one
