@@ -1,5 +1,5 @@
 //! The command line: `serve`, `demo`, `info`, `apply`, `materialize`,
-//! `materialize-incremental`, `historical`, `token` and `openapi`.
+//! `materialize-incremental`, `historical`, `import-feast`, `token` and `openapi`.
 //!
 //! It parses arguments, loads the layered configuration, starts tracing and calls into the
 //! library; the work itself lives in `store`, `server` and `demo`.
@@ -21,6 +21,7 @@ use crate::model::{GroupName, TableName};
 use crate::store::{Declaration, FeatureStore, LocalDatabases, MaterializeRequest};
 
 mod historical;
+mod import_feast;
 
 /// featurestore: a lightweight, file-system feature store with a REST API.
 #[derive(Debug, Parser)]
@@ -51,6 +52,10 @@ enum Command {
     /// Point-in-time correct training data: each entity row of FILE with its features as of
     /// its event_timestamp, written as Parquet.
     Historical(historical::HistoricalArgs),
+    /// Import a Feast repository: apply the definitions in FILE (the JSON `feast
+    /// registry-dump` prints) and copy the rows of views on local Parquet files into their
+    /// tables; what cannot be mapped is listed. Safe beside a running server.
+    ImportFeast(import_feast::ImportFeastArgs),
     /// Print the OpenAPI document.
     Openapi,
     /// Bearer tokens for `[auth]`.
@@ -260,6 +265,12 @@ pub fn main() -> Result<()> {
             init_tracing(&config.logging);
             check_data_root(&config, MissingRoot::Refuse)?;
             actix_web::rt::System::new().block_on(historical::run(config, args))
+        }
+        Command::ImportFeast(args) => {
+            let config = load_config(&args.common)?;
+            init_tracing(&config.logging);
+            check_data_root(&config, MissingRoot::Refuse)?;
+            actix_web::rt::System::new().block_on(import_feast::run(config, args))
         }
         Command::Info(args) => {
             let config = load_config(&args)?;

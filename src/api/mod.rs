@@ -11,6 +11,7 @@ mod compact;
 pub mod console;
 pub mod dto;
 pub mod error;
+mod feast_import;
 mod features;
 pub mod floor;
 mod gauges;
@@ -183,6 +184,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::delete().to(registry::delete_feature_service)),
         )
         .service(resource("/registry/apply").route(web::post().to(registry::apply)))
+        .service(
+            resource("/registry/import-feast").route(web::post().to(feast_import::import_feast)),
+        )
         .service(resource("/registry/history").route(web::get().to(registry_history::history)))
         .service(
             resource("/registry/history/{version}").route(web::get().to(registry_history::version)),

@@ -12,6 +12,7 @@ use super::auth::docs::SecurityDocs;
 use super::compact;
 use super::dto;
 use super::error::{FieldError, PROBLEM_JSON, Problem, RETRY_AFTER_SECONDS, RETRYABLE_CODES};
+use super::feast_import;
 use super::features;
 use super::health;
 use super::historical;
@@ -53,6 +54,7 @@ use super::versions;
         registry::feature_services,
         registry::feature_service,
         registry::apply,
+        feast_import::import_feast,
         registry::delete_feature_view,
         registry::delete_feature_service,
         registry::delete_entity,
@@ -293,6 +295,18 @@ const PROBLEM_CATALOGUE: &[(u16, &str, &str, &str)] = &[
         "composite_entity_key",
         "Table has a composite entity key",
         "table \"user_movie_interactions\" is keyed by several columns (user_id, movie_id); send each of entity_ids as an object naming every key column, e.g. {\"user_id\": 1, \"movie_id\": 1}",
+    ),
+    (
+        422,
+        "invalid_feast_registry",
+        "Not a Feast registry dump",
+        "not a Feast registry dump (the JSON `feast registry-dump` prints): missing field `project`",
+    ),
+    (
+        422,
+        "feast_data_file_unreadable",
+        "Feast data file unreadable",
+        "feature view \"driver_stats\": cannot read its data file repo/data/driver_stats.parquet: No such file or directory (os error 2)",
     ),
     (
         422,

@@ -134,7 +134,7 @@ pub struct RegistryDeleteResponse {
 pub const REGISTRY_VERSION_HEADER: &str = "X-Registry-Version";
 
 /// A 200 carrying the registry's version tag as its `ETag` and its version number.
-fn ok_tagged(tag: &str, version: u64) -> HttpResponseBuilder {
+pub(super) fn ok_tagged(tag: &str, version: u64) -> HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response.insert_header((ETAG, format!("\"{tag}\"")));
     response.insert_header((REGISTRY_VERSION_HEADER, version.to_string()));
@@ -147,7 +147,7 @@ fn ok_read(registry: &RegistryDocument, version: u64) -> HttpResponseBuilder {
 }
 
 /// Who makes a write: the token the request carried, when auth is on.
-fn writer(request: &HttpRequest) -> Writer {
+pub(super) fn writer(request: &HttpRequest) -> Writer {
     Writer::new(super::auth::token_name(request))
 }
 

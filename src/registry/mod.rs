@@ -18,6 +18,7 @@
 //! one on both kinds.
 
 mod delete;
+pub mod feast_import;
 mod file;
 pub mod history;
 mod local;
@@ -501,6 +502,17 @@ impl Registry {
             writer,
             merge::applying(doc, expected, columns_of),
         )
+    }
+
+    /// What [`Self::apply_if`] of `doc` would report, against the registry as this process
+    /// last read it, without writing: the dry run of an import. Invalid definitions fail as
+    /// an apply's do.
+    pub fn check(
+        &self,
+        doc: RegistryDocument,
+        columns_of: &dyn Fn(&GroupName, &TableName) -> Option<Columns>,
+    ) -> Result<ApplyReport, RegistryError> {
+        merge::merge(&self.snapshot(), doc, columns_of).map(|(_, report)| report)
     }
 
     /// Brings the view of a table just written in line with it (see [`sync`]).

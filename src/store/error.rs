@@ -133,6 +133,10 @@ pub enum StoreError {
         /// The version that has no predecessor.
         version: u64,
     },
+    /// A Feast registry dump that cannot be imported, or a data file it names that cannot be
+    /// read; nothing was written.
+    #[error(transparent)]
+    FeastImport(#[from] crate::registry::feast_import::FeastImportError),
     /// A background task failed to complete (it panicked or was cancelled).
     #[error("internal task failure: {0}")]
     Task(String),

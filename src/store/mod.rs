@@ -10,6 +10,7 @@ mod bus;
 mod diff;
 mod entity_rows;
 mod error;
+mod feast_import;
 mod folding;
 mod historical;
 mod materialize;
@@ -30,6 +31,7 @@ use arrow::record_batch::RecordBatch;
 pub use crate::bus::BusStatus as ChangeBusStatus;
 pub use crate::cache::{CacheStats, TierStats};
 pub use crate::online::{FeatureColumn, FieldStatus};
+pub use crate::registry::feast_import::FeastImportError;
 pub use crate::registry::{
     ApplyReport, Committed, HistoryPage, Invalid, Referrers, RegistryError, SyncStatus,
     TableReferences, VersionDocument, ViewSync, Writer,
@@ -45,6 +47,9 @@ pub use crate::storage::{
 pub use batch::{BatchQuery, BatchTable, EntityId};
 pub use diff::KeyChanges;
 pub use error::{NameKind, Result, StoreError};
+pub use feast_import::{
+    CopyProgress, CopyStatus, FeastImport, FeastImportOptions, TableCopy, Unmappable,
+};
 pub use folding::FoldGuard;
 pub use historical::{
     ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, REGISTRY_VERSION_KEY,

@@ -12,6 +12,7 @@ mod crash;
 mod duplicates;
 mod examples;
 mod faults;
+mod feast_import;
 mod floor;
 mod fold;
 mod fuzz;

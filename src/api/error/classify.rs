@@ -7,7 +7,9 @@ use actix_web::http::StatusCode;
 use std::io::ErrorKind;
 
 use super::ApiError;
-use crate::store::{NameKind, Referrers, RegistryError, StorageError, StoreError};
+use crate::store::{
+    FeastImportError, NameKind, Referrers, RegistryError, StorageError, StoreError,
+};
 
 impl ApiError {
     /// Status, code and title; exhaustive over every failure kind.
@@ -212,6 +214,20 @@ impl ApiError {
                     "no_previous_version",
                     "No earlier version to compare with",
                 ),
+                StoreError::FeastImport(e) => match e {
+                    FeastImportError::Malformed(_) => (
+                        S::UNPROCESSABLE_ENTITY,
+                        "invalid_feast_registry",
+                        "Not a Feast registry dump",
+                    ),
+                    // Only the command line reads data files; kept apart so its code says
+                    // which file failed rather than that the dump is wrong.
+                    FeastImportError::DataFile { .. } => (
+                        S::UNPROCESSABLE_ENTITY,
+                        "feast_data_file_unreadable",
+                        "Feast data file unreadable",
+                    ),
+                },
                 StoreError::Task(_) => {
                     (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                 }

@@ -8,9 +8,11 @@
 pub mod browser;
 pub mod child;
 pub mod counting;
+pub mod feast;
 pub mod history;
 pub mod instants;
 pub mod kind;
+pub mod pip;
 pub mod redis;
 pub mod replicas;
 pub mod rng;
