@@ -144,6 +144,9 @@ pub async fn run(
     // them in the background, off the request path.
     let _stats_backfill = store.start_stats_backfill();
     let _health_checks = HealthChecksTask(start_health_checks(&store).await);
+    // Freed pages go back to the system every few seconds, so RSS follows the live heap
+    // instead of ratcheting up with fragmentation (see `memory`).
+    let _trim = crate::memory::start_trimming(crate::memory::TRIM_INTERVAL);
     let data = web::Data::new(state);
     let workers = if config.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
