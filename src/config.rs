@@ -16,7 +16,7 @@ use crate::cache::CacheConfig;
 use crate::online::redis::OnlineConfig;
 use crate::server::ServerConfig;
 use crate::storage::{StatsConfig, StorageConfig};
-use crate::store::StoreOptions;
+use crate::store::{HealthConfig, StoreOptions};
 
 /// The shipped defaults, compiled in.
 pub const DEFAULTS_TOML: &str = include_str!("../config/featurestore.toml");
@@ -60,6 +60,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[stats]`.
     pub stats: StatsConfig,
+    /// `[health]`.
+    pub health: HealthConfig,
     /// `[logging]`.
     pub logging: LoggingConfig,
 }
@@ -146,6 +148,7 @@ impl Config {
         storage.stats = self.stats.clone();
         let mut options = StoreOptions::new(storage, self.cache.clone(), self.api.max_batch_rows);
         options.online = self.online.clone();
+        options.health_check_interval = self.health.interval();
         options
     }
 
@@ -157,6 +160,7 @@ impl Config {
         self.online.validate().map_err(ConfigError::Invalid)?;
         self.api.validate().map_err(ConfigError::Invalid)?;
         self.stats.validate().map_err(ConfigError::Invalid)?;
+        self.health.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)
     }
 }

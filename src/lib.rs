@@ -33,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod memory;
 pub mod model;
 pub mod offline;
 pub mod online;

@@ -87,6 +87,35 @@ fn follow_tables(store: &crate::store::FeatureStore) -> Option<Box<dyn std::any:
     }
 }
 
+/// Runs `/health`'s deep checks once before the first request is accepted, so no answer goes
+/// out without a result, then every `health.check_interval_seconds` on the server's runtime.
+/// A round that outlasts the interval delays the next one (they never overlap); one that
+/// never ends leaves the last result to age into `degraded`.
+async fn start_health_checks(
+    store: &crate::store::FeatureStore,
+) -> actix_web::rt::task::JoinHandle<()> {
+    store.run_health_checks().await;
+    let checker = store.clone();
+    actix_web::rt::spawn(async move {
+        let every = checker.health_check_interval();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            checker.run_health_checks().await;
+        }
+    })
+}
+
+/// Stops the health checks' task when the server stops.
+struct HealthChecksTask(actix_web::rt::task::JoinHandle<()>);
+
+impl Drop for HealthChecksTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and lets
 /// in-flight requests finish (bounded by `shutdown_timeout_secs`).
 pub async fn run(
@@ -114,6 +143,10 @@ pub async fn run(
     // Current versions written without statistics (other tools' files, older versions) get
     // them in the background, off the request path.
     let _stats_backfill = store.start_stats_backfill();
+    let _health_checks = HealthChecksTask(start_health_checks(&store).await);
+    // Freed pages go back to the system every few seconds, so RSS follows the live heap
+    // instead of ratcheting up with fragmentation (see `memory`).
+    let _trim = crate::memory::start_trimming(crate::memory::TRIM_INTERVAL);
     let data = web::Data::new(state);
     let workers = if config.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())

@@ -14,9 +14,9 @@ use crate::store::RecordColumns;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
     /// `healthy`, or `degraded` when the data root is not writable, a table file is
-    /// unreadable, a table name is in two groups, the object store is unreachable, or the
-    /// Redis online tier is (the answer is still a 200: every other table, every cached read
-    /// and every lookup from the local index is served).
+    /// unreadable, a table name is in two groups, the object store is unreachable, the
+    /// Redis online tier is, or the background checks are stale (the answer is still a 200:
+    /// every other table, every cached read and every lookup from the local index is served).
     #[schema(example = "healthy")]
     pub status: String,
     /// Where the tables live: `local` (files under the data root) or `s3` (a bucket).
@@ -63,6 +63,23 @@ pub struct HealthResponse {
     /// Time of this answer (RFC 3339, UTC).
     #[schema(example = "2026-11-21T10:00:00Z")]
     pub timestamp: String,
+    /// When the last round of background checks (data root writability, unreadable and
+    /// duplicated table files, Redis) finished (RFC 3339, UTC, milliseconds);
+    /// `data_root_writable`, `tables_unreadable` and `tables_duplicated` are its findings.
+    /// Null before the first round, which runs before the server accepts requests.
+    #[schema(example = "2026-11-21T09:59:57.412Z")]
+    pub checked_at: Option<String>,
+    /// Seconds since `checked_at`.
+    #[schema(example = 2.588)]
+    pub check_age_seconds: Option<f64>,
+    /// Seconds between rounds of background checks (`health.check_interval_seconds`).
+    #[schema(example = 10)]
+    pub check_interval_seconds: u64,
+    /// Why the background checks' result is not trusted, when it is not: no round has
+    /// finished, or the last one is older than 3 intervals (and 5 s), as behind a checker
+    /// stuck on a hung file system; `status` is then `degraded`. Null while they are fresh.
+    #[schema(example = json!(null))]
+    pub checks_stale_reason: Option<String>,
     /// Table files that cannot be opened (damaged, truncated, not Parquet); empty when all
     /// are readable. Reads of these tables answer 500 `table_unreadable` naming the file.
     pub tables_unreadable: Vec<UnreadableTableDto>,

@@ -4,9 +4,9 @@
 //! history takes, and each table's null rates and drift (from stored statistics).
 //!
 //! Everything here comes from the store facade's read-only reports (`health`,
-//! `object_store_status`, `catalog`, `registry`), so a scrape costs what a `/health` does
-//! (on the local kind, a stat per table, and a listing of each table's history folders)
-//! and never reads table data.
+//! `object_store_status`, `catalog`, `registry`), so a scrape costs a listing of each table's
+//! history folders (health comes from the background checks' last result) and never reads
+//! table data.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,7 +18,7 @@ use super::metrics::escape;
 
 /// Appends the health, object-store and feature-view gauges in the Prometheus text format.
 pub async fn render(state: &AppState, out: &mut String) {
-    render_health(state, out).await;
+    render_health(state, out);
     render_object_store(state, out);
     render_feature_views(state, out);
     render_history(state, out).await;
@@ -121,22 +121,13 @@ async fn render_history(state: &AppState, out: &mut String) {
 }
 
 /// `featurestore_health_degraded`: 1 exactly when `/health` answers `status: degraded`.
-async fn render_health(state: &AppState, out: &mut String) {
-    let degraded = match state.store.health().await {
-        Ok(report) => {
-            // As `/health`: ask Redis now (bounded by its timeouts) rather than report the
-            // last request's outcome.
-            state.store.check_online_store().await;
-            let online = state.store.online_status().unavailable;
-            let outage = state.store.object_store_status().and_then(|s| s.outage);
-            !is_healthy(&report, outage.as_deref(), online.as_deref())
-        }
-        // `/health` would answer 500: not a state to call healthy.
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: the health check failed; reporting degraded");
-            true
-        }
-    };
+fn render_health(state: &AppState, out: &mut String) {
+    // The same facts `/health` reads (the last background check and what memory says now),
+    // so a scrape touches neither the disk nor Redis.
+    let report = state.store.health();
+    let online = state.store.online_status().unavailable;
+    let outage = state.store.object_store_status().and_then(|s| s.outage);
+    let degraded = !is_healthy(&report, outage.as_deref(), online.as_deref());
     out.push_str(
         "# HELP featurestore_health_degraded 1 when /health answers status \"degraded\" \
          (see its fields for why), else 0.\n# TYPE featurestore_health_degraded gauge\n",

@@ -141,9 +141,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         )
         .app_data(web::PathConfig::default().error_handler(|err, _req| path_error(err).into()))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| query_error(err).into()))
+        // The hot paths first: actix tries resources in registration order, so the online
+        // lookup and the health probe match before the console's and the tables' patterns
+        // (regular expressions) are tried. No other route can match these paths.
+        .service(
+            resource("/get-online-features").route(web::post().to(online::get_online_features)),
+        )
+        .service(resource("/health").route(web::get().to(health::health)))
         // The console's pages: `/`, `/ui` and `/ui/...`, none of which an API route matches.
         .configure(console::configure)
-        .service(resource("/health").route(web::get().to(health::health)))
         .service(resource("/features").route(web::get().to(features::list_tables)))
         .service(resource("/features/batch").route(web::post().to(features::batch)))
         .service(
@@ -151,9 +157,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::get().to(features::get_page))
                 .route(web::post().to(features::save_table))
                 .route(web::delete().to(features::delete_table)),
-        )
-        .service(
-            resource("/get-online-features").route(web::post().to(online::get_online_features)),
         )
         .service(resource("/push").route(web::post().to(push::push)))
         .service(

@@ -347,6 +347,11 @@ impl DiskCache {
         }
     }
 
+    /// Why the tier is off (its lock held, its files damaged, configured off), if it is.
+    pub fn disabled_reason(&self) -> Option<String> {
+        self.trees.as_ref().err().cloned()
+    }
+
     /// A snapshot of size and counters.
     pub fn stats(&self) -> TierStats {
         let (hits, misses, evictions, expired) = self.counters.read();

@@ -142,6 +142,11 @@ impl TieredCache {
         }
     }
 
+    /// Why the disk tier is off, if it is (no lock, no I/O: for `/health`).
+    pub fn disk_disabled_reason(&self) -> Option<String> {
+        self.disk.disabled_reason()
+    }
+
     /// The disk tier, for tests of corruption handling.
     #[doc(hidden)]
     pub fn disk(&self) -> &DiskCache {

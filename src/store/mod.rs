@@ -12,6 +12,7 @@ mod entity_rows;
 mod error;
 mod feast_import;
 mod folding;
+mod health;
 mod historical;
 mod materialize;
 mod null_types;
@@ -51,6 +52,9 @@ pub use feast_import::{
     CopyProgress, CopyStatus, FeastImport, FeastImportOptions, TableCopy, Unmappable,
 };
 pub use folding::FoldGuard;
+pub use health::{
+    DeepCheck, HealthConfig, HealthReport, STALE_AFTER_AT_LEAST, STALE_AFTER_INTERVALS,
+};
 pub use historical::{
     ENTITY_TIMESTAMP, HistoricalAnswer, HistoricalEntities, HistoricalQuery, REGISTRY_VERSION_KEY,
     TABLE_VERSIONS_KEY, to_parquet_bytes,
@@ -117,23 +121,6 @@ pub struct TableSummary {
     pub modified: std::time::SystemTime,
 }
 
-/// The server's state as `/health` reports it.
-#[derive(Debug, Clone)]
-pub struct HealthReport {
-    /// Time since the store was opened.
-    pub uptime: Duration,
-    /// Whether a file can be created in the data root.
-    pub data_root_writable: bool,
-    /// Tables in the catalog.
-    pub table_count: usize,
-    /// Why the disk cache tier is off, if it is.
-    pub disk_cache_disabled: Option<String>,
-    /// Table files that cannot be opened.
-    pub unreadable_tables: Vec<UnreadableTable>,
-    /// Table names found in several groups (one file served, the others ignored).
-    pub duplicate_tables: Vec<DuplicateTable>,
-}
-
 /// What a store is opened with.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -155,6 +142,8 @@ pub struct StoreOptions {
     pub object_store: Option<crate::storage::object::BlockingTree>,
     /// `[online]`: the local tier, or Redis shared by replicas.
     pub online: crate::online::redis::OnlineConfig,
+    /// `health.check_interval_seconds`: how often `/health`'s deep checks run.
+    pub health_check_interval: Duration,
 }
 
 /// Which of the data root's single-process databases a store opens.
@@ -179,6 +168,7 @@ impl StoreOptions {
             local_databases: LocalDatabases::All,
             object_store: None,
             online: crate::online::redis::OnlineConfig::default(),
+            health_check_interval: Duration::from_secs(10),
         }
     }
 }
@@ -209,6 +199,8 @@ pub struct FeatureStore {
     backend: Arc<BackendInfo>,
     /// Rendered statistics answers and `/metrics` figures.
     stats: Arc<stats::StatsAnswers>,
+    /// The last round of `/health`'s deep checks.
+    health: Arc<health::HealthChecks>,
 }
 
 impl FeatureStore {
@@ -281,6 +273,7 @@ impl FeatureStore {
             folds,
             backend,
             stats: Arc::default(),
+            health: Arc::new(health::HealthChecks::new(options.health_check_interval)),
         })
     }
 
@@ -873,29 +866,6 @@ impl FeatureStore {
     /// shared tier answers alone was served without one).
     pub fn local_indexes_for_test(&self) -> Vec<String> {
         online::kept_views(&self.indexes)
-    }
-
-    /// Health facts.
-    pub async fn health(&self) -> Result<HealthReport> {
-        let uptime = self.started.elapsed();
-        let disk_cache_disabled = self.cache.stats().disk.disabled_reason;
-        self.blocking(move |s, c| {
-            // A rescan first (a stat per table), so a file damaged since the last one is
-            // reported now, not after the watcher or the next listing notices it. Not on
-            // the s3 kind, where it costs a LIST per table and the poll runs every second.
-            if s.poll_interval().is_none() {
-                refresh_tree(s, c);
-            }
-            Ok(HealthReport {
-                uptime,
-                data_root_writable: s.is_writable(),
-                table_count: s.table_count(),
-                disk_cache_disabled,
-                unreadable_tables: s.unreadable(),
-                duplicate_tables: s.duplicates(),
-            })
-        })
-        .await
     }
 
     /// Whether the tree has no tables at all (used by `serve --demo`).

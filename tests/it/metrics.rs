@@ -9,6 +9,7 @@ use serde_json::json;
 use featurestore::online::redis::OnlineBackend;
 
 use crate::common::child::ChildServer;
+use crate::common::health::health_when;
 use crate::common::redis::{dedicated_redis, unique_prefix};
 use crate::common::replicas::{Replicas, save, wait_for};
 use crate::common::s3::dedicated_s3;
@@ -114,8 +115,8 @@ async fn metrics_health_degraded_is_1_exactly_when_health_says_degraded() -> Tes
         .write(true)
         .open(&damaged)?
         .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))?;
-    let (_, health) = server.get("/health").await?;
-    assert_eq!(health["status"], "degraded", "{health}");
+    // Found by the next round of background checks, which both answers read.
+    health_when(&server, "the damaged file", |h| h["status"] == "degraded").await?;
     let text = scrape(&server).await?;
     assert_eq!(
         sample(&text, "featurestore_health_degraded"),
@@ -285,15 +286,14 @@ async fn metrics_health_degraded_is_1_while_redis_is_down_and_0_once_it_is_back(
     );
 
     redis.stop();
-    // The scrape asks Redis itself, as /health does: no request has to fail first.
+    // The background checks ask Redis every round: no request has to fail first.
+    health_when(&server, "Redis down", |h| h["status"] == "degraded").await?;
     let text = scrape(&server).await?;
     assert_eq!(
         sample(&text, "featurestore_health_degraded"),
         Some(1.0),
         "{text}"
     );
-    let (_, health) = server.get("/health").await?;
-    assert_eq!(health["status"], "degraded", "{health}");
 
     redis.start()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod child;
 pub mod counting;
 pub mod feast;
+pub mod health;
 pub mod history;
 pub mod instants;
 pub mod kind;
@@ -94,6 +95,8 @@ impl TestServer {
         let mut config = Config::defaults()?;
         config.server.workers = 1;
         config.server.shutdown_timeout_secs = 5;
+        // /health's background checks every second, so tests waiting for one wait little.
+        config.health.check_interval_seconds = 1;
         tweak(&mut config);
         config.storage.data_dir = data.path().to_path_buf();
         let bucket = kind::s3_bucket_of_this_test();
