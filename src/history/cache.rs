@@ -70,6 +70,11 @@ impl HistoryCache {
         }
     }
 
+    /// Whether histories are kept at all (`cache.history_max_mb` above 0).
+    pub fn enabled(&self) -> bool {
+        self.max_bytes > 0
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -12,6 +12,7 @@ mod entity_rows;
 mod error;
 mod folding;
 mod historical;
+mod history;
 mod materialize;
 mod null_types;
 mod online;
@@ -204,6 +205,8 @@ pub struct FeatureStore {
     backend: Arc<BackendInfo>,
     /// Rendered statistics answers and `/metrics` figures.
     stats: Arc<stats::StatsAnswers>,
+    /// Decoded view histories kept between historical requests (`cache.history_max_mb`).
+    histories: Arc<crate::history::HistoryCache>,
 }
 
 impl FeatureStore {
@@ -221,6 +224,9 @@ impl FeatureStore {
         if options.local_databases != LocalDatabases::All {
             cache_config.disk_max_mb = 0;
         }
+        let histories = Arc::new(crate::history::HistoryCache::new(
+            cache_config.history_max_mb,
+        ));
         let cache = TieredCache::open(
             &cache_config,
             &storage.layout().cache_dir(),
@@ -276,6 +282,7 @@ impl FeatureStore {
             folds,
             backend,
             stats: Arc::default(),
+            histories,
         })
     }
 
@@ -693,8 +700,34 @@ impl FeatureStore {
         // The definitions and their version number together: the answer names the very
         // registry version it was resolved against.
         let (registry, registry_version) = self.registry.snapshot_with_version();
-        self.blocking(move |s, _| historical::historical(s, &registry, registry_version, query))
-            .await
+        let histories = Arc::clone(&self.histories);
+        self.blocking(move |s, _| {
+            historical::historical(s, &histories, &registry, registry_version, query)
+        })
+        .await
+    }
+
+    /// The decoded history of feature view `view` at `selector` (the current version, a
+    /// numbered one, or the one current at an instant): kept in memory by table version and
+    /// shared by every caller, built once on first use (see `crate::history`).
+    pub async fn view_history(
+        &self,
+        view: &str,
+        selector: VersionSelector,
+    ) -> Result<Arc<crate::history::ViewHistory>> {
+        let registry = self.registry.snapshot();
+        let histories = Arc::clone(&self.histories);
+        let view = view.to_owned();
+        self.blocking(move |s, _| {
+            history::view_history_blocking(s, &histories, &registry, &view, selector)
+                .map(|(history, _)| history)
+        })
+        .await
+    }
+
+    /// The kept histories' figures, in the cache tiers' shape (`/performance`, `/metrics`).
+    pub fn history_stats(&self) -> TierStats {
+        self.histories.stats()
     }
 
     /// Persists the online state of `request.feature_views` (all views when `None`) into the
