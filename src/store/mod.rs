@@ -16,6 +16,7 @@ mod history;
 mod materialize;
 mod null_types;
 mod online;
+mod online_history;
 mod push;
 mod registration;
 mod shared;
@@ -53,6 +54,7 @@ pub use historical::{
 };
 pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
+pub use online_history::{FeatureSeries, OnlineHistoryAnswer, OnlineSeriesAnswer, OnlineWhen};
 pub use push::{PushOutcome, PushRequest, PushTarget};
 pub use registration::{Deleted, KeySource, Saved, ViewOptions};
 pub use stats::{DriftReport, STATS_BACKFILL_INTERVAL, TableStats, TableStatsGauges};
@@ -207,6 +209,8 @@ pub struct FeatureStore {
     stats: Arc<stats::StatsAnswers>,
     /// Decoded view histories kept between historical requests (`cache.history_max_mb`).
     histories: Arc<crate::history::HistoryCache>,
+    /// The histories the last as-of and last-N online reads used, held weakly.
+    recent_histories: Arc<online_history::RecentHistories>,
 }
 
 impl FeatureStore {
@@ -283,6 +287,7 @@ impl FeatureStore {
             backend,
             stats: Arc::default(),
             histories,
+            recent_histories: Arc::default(),
         })
     }
 

@@ -25,6 +25,7 @@ mod materialize;
 mod metrics;
 mod object_tree;
 mod online;
+mod online_as_of;
 mod openapi;
 mod push;
 mod query;
