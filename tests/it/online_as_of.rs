@@ -201,6 +201,15 @@ async fn as_of_answers_each_entity_row_at_or_before_the_instant() -> TestResult 
         ]
     );
     assert_eq!(online_slots(&answer, "user_id")?.len(), 4);
+    // The same instant with another offset is the same answer.
+    let offset = online_ok(
+        &server,
+        json!({"features": ["user_profile:age", "user_profile:favorite_genre"],
+               "entities": {"user_id": [1, 2, 7, 999]}, "as_of": "2025-05-31T12:10:00+02:00"}),
+    )
+    .await?;
+    assert_eq!(t0(-DAY + 600), "2025-05-31T10:10:00Z");
+    assert_eq!(offset, answer);
     // Exactly at an event: that row is in (at *or before*).
     let exact = online_ok(
         &server,
