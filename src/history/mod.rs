@@ -45,7 +45,9 @@ use serde_json::Value;
 pub use cache::{HistoryCache, HistoryKey};
 pub use join::{HistoryJoinView, join};
 
-use crate::offline::{Instants, MAX_VIEW_ROWS, NO_ROW, OfflineError, column_list};
+use crate::offline::{
+    Instants, MAX_VIEW_ROWS, NO_ROW, OfflineError, column_list, in_parallel, threads_for,
+};
 use keys::{KeyIndex, NO_GROUP};
 
 /// What a history is built from: one view's rows at one table version.
@@ -324,7 +326,8 @@ impl ViewHistory {
     }
 
     /// The row of this history each entity row joins with ([`NO_ROW`] for none); the entity
-    /// rows must have the view's join keys (checked by the join).
+    /// rows must have the view's join keys (checked by the join). Large inputs are probed in
+    /// row chunks side by side (`offline`'s thread policy); outputs do not depend on it.
     pub(crate) fn probe(
         &self,
         entities: &RecordBatch,
@@ -345,21 +348,36 @@ impl ViewHistory {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let groups =
-            self.keys
-                .entity_groups(&self.view, &self.join_keys, &columns, entities.num_rows())?;
         let ttl = ttl_micros(ttl_seconds);
-        Ok(groups
-            .iter()
-            .enumerate()
-            .map(|(row, &g)| {
-                if g == NO_GROUP || !times.is_valid(row) {
-                    NO_ROW
-                } else {
-                    self.find(g, times.values[row], ttl, cutoff)
-                }
-            })
-            .collect())
+        let rows = entities.num_rows();
+        let chunk = rows.div_ceil(threads_for(rows)).max(1);
+        // No rows still makes one (empty) part, so key types are checked as the join checks them.
+        let chunks: Vec<usize> = (0..rows.max(1)).step_by(chunk).collect();
+        let parts = in_parallel(chunks, |first| -> Result<Vec<u32>, OfflineError> {
+            let len = chunk.min(rows.saturating_sub(first));
+            let slices: Vec<ArrayRef> = columns.iter().map(|c| c.slice(first, len)).collect();
+            let slice_refs: Vec<&ArrayRef> = slices.iter().collect();
+            let groups = self
+                .keys
+                .entity_groups(&self.view, &self.join_keys, &slice_refs, len)?;
+            Ok(groups
+                .iter()
+                .enumerate()
+                .map(|(i, &g)| {
+                    let row = first + i;
+                    if g == NO_GROUP || !times.is_valid(row) {
+                        NO_ROW
+                    } else {
+                        self.find(g, times.values[row], ttl, cutoff)
+                    }
+                })
+                .collect())
+        });
+        let mut out = Vec::with_capacity(rows);
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
     }
 }
 

@@ -566,7 +566,7 @@ fn match_view(
 /// The number of threads for `rows` rows of work: one per core (at most [`MAX_THREADS`]),
 /// but none for less than [`ROWS_PER_THREAD`] rows each, where starting a thread costs more
 /// than it saves.
-fn threads_for(rows: usize) -> usize {
+pub(crate) fn threads_for(rows: usize) -> usize {
     // Tests use three "cores" whatever the machine, so the split paths always run.
     let cores = if cfg!(test) {
         3
@@ -587,7 +587,10 @@ const MAX_THREADS: usize = 8;
 
 /// Runs `work` on each part, each on its own scoped thread (the last on the caller's), and
 /// returns the results in the parts' order. A panic in a worker is resumed on the caller.
-fn in_parallel<P: Send, R: Send>(mut parts: Vec<P>, work: impl Fn(P) -> R + Sync) -> Vec<R> {
+pub(crate) fn in_parallel<P: Send, R: Send>(
+    mut parts: Vec<P>,
+    work: impl Fn(P) -> R + Sync,
+) -> Vec<R> {
     let Some(last) = parts.pop() else {
         return Vec::new();
     };

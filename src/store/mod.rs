@@ -6,6 +6,7 @@
 //! did). Types the API needs are re-exported from here so `api` never reaches into `storage`.
 
 mod batch;
+mod batch_history;
 mod bus;
 mod diff;
 mod entity_rows;

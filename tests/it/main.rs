@@ -17,6 +17,7 @@ mod fold;
 mod fuzz;
 mod health;
 mod historical;
+mod history_cache;
 mod history_s3;
 mod history_storage;
 mod history_writers;
