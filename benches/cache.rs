@@ -48,6 +48,7 @@ fn bench_cache(c: &mut Criterion) {
         memory_max_mb: 512,
         memory_ttl_secs: 3600,
         disk_max_mb: 1000,
+        history_max_mb: 0,
     };
     let tiered = TieredCache::open(
         &cache_config,

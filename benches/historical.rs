@@ -8,6 +8,14 @@
 //!   (`DIR/{100k_300k,1m_10m}/{entities,features}.parquet`), timing read + join end to end,
 //!   so the figures sit beside DuckDB's `ASOF LEFT JOIN` on the very same files.
 //!
+//! - `history_build`: `featurestore::history::ViewHistory::build` of the two feature fixtures
+//!   (300 k and 10 M rows, in memory): what the first request on a table version pays beyond
+//!   decoding, once;
+//! - `history_join`: the same joins against the prebuilt (warm) history;
+//! - `historical_parquet_warm` / `historical_parquet_cold` (with the fixtures directory): the
+//!   entity file read and joined against a warm history of the feature file, and the feature
+//!   file read, its history built and joined in the timed loop.
+//!
 //! Run: `cargo bench --bench historical`, and for the comparison
 //! `python3 benches/python/compare_duckdb.py /tmp/asof` then
 //! `FEATURESTORE_ASOF_FIXTURES=/tmp/asof cargo bench --bench historical -- historical_parquet`.
@@ -39,6 +47,7 @@ use arrow::array::{
 use arrow::compute::{concat, concat_batches};
 use arrow::datatypes::Int64Type;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use featurestore::history::{HistoryJoinView, HistorySource, ViewHistory};
 use featurestore::offline::{JoinOptions, JoinOutput, JoinView, point_in_time_join};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -343,5 +352,130 @@ fn bench_parquet(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_join, bench_parquet);
+fn history(rows: RecordBatch) -> ViewHistory {
+    ViewHistory::build(HistorySource {
+        view: "user_profile".into(),
+        rows,
+        join_keys: vec!["user_id".into()],
+        timestamp_field: "event_timestamp".into(),
+        created_timestamp_field: Some("created".into()),
+    })
+    .expect("history")
+}
+
+fn history_join(entities: &RecordBatch, history: &ViewHistory) -> JoinOutput {
+    let view = HistoryJoinView {
+        history,
+        features: FEATURES.map(String::from).to_vec(),
+        ttl_seconds: Some(TTL_SECONDS),
+    };
+    featurestore::history::join(
+        entities,
+        "event_timestamp",
+        &[view],
+        &JoinOptions::default(),
+    )
+    .expect("history join")
+}
+
+fn bench_history(c: &mut Criterion) {
+    let mut group = c.benchmark_group("history_build");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
+    for shape in &SHAPES {
+        let fixture = OnceCell::new();
+        group.throughput(Throughput::Elements((shape.users * shape.versions) as u64));
+        group.bench_function(shape.name, |b| {
+            let rows = fixture.get_or_init(|| features(shape, 42));
+            b.iter(|| history(black_box(rows.clone())))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("history_join");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
+    for shape in &SHAPES {
+        let fixture = OnceCell::new();
+        group.throughput(Throughput::Elements(shape.entity_rows as u64));
+        group.bench_function(shape.name, |b| {
+            let (entity_batch, kept) = fixture.get_or_init(|| {
+                let entity_batch = entities(shape, 7);
+                let kept = history(features(shape, 42));
+                let warm = history_join(&entity_batch, &kept);
+                let cold = join(&entity_batch, &[view(features(shape, 42))]);
+                assert_eq!(
+                    warm.batch, cold.batch,
+                    "the history join differs from the join"
+                );
+                eprintln!(
+                    "{}: history of {} bytes ({} beyond the columns), {} groups",
+                    shape.name,
+                    kept.memory_bytes(),
+                    kept.index_bytes(),
+                    kept.group_count()
+                );
+                (entity_batch, kept)
+            });
+            b.iter(|| history_join(black_box(entity_batch), black_box(kept)))
+        });
+    }
+    group.finish();
+}
+
+fn bench_parquet_history(c: &mut Criterion) {
+    let Some(root) = std::env::var_os("FEATURESTORE_ASOF_FIXTURES").map(PathBuf::from) else {
+        return;
+    };
+    let mut group = c.benchmark_group("historical_parquet_warm");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(15));
+    for shape in &SHAPES {
+        let dir = root.join(shape.name);
+        let kept = OnceCell::new();
+        group.throughput(Throughput::Elements(shape.entity_rows as u64));
+        group.bench_function(shape.name, |b| {
+            let kept = kept.get_or_init(|| history(read_parquet(&dir.join("features.parquet"), 2)));
+            b.iter(|| {
+                let entity_batch = read_parquet(&dir.join("entities.parquet"), 2);
+                history_join(&entity_batch, black_box(kept))
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("historical_parquet_cold");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(15));
+    for shape in &SHAPES {
+        let dir = root.join(shape.name);
+        group.throughput(Throughput::Elements(shape.entity_rows as u64));
+        group.bench_function(shape.name, |b| {
+            b.iter(|| {
+                let (entity_batch, rows) = std::thread::scope(|s| {
+                    let entities = s.spawn(|| read_parquet(&dir.join("entities.parquet"), 1));
+                    let rows = read_parquet(&dir.join("features.parquet"), 2);
+                    (entities.join().expect("reader thread"), rows)
+                });
+                history_join(&entity_batch, &history(rows))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_join,
+    bench_parquet,
+    bench_history,
+    bench_parquet_history
+);
 criterion_main!(benches);

@@ -9,6 +9,8 @@
 //! - [`cache`]: the memory (LRU + TTL) and disk (sled) tiers in front of Parquet.
 //! - [`online`]: the per-view index of latest values behind `/get-online-features`.
 //! - [`offline`]: the point-in-time (ASOF) join behind historical retrieval; pure, no I/O.
+//! - [`history`]: a view's decoded history per table version, grouped by key and ordered in
+//!   time, and the bounded cache that keeps it between requests; pure, no I/O.
 //! - [`registry`]: entities, feature views and feature services.
 //! - [`storage`]: the Parquet tree: atomic writes with type narrowing, projected and paged
 //!   reads, the catalog of open tables. The only module that touches table files.
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod history;
 pub mod memory;
 pub mod model;
 pub mod offline;

@@ -5,6 +5,12 @@ Usage:
     python3 benches/python/compare_duckdb.py DIR          # writes DIR/<case>/*.parquet if absent, times DuckDB
     FEATURESTORE_ASOF_FIXTURES=DIR cargo bench --bench historical -- historical_parquet
 
+The cargo filter runs three groups on these files: `historical_parquet` (ours cold, as before
+issue 18: both files read, then joined), `historical_parquet_warm` (the entity file read and
+joined against a history of the feature file kept from an earlier request: what a server
+answers once the version's history is built) and `historical_parquet_cold` (both files read,
+the history built and joined, all in the timed loop: a server's first request on a version).
+
 Each case is a directory with entities.parquet (user_id int64, event_timestamp
 timestamp[us, UTC]) and features.parquet (user_id, event_timestamp, created, age,
 avg_rating, total_movies_watched, favorite_genre, account_created_days), the shapes of the

@@ -20,6 +20,7 @@ pub mod historical;
 pub mod materialize;
 pub mod metrics;
 pub mod online;
+pub mod online_history;
 pub mod openapi;
 mod ops;
 pub mod push;
@@ -59,6 +60,9 @@ pub struct ApiConfig {
     /// Most rows `/get-historical-features` answers as JSON (Arrow and Parquet have no
     /// limit).
     pub max_historical_json_rows: usize,
+    /// Largest `last_n` of one `/get-online-features` request: it bounds the values per
+    /// entity row and feature that one answer holds.
+    pub max_last_n: usize,
 }
 
 impl ApiConfig {
@@ -72,6 +76,9 @@ impl ApiConfig {
         }
         if self.max_body_mb == 0 {
             return Err("api.max_body_mb must be at least 1".into());
+        }
+        if self.max_last_n == 0 {
+            return Err("api.max_last_n must be at least 1".into());
         }
         Ok(())
     }

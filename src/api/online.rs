@@ -84,6 +84,19 @@ pub struct OnlineFeaturesRequest {
     /// `columns` (Feast's shape, default) or `rows`.
     #[serde(default)]
     pub layout: Layout,
+    /// Answer as of this RFC 3339 instant instead of now: each entity's row at or before it
+    /// (the point-in-time rule of historical retrieval), TTL measured from it. Read from the
+    /// history of each view's current table version: rows pushed only online are not seen.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-11-20T10:00:00Z")]
+    pub as_of: Option<Value>,
+    /// Answer each feature's N latest values per entity row (at or before `as_of` when given),
+    /// newest first, 1 to `api.max_last_n` (default 100): feature values, statuses and event
+    /// times become lists (see `OnlineSeriesResponse` and `OnlineSeriesRowsResponse`); an
+    /// entity without values gets empty lists.
+    #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 1, example = 10)]
+    pub last_n: Option<Value>,
 }
 
 /// Feature names of the answer, entity keys first.
@@ -149,6 +162,10 @@ pub enum OnlineAnswerDoc {
     Columns(OnlineFeaturesResponse),
     /// `"layout": "rows"`.
     Rows(OnlineRowsResponse),
+    /// With `last_n`, `"layout": "columns"`: feature columns hold a list per entity row.
+    Series(super::online_history::OnlineSeriesResponse),
+    /// With `last_n`, `"layout": "rows"`: each feature a list, event times beside.
+    SeriesRows(super::online_history::OnlineSeriesRowsResponse),
 }
 
 /// Latest feature values per entity, with TTL enforced (Feast-compatible).
@@ -156,17 +173,22 @@ pub enum OnlineAnswerDoc {
 /// For each entity row, the latest value of each feature at or before now. A value older than
 /// its view's TTL is `OUTSIDE_MAX_AGE` and null; a missing key is `NOT_FOUND`; a null value is
 /// `NULL_VALUE`. Views keyed by several entities take every join key.
+///
+/// `as_of` answers as of that instant instead of now (TTL measured from it); `last_n` answers
+/// each feature's N latest values per entity row, newest first, as lists. Both read the history
+/// of each view's current table version (rows pushed only online are not in it). Without them
+/// the answer is exactly the plain lookup's.
 #[utoipa::path(
     post, path = "/get-online-features", tag = "serving",
     request_body = OnlineFeaturesRequest,
     responses(
-        (status = 200, description = "Column-major answer, or `{rows: [...], statuses: [...]}` with `\"layout\": \"rows\"`", body = OnlineAnswerDoc),
+        (status = 200, description = "Column-major answer, or `{rows: [...], statuses: [...]}` with `\"layout\": \"rows\"`; with `last_n`, feature values, statuses and event times are lists (`OnlineSeriesResponse`, or `OnlineSeriesRowsResponse` with `event_timestamps` beside `rows`)", body = OnlineAnswerDoc),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown feature views, features or service, all named (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A requested feature is declared by its view but missing from the table (`view_table_mismatch`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large (`payload_too_large`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (`unsupported_media_type`)", body = super::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A join key is missing, entity columns differ in length, too many entity rows, both or neither of features and feature_service, or one feature name from two views without full_feature_names (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A join key is missing, entity columns differ in length, too many entity rows, both or neither of features and feature_service, one feature name from two views without full_feature_names, an `as_of` that is not RFC 3339, or a `last_n` that is not an integer from 1 to `api.max_last_n` (`invalid_body`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 500, description = "A view's table is unreadable (`table_unreadable`, `internal_error`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The table's file is being rewritten in place by another tool; retry (`table_file_changing`). On the s3 kind also when the object store cannot be reached (`storage_unavailable`); retry after `Retry-After` seconds.", body = super::Problem, content_type = "application/problem+json"),
     )
@@ -187,12 +209,16 @@ pub async fn get_online_features(
         ));
     }
     let layout = body.layout;
+    let when = super::online_history::when(body.as_of, body.last_n, state.config.max_last_n)?;
     let query = OnlineQuery {
         features: body.features,
         feature_service: body.feature_service,
         entities: body.entities.0,
         full_feature_names: body.full_feature_names,
     };
+    if when.is_set() {
+        return super::online_history::respond(&state, query, when, layout).await;
+    }
     let answer = state.store.online_features(query).await?;
     let out = match layout {
         Layout::Columns => columns_body(&answer),
@@ -204,7 +230,7 @@ pub async fn get_online_features(
 }
 
 /// Writes an event time, or the epoch for "no value" (Feast's convention).
-fn write_timestamp(out: &mut Vec<u8>, micros: i64) {
+pub(super) fn write_timestamp(out: &mut Vec<u8>, micros: i64) {
     if micros == 0 {
         write_json_str(out, EPOCH);
     } else {
@@ -212,7 +238,11 @@ fn write_timestamp(out: &mut Vec<u8>, micros: i64) {
     }
 }
 
-fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
+pub(super) fn write_list<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    mut write: impl FnMut(&mut Vec<u8>, &T),
+) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -226,7 +256,7 @@ fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<
 /// Writes the column-major answer into one buffer. Every piece is appended in place (no
 /// per-result buffers): on a 1-entity lookup, the answer's allocations and copies were the
 /// largest cost of the handler.
-fn columns_body(answer: &OnlineAnswer) -> Vec<u8> {
+pub(super) fn columns_body(answer: &OnlineAnswer) -> Vec<u8> {
     let rows = answer.entities.first().map_or(0, |(_, v)| v.len());
     let results = answer.entities.len() + answer.features.len();
     let mut out = Vec::with_capacity(64 + results * (96 + rows * 48));
@@ -299,13 +329,13 @@ impl TimestampMemo {
     }
 }
 
-fn write_status(out: &mut Vec<u8>, status: FieldStatus) {
+pub(super) fn write_status(out: &mut Vec<u8>, status: FieldStatus) {
     out.push(b'"');
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b'"');
 }
 
-fn rows_body(answer: &OnlineAnswer) -> Vec<u8> {
+pub(super) fn rows_body(answer: &OnlineAnswer) -> Vec<u8> {
     let rows = answer.entities.first().map_or(0, |(_, v)| v.len());
     let columns: Vec<_> = answer
         .features

@@ -153,6 +153,9 @@ pub struct PerformanceReport {
     pub memory_cache_stats: TierStatsDto,
     /// The disk tier.
     pub disk_cache_stats: TierStatsDto,
+    /// The decoded view histories kept for training-data requests (`cache.history_max_mb`):
+    /// a hit is a request answered from a kept history, a miss one that built it.
+    pub history_cache_stats: TierStatsDto,
     /// Bytes held by the disk tier, in MiB.
     pub disk_cache_size_mb: f64,
     /// Storage totals.
@@ -244,6 +247,7 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
         disk_cache_size_mb: mib(cache.disk.bytes),
         memory_cache_stats: cache.memory.into(),
         disk_cache_stats: cache.disk.into(),
+        history_cache_stats: state.store.history_stats().into(),
         storage_info: StorageSummary {
             total_feature_groups: groups.len(),
             tables: tables.len(),
@@ -262,7 +266,7 @@ pub async fn performance(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics (text exposition format 0.0.4): requests and latency per route, cache
-/// hits, misses and evictions per tier, table rows and bytes, seconds since each table's
+/// hits, misses and evictions per tier (the kept view histories as tier `history`), table rows and bytes, seconds since each table's
 /// last write, each feature view's TTL and last write age (feature freshness), whether
 /// `/health` is degraded, whether the online tier answers, the object store's reachability
 /// and traffic (s3 kind), the bytes table history keeps (in all and per table), and the
@@ -277,7 +281,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     super::gauges::render(&state, &mut out).await;
     super::metrics::render_change_bus(&mut out, state.store.change_bus_status().as_ref());
     let cache = state.store.cache_stats();
-    let tiers = [("memory", &cache.memory), ("disk", &cache.disk)];
+    let history = state.store.history_stats();
+    // The kept histories report as a third tier, "history", beside the two read tiers.
+    let tiers = [
+        ("memory", &cache.memory),
+        ("disk", &cache.disk),
+        ("history", &history),
+    ];
     for (name, help, kind, value) in [
         (
             "featurestore_cache_hits_total",

@@ -38,6 +38,14 @@ pub struct CacheConfig {
     pub memory_ttl_secs: u64,
     /// Most MiB in the disk tier; 0 disables it.
     pub disk_max_mb: u64,
+    /// Most MiB of decoded view histories kept for historical requests (`crate::history`);
+    /// 0 keeps none.
+    #[serde(default = "default_history_max_mb")]
+    pub history_max_mb: u64,
+}
+
+fn default_history_max_mb() -> u64 {
+    512
 }
 
 impl CacheConfig {

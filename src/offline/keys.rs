@@ -34,7 +34,8 @@ pub(super) enum KeyColumn {
     Str(StringArray),
 }
 
-fn is_integer(data_type: &DataType) -> bool {
+/// Whether a key column compares as an integer (any width, dictionary-encoded or not).
+pub(crate) fn is_integer(data_type: &DataType) -> bool {
     match data_type {
         DataType::Dictionary(_, values) => values.is_integer(),
         other => other.is_integer(),
@@ -75,7 +76,7 @@ pub(super) fn key_columns(
 /// keys come from the caller's own tables, so resistance to crafted collisions is not needed
 /// (a collision only costs time; equality is still checked).
 #[derive(Clone, Copy)]
-pub(super) struct FoldHasher {
+pub(crate) struct FoldHasher {
     state: u64,
 }
 
@@ -154,7 +155,8 @@ impl Hasher for FoldHasher {
     }
 }
 
-type Fast = BuildHasherDefault<FoldHasher>;
+/// Hash maps keyed by join key values use this (`history` too).
+pub(crate) type Fast = BuildHasherDefault<FoldHasher>;
 
 /// One part of a general composite key, borrowed from the Arrow buffers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -61,7 +61,7 @@
 //! - A tz-aware timestamp must not be cast to a naive one before the join: Arrow's cast then
 //!   shifts the value to local wall-clock time. This module reads the raw UTC values.
 
-mod keys;
+pub(crate) mod keys;
 mod timeline;
 
 use std::sync::Arc;
@@ -76,7 +76,8 @@ use arrow::datatypes::{
 use arrow::error::ArrowError;
 
 use keys::{Groups, key_columns};
-use timeline::{NO_ROW, Timeline, ViewTimes};
+pub(crate) use timeline::NO_ROW;
+use timeline::{Timeline, ViewTimes};
 
 /// The most rows one view may hold in a join: row indices are gathered as `u32`.
 pub const MAX_VIEW_ROWS: usize = u32::MAX as usize - 1;
@@ -226,13 +227,14 @@ pub enum OfflineError {
 }
 
 /// A timestamp column as UTC microseconds; microsecond columns share the Arrow buffer.
-struct Instants {
-    values: ScalarBuffer<i64>,
-    nulls: Option<NullBuffer>,
+/// `history` reads view columns through it too, so both sides convert instants alike.
+pub(crate) struct Instants {
+    pub(crate) values: ScalarBuffer<i64>,
+    pub(crate) nulls: Option<NullBuffer>,
 }
 
 impl Instants {
-    fn read(
+    pub(crate) fn read(
         array: &ArrayRef,
         owner: impl FnOnce() -> String,
         column: &str,
@@ -270,7 +272,7 @@ impl Instants {
     }
 
     #[inline]
-    fn is_valid(&self, row: usize) -> bool {
+    pub(crate) fn is_valid(&self, row: usize) -> bool {
         self.nulls.as_ref().is_none_or(|n| n.is_valid(row))
     }
 }
@@ -283,7 +285,7 @@ fn scaled(values: &[i64], convert: impl Fn(i64) -> i64) -> ScalarBuffer<i64> {
         .into()
 }
 
-fn column_list(batch: &RecordBatch) -> String {
+pub(crate) fn column_list(batch: &RecordBatch) -> String {
     let names: Vec<&str> = batch
         .schema_ref()
         .fields()
@@ -319,6 +321,26 @@ pub fn point_in_time_join(
     views: &[JoinView],
     options: &JoinOptions,
 ) -> Result<JoinOutput, OfflineError> {
+    join_with(
+        entities,
+        entity_timestamp,
+        views,
+        options,
+        |_, view, times| match_view(entities, times, view, options),
+    )
+}
+
+/// The join with the matching step supplied: `matcher(i, view, times)` answers, per entity
+/// row, the row of `views[i]` it joins with ([`NO_ROW`] for none). Validation, output naming
+/// and the gather are shared, so `history`'s joins against prebuilt histories answer exactly
+/// what [`point_in_time_join`] answers, column types, names and errors included.
+pub(crate) fn join_with(
+    entities: &RecordBatch,
+    entity_timestamp: &str,
+    views: &[JoinView],
+    options: &JoinOptions,
+    mut matcher: impl FnMut(usize, &JoinView, &Instants) -> Result<Vec<u32>, OfflineError>,
+) -> Result<JoinOutput, OfflineError> {
     let times = entities.column_by_name(entity_timestamp).ok_or_else(|| {
         OfflineError::MissingEntityTimestamp {
             column: entity_timestamp.to_owned(),
@@ -336,8 +358,8 @@ pub fn point_in_time_join(
     let mut matched = vec![false; rows];
     let mut view_matched_rows = Vec::with_capacity(views.len());
     let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
-    for view in views {
-        let mut rows_of = match_view(entities, &times, view, options)?;
+    for (i, view) in views.iter().enumerate() {
+        let mut rows_of = matcher(i, view, &times)?;
         let mut count = 0;
         for (row, &index) in rows_of.iter().enumerate() {
             if index != NO_ROW {
@@ -544,7 +566,7 @@ fn match_view(
 /// The number of threads for `rows` rows of work: one per core (at most [`MAX_THREADS`]),
 /// but none for less than [`ROWS_PER_THREAD`] rows each, where starting a thread costs more
 /// than it saves.
-fn threads_for(rows: usize) -> usize {
+pub(crate) fn threads_for(rows: usize) -> usize {
     // Tests use three "cores" whatever the machine, so the split paths always run.
     let cores = if cfg!(test) {
         3
@@ -565,7 +587,10 @@ const MAX_THREADS: usize = 8;
 
 /// Runs `work` on each part, each on its own scoped thread (the last on the caller's), and
 /// returns the results in the parts' order. A panic in a worker is resumed on the caller.
-fn in_parallel<P: Send, R: Send>(mut parts: Vec<P>, work: impl Fn(P) -> R + Sync) -> Vec<R> {
+pub(crate) fn in_parallel<P: Send, R: Send>(
+    mut parts: Vec<P>,
+    work: impl Fn(P) -> R + Sync,
+) -> Vec<R> {
     let Some(last) = parts.pop() else {
         return Vec::new();
     };

@@ -17,7 +17,7 @@ use super::keys::{Groups, KeyColumn, NO_GROUP};
 use super::{Instants, in_parallel, threads_for};
 
 /// An index-array entry for an entity row without a match.
-pub(super) const NO_ROW: u32 = u32::MAX;
+pub(crate) const NO_ROW: u32 = u32::MAX;
 
 /// One feature row in its group.
 #[derive(Clone, Copy, Default)]

@@ -54,6 +54,7 @@ impl FeatureStore {
     /// request with that version's error.
     pub async fn batch(&self, query: BatchQuery) -> Result<Vec<BatchTable>> {
         let max_rows = self.max_batch_rows;
+        let histories = Arc::clone(&self.histories);
         self.blocking(move |s, cache| {
             let mut handles = Vec::with_capacity(query.tables.len());
             let mut unknown = Vec::new();
@@ -89,8 +90,9 @@ impl FeatureStore {
                     let batch = match cache.get(&key) {
                         Some((batch, _)) => batch,
                         None => {
-                            let batch = lookup(
+                            let batch = lookup_with(
                                 h,
+                                &histories,
                                 query.entity_ids.as_deref(),
                                 query.as_of_micros,
                                 max_rows,
@@ -128,12 +130,20 @@ pub enum EntityId {
 /// One id in the form a key column holds: integer columns match integers and strings in
 /// canonical decimal form; string columns match strings and integers as decimal text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum KeyValue {
+pub(super) enum KeyValue {
     Int(i64),
     Str(String),
 }
 
 impl KeyValue {
+    /// The id as JSON, in the form a history's key lookup takes (`history::ViewHistory::group_of_json`).
+    pub(super) fn to_json(&self) -> serde_json::Value {
+        match self {
+            KeyValue::Int(i) => serde_json::Value::from(*i),
+            KeyValue::Str(s) => serde_json::Value::from(s.as_str()),
+        }
+    }
+
     fn of(id: &EntityId, integer_column: bool) -> Option<Self> {
         match (id, integer_column) {
             (EntityId::Int(i), true) => Some(KeyValue::Int(*i)),
@@ -179,7 +189,7 @@ fn mask(set: &HashSet<KeyValue>, keys: &ArrayRef) -> Result<BooleanArray, Storag
 /// The ids of `ids`, one tuple per entity row, in the order of the table's key columns and in
 /// the form each column holds; rows that can match nothing (`"01"` for an integer key) are
 /// left out.
-fn key_tuples(
+pub(super) fn key_tuples(
     table: &TableHandle,
     keys: &[String],
     integer_columns: &[bool],
@@ -252,6 +262,27 @@ fn read_matching(table: &TableHandle, ids: &[EntityId]) -> Result<RecordBatch> {
         })
         .collect();
     Ok(filter_record_batch(&batch, &keep).map_err(StorageError::from)?)
+}
+
+/// Reads one table for a batch request, answering `timestamp` lookups from the table's kept
+/// history when it can (see `batch_history`).
+fn lookup_with(
+    table: &TableHandle,
+    histories: &crate::history::HistoryCache,
+    entity_ids: Option<&[EntityId]>,
+    as_of_micros: Option<i64>,
+    max_rows: u64,
+) -> Result<RecordBatch> {
+    if let Some(at) = as_of_micros
+        && let Some(batch) =
+            super::batch_history::latest_from_history(table, histories, entity_ids, at)?
+    {
+        if batch.num_rows() as u64 > max_rows {
+            return Err(too_large(table, batch.num_rows() as u64, max_rows));
+        }
+        return Ok(batch);
+    }
+    lookup(table, entity_ids, as_of_micros, max_rows)
 }
 
 /// Reads one table for a batch request.

@@ -27,8 +27,10 @@ use serde_json::Value;
 
 use super::entity_rows::{arrow_entities, json_entities, parquet_entities};
 use super::error::{Result, StoreError};
+use super::history::{history_of_table, view_table};
 use super::online;
-use crate::model::{FeatureRef, FeatureView, RegistryDocument, TableName};
+use crate::history::{self, HistoryCache, HistoryJoinView};
+use crate::model::{FeatureRef, FeatureView, RegistryDocument};
 use crate::offline::{JoinOptions, JoinView, point_in_time_join};
 use crate::storage::{Storage, TableHandle, VersionSelector, timestamp_type};
 
@@ -106,9 +108,13 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     }
 }
 
-/// Runs a historical request (blocking).
+/// Runs a historical request (blocking). With histories kept (`cache.history_max_mb` above
+/// 0), each view is joined against its history of the version read, from the cache or built
+/// once for every request on that version; with them off, each request reads the columns it
+/// needs and joins them, as before histories existed. Both give the same answer.
 pub(super) fn historical(
     storage: &Storage,
+    histories: &HistoryCache,
     registry: &RegistryDocument,
     registry_version: u64,
     query: HistoricalQuery,
@@ -121,7 +127,7 @@ pub(super) fn historical(
     )?;
     check_pins(&query.table_versions, &views)?;
     let service_pins = service_pins(registry, query.feature_service.as_deref());
-    let mut join_views = Vec::with_capacity(views.len());
+    let mut tables = Vec::with_capacity(views.len());
     let mut table_versions = BTreeMap::new();
     for view in &views {
         // The most specific pin wins: the request's own, then the service's definition, then
@@ -137,23 +143,65 @@ pub(super) fn historical(
         };
         let table = view_table(storage, view, selector)?;
         table_versions.insert(view.name.clone(), table.version);
-        join_views.push(join_view(&table, registry, view, &refs)?);
+        let features = requested_features(&table, view, &refs)?;
+        tables.push((table, features));
     }
-    let entities = match query.entities {
-        HistoricalEntities::Columns(columns) => json_entities(columns)?,
-        HistoricalEntities::Parquet(bytes) => parquet_entities(bytes)?,
-        HistoricalEntities::ArrowStream(bytes) => arrow_entities(bytes)?,
-        HistoricalEntities::Window {
-            start_micros,
-            end_micros,
-        } => window_entities(&join_views, start_micros, end_micros)?,
-    };
     let options = JoinOptions {
         created_timestamp_cutoff: query.created_timestamp_cutoff,
         full_feature_names: query.full_feature_names,
     };
-    let joined = point_in_time_join(&entities, ENTITY_TIMESTAMP, &join_views, &options)
-        .map_err(|e| invalid("entities", e.to_string()))?;
+    let joined = if histories.enabled() {
+        let mut kept = Vec::with_capacity(views.len());
+        for (view, (table, _)) in views.iter().zip(&tables) {
+            kept.push(history_of_table(storage, histories, registry, view, table)?);
+        }
+        let join_views: Vec<HistoryJoinView<'_>> = views
+            .iter()
+            .zip(&tables)
+            .zip(&kept)
+            .map(|((view, (_, features)), history)| HistoryJoinView {
+                history,
+                features: features.clone(),
+                ttl_seconds: view.ttl_seconds,
+            })
+            .collect();
+        let entities = match query.entities {
+            HistoricalEntities::Window {
+                start_micros,
+                end_micros,
+            } => {
+                let windows: Vec<JoinView> = join_views
+                    .iter()
+                    .map(|v| JoinView {
+                        name: v.history.view().to_owned(),
+                        rows: v.history.rows().clone(),
+                        join_keys: v.history.join_keys().to_vec(),
+                        timestamp_field: v.history.timestamp_field().to_owned(),
+                        created_timestamp_field: None,
+                        features: Vec::new(),
+                        ttl_seconds: None,
+                    })
+                    .collect();
+                window_entities(&windows, start_micros, end_micros)?
+            }
+            other => entity_rows(other)?,
+        };
+        history::join(&entities, ENTITY_TIMESTAMP, &join_views, &options)
+    } else {
+        let mut join_views = Vec::with_capacity(views.len());
+        for (view, (table, features)) in views.iter().zip(&tables) {
+            join_views.push(join_view(table, registry, view, features.clone())?);
+        }
+        let entities = match query.entities {
+            HistoricalEntities::Window {
+                start_micros,
+                end_micros,
+            } => window_entities(&join_views, start_micros, end_micros)?,
+            other => entity_rows(other)?,
+        };
+        point_in_time_join(&entities, ENTITY_TIMESTAMP, &join_views, &options)
+    }
+    .map_err(|e| invalid("entities", e.to_string()))?;
     // 0: nothing was ever applied, so there is no registry version to name.
     let registry_version = (registry_version > 0).then_some(registry_version);
     Ok(HistoricalAnswer {
@@ -162,6 +210,18 @@ pub(super) fn historical(
         table_versions,
         registry_version,
     })
+}
+
+/// Entity rows given with the request (not a window).
+fn entity_rows(entities: HistoricalEntities) -> Result<RecordBatch> {
+    match entities {
+        HistoricalEntities::Columns(columns) => json_entities(columns),
+        HistoricalEntities::Parquet(bytes) => parquet_entities(bytes),
+        HistoricalEntities::ArrowStream(bytes) => arrow_entities(bytes),
+        HistoricalEntities::Window { .. } => {
+            Err(invalid("entities", "a window has no entity rows"))
+        }
+    }
 }
 
 /// The versions a feature service's definition pins its views at for training (none when the
@@ -190,24 +250,6 @@ fn check_pins(pins: &BTreeMap<String, u64>, views: &[&FeatureView]) -> Result<()
     })
 }
 
-/// The table of `view` at `selector`. The current version is looked up as every other read
-/// does (so a missing table stays `table_not_found`); any other goes through the table's
-/// history, whose 404 / 410 say which versions exist.
-fn view_table(
-    storage: &Storage,
-    view: &FeatureView,
-    selector: VersionSelector,
-) -> Result<Arc<TableHandle>> {
-    let name: TableName = view
-        .name
-        .parse()
-        .map_err(|e: crate::model::NameError| invalid("features", e.to_string()))?;
-    Ok(match selector {
-        VersionSelector::Current => storage.get(&name)?,
-        pinned => storage.table_at(&name, pinned)?,
-    })
-}
-
 /// `batch` with the versions it was read from in its schema metadata. The values are JSON
 /// with sorted keys, so equal versions always give equal bytes.
 fn with_versions(
@@ -228,15 +270,13 @@ fn with_versions(
     batch.clone().with_schema(schema).unwrap_or(batch)
 }
 
-/// The columns of `view`'s table the join needs: join keys, timestamps and the requested
-/// features, in request order.
-fn join_view(
+/// The features of `view` the request asks for, in request order; every one must be a column
+/// of the view's table.
+fn requested_features(
     table: &TableHandle,
-    registry: &RegistryDocument,
     view: &FeatureView,
     refs: &[FeatureRef],
-) -> Result<JoinView> {
-    let join_keys = online::view_join_keys(registry, view);
+) -> Result<Vec<String>> {
     let features: Vec<String> = refs
         .iter()
         .filter(|r| r.view == view.name)
@@ -253,6 +293,18 @@ fn join_view(
             columns: missing,
         });
     }
+    Ok(features)
+}
+
+/// The columns of `view`'s table the join needs: join keys, timestamps and the requested
+/// features, in request order.
+fn join_view(
+    table: &TableHandle,
+    registry: &RegistryDocument,
+    view: &FeatureView,
+    features: Vec<String>,
+) -> Result<JoinView> {
+    let join_keys = online::view_join_keys(registry, view);
     let mut columns = join_keys.clone();
     columns.push(view.timestamp_field.clone());
     columns.extend(view.created_timestamp_field.clone());

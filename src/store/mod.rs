@@ -6,6 +6,7 @@
 //! did). Types the API needs are re-exported from here so `api` never reaches into `storage`.
 
 mod batch;
+mod batch_history;
 mod bus;
 mod diff;
 mod entity_rows;
@@ -14,9 +15,11 @@ mod feast_import;
 mod folding;
 mod health;
 mod historical;
+mod history;
 mod materialize;
 mod null_types;
 mod online;
+mod online_history;
 mod push;
 mod registration;
 mod shared;
@@ -61,6 +64,7 @@ pub use historical::{
 };
 pub use materialize::{MaterializeRequest, MaterializedView};
 pub use online::{OnlineAnswer, OnlineQuery};
+pub use online_history::{FeatureSeries, OnlineHistoryAnswer, OnlineSeriesAnswer, OnlineWhen};
 pub use push::{PushOutcome, PushRequest, PushTarget};
 pub use registration::{Deleted, KeySource, Saved, ViewOptions};
 pub use stats::{DriftReport, STATS_BACKFILL_INTERVAL, TableStats, TableStatsGauges};
@@ -201,6 +205,10 @@ pub struct FeatureStore {
     stats: Arc<stats::StatsAnswers>,
     /// The last round of `/health`'s deep checks.
     health: Arc<health::HealthChecks>,
+    /// Decoded view histories kept between historical requests (`cache.history_max_mb`).
+    histories: Arc<crate::history::HistoryCache>,
+    /// The histories the last as-of and last-N online reads used, held weakly.
+    recent_histories: Arc<online_history::RecentHistories>,
 }
 
 impl FeatureStore {
@@ -218,6 +226,9 @@ impl FeatureStore {
         if options.local_databases != LocalDatabases::All {
             cache_config.disk_max_mb = 0;
         }
+        let histories = Arc::new(crate::history::HistoryCache::new(
+            cache_config.history_max_mb,
+        ));
         let cache = TieredCache::open(
             &cache_config,
             &storage.layout().cache_dir(),
@@ -274,6 +285,8 @@ impl FeatureStore {
             backend,
             stats: Arc::default(),
             health: Arc::new(health::HealthChecks::new(options.health_check_interval)),
+            histories,
+            recent_histories: Arc::default(),
         })
     }
 
@@ -691,8 +704,34 @@ impl FeatureStore {
         // The definitions and their version number together: the answer names the very
         // registry version it was resolved against.
         let (registry, registry_version) = self.registry.snapshot_with_version();
-        self.blocking(move |s, _| historical::historical(s, &registry, registry_version, query))
-            .await
+        let histories = Arc::clone(&self.histories);
+        self.blocking(move |s, _| {
+            historical::historical(s, &histories, &registry, registry_version, query)
+        })
+        .await
+    }
+
+    /// The decoded history of feature view `view` at `selector` (the current version, a
+    /// numbered one, or the one current at an instant): kept in memory by table version and
+    /// shared by every caller, built once on first use (see `crate::history`).
+    pub async fn view_history(
+        &self,
+        view: &str,
+        selector: VersionSelector,
+    ) -> Result<Arc<crate::history::ViewHistory>> {
+        let registry = self.registry.snapshot();
+        let histories = Arc::clone(&self.histories);
+        let view = view.to_owned();
+        self.blocking(move |s, _| {
+            history::view_history_blocking(s, &histories, &registry, &view, selector)
+                .map(|(history, _)| history)
+        })
+        .await
+    }
+
+    /// The kept histories' figures, in the cache tiers' shape (`/performance`, `/metrics`).
+    pub fn history_stats(&self) -> TierStats {
+        self.histories.stats()
     }
 
     /// Persists the online state of `request.feature_views` (all views when `None`) into the

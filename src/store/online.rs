@@ -68,6 +68,11 @@ impl<'r> Plan<'r> {
     pub(super) fn views(&self) -> &[&'r FeatureView] {
         &self.views
     }
+
+    /// Requested features, in request order.
+    pub(super) fn refs(&self) -> &[FeatureRef] {
+        &self.refs
+    }
 }
 
 fn invalid(field: &str, message: String) -> StoreError {
@@ -562,4 +567,16 @@ pub(super) fn answer(
         .filter(|(k, _)| used.contains(&k))
         .collect();
     Ok(OnlineAnswer { entities, features })
+}
+
+/// The entity columns an answer echoes: those some requested view joins on, as sent.
+pub(super) fn echoed_entities(
+    plan: &Plan<'_>,
+    entities: Vec<(String, Vec<Value>)>,
+) -> Vec<(String, Vec<Value>)> {
+    let used: Vec<&String> = plan.join_keys.values().flatten().collect();
+    entities
+        .into_iter()
+        .filter(|(k, _)| used.contains(&k))
+        .collect()
 }

@@ -290,7 +290,13 @@ impl FeatureStore {
 
     /// Sweeps every table's history past retention now (the background sweep's round).
     pub async fn sweep_history(&self) -> Result<HistorySweep> {
-        self.blocking(|s, _| Ok(s.sweep_history()?)).await
+        let histories = Arc::clone(&self.histories);
+        self.blocking(move |s, _| {
+            let swept = s.sweep_history()?;
+            super::history::prune(s, &histories);
+            Ok(swept)
+        })
+        .await
     }
 
     /// Starts sweeping table history every `every` on a thread of its own (the server uses
@@ -298,13 +304,18 @@ impl FeatureStore {
     /// waits for the next start-up sweep). Dropping the guard stops it.
     pub fn start_history_sweep(&self, every: Duration) -> Option<PollGuard> {
         let storage = Arc::clone(&self.storage);
+        let histories = Arc::clone(&self.histories);
         let round = move || match storage.sweep_history() {
-            Ok(swept) => tracing::debug!(
-                versions_expired = swept.versions_expired,
-                files_deleted = swept.files_deleted,
-                bytes_freed = swept.bytes_freed,
-                "history sweep round done"
-            ),
+            Ok(swept) => {
+                // Versions the sweep forgot take their kept histories with them.
+                super::history::prune(&storage, &histories);
+                tracing::debug!(
+                    versions_expired = swept.versions_expired,
+                    files_deleted = swept.files_deleted,
+                    bytes_freed = swept.bytes_freed,
+                    "history sweep round done"
+                )
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "the history sweep failed; it is retried at the next round")
             }

@@ -14,6 +14,8 @@ that the resulting server errors are documented and parse into Problem.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import os
 import sys
 from typing import Any
@@ -353,6 +355,20 @@ def registry_and_online(client: Client) -> None:
         "unknown_feature_views",
         "online unknown view",
     )
+
+    # as_of and last_n are typed request fields; a last_n answer's feature values are lists.
+    as_of = online_request(["user_profile:age"], [1])
+    as_of.as_of = datetime.datetime.now(datetime.timezone.utc)
+    past = ok(get_online_features.sync_detailed(client=client, body=as_of), 200, OnlineFeaturesResponse, "as_of")
+    check(past.results[1].statuses == ["PRESENT"], f"as_of statuses {past.results[1].statuses}")
+    last = online_request(["user_profile:age"], [1])
+    last.last_n = 3
+    response = get_online_features.sync_detailed(client=client, body=last)
+    check(response.status_code == 200, f"last_n: status {response.status_code}: {response.content[:300]!r}")
+    series = json.loads(response.content)["results"][1]
+    check(isinstance(series["values"][0], list) and len(series["values"][0]) == 3, f"last_n values {series}")
+    last.last_n = 0
+    problem(get_online_features.sync_detailed(client=client, body=last), 422, "invalid_body", "last_n 0")
     invalid = RegistryDocument.from_dict(
         {"feature_views": [{"name": "user_profile", "group": "user", "entities": ["ghost"], "timestamp_field": "age"}]}
     )
