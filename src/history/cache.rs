@@ -42,6 +42,9 @@ struct State {
     hits: u64,
     misses: u64,
     evictions: u64,
+    /// Keys whose history was larger than the bound: their requests build side by side
+    /// instead of queueing behind one another's builds, which would keep nothing anyway.
+    too_large: std::collections::HashSet<HistoryKey>,
 }
 
 /// The kept histories, bounded by bytes (`cache.history_max_mb`).
@@ -94,6 +97,10 @@ impl HistoryCache {
         if let Some(found) = self.lookup(key) {
             return Ok(found);
         }
+        if self.state().too_large.contains(key) {
+            self.state().misses += 1;
+            return build().map(Arc::new);
+        }
         let lock = {
             let mut builds = self.builds.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(builds.entry(key.clone()).or_default())
@@ -133,6 +140,7 @@ impl HistoryCache {
     fn insert(&self, key: HistoryKey, history: Arc<ViewHistory>) {
         let bytes = history.memory_bytes() as u64;
         if bytes > self.max_bytes {
+            self.state().too_large.insert(key.clone());
             tracing::info!(
                 table = %key.table,
                 version = key.version,
@@ -173,6 +181,7 @@ impl HistoryCache {
     /// Keeps only the entries `keep` accepts; returns how many were dropped.
     pub fn retain(&self, mut keep: impl FnMut(&HistoryKey) -> bool) -> usize {
         let mut state = self.state();
+        state.too_large.retain(|key| keep(key));
         let before = state.entries.len();
         let mut freed = 0;
         state.entries.retain(|key, entry| {
@@ -186,14 +195,17 @@ impl HistoryCache {
         before - state.entries.len()
     }
 
-    /// The (table, version) of every entry, for deciding which are still wanted.
+    /// The (table, version) of every entry (and of every history found too large to keep),
+    /// for deciding which are still wanted.
     pub fn versions(&self) -> Vec<(String, u64)> {
-        let mut all: Vec<(String, u64)> = self
-            .state()
+        let state = self.state();
+        let mut all: Vec<(String, u64)> = state
             .entries
             .keys()
+            .chain(&state.too_large)
             .map(|k| (k.table.clone(), k.version))
             .collect();
+        drop(state);
         all.sort();
         all.dedup();
         all

@@ -329,3 +329,94 @@ fn a_missing_view_column_is_named() {
     .expect_err("no timestamp column");
     assert!(err.to_string().contains("event_timestamp"), "{err}");
 }
+
+fn key(table: &str, version: u64) -> HistoryKey {
+    HistoryKey {
+        table: table.into(),
+        version,
+        snapshot: 0,
+        definition: String::new(),
+    }
+}
+
+/// A history of `rows` rows of one key column and timestamps.
+fn history_of(rows: i64) -> ViewHistory {
+    let keys: Vec<Option<i64>> = (0..rows).map(Some).collect();
+    let rows = batch(vec![("k", ints(&keys)), ("event_timestamp", ts(&keys))]);
+    ViewHistory::build(HistorySource {
+        view: "v".into(),
+        rows,
+        join_keys: vec!["k".into()],
+        timestamp_field: "event_timestamp".into(),
+        created_timestamp_field: None,
+    })
+    .expect("the history builds")
+}
+
+#[test]
+fn the_least_recently_used_history_goes_first_when_over_the_bound() {
+    let one = history_of(8_000).memory_bytes() as u64;
+    // Room for two, not three.
+    let cache = HistoryCache::new(1);
+    let fits = cache.stats().max_bytes / one;
+    assert_eq!(fits, 2, "{one} bytes per history");
+    let build = || Ok::<_, OfflineError>(history_of(8_000));
+    cache.get_or_build(&key("a", 1), build).expect("a");
+    cache.get_or_build(&key("b", 1), build).expect("b");
+    cache.get_or_build(&key("a", 1), build).expect("a again");
+    cache.get_or_build(&key("c", 1), build).expect("c");
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.items, stats.evictions, stats.hits, stats.misses),
+        (2, 1, 1, 3)
+    );
+    let kept: Vec<String> = cache.versions().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(kept, ["a", "c"], "b was the least recently used");
+}
+
+#[test]
+fn a_history_larger_than_the_bound_is_returned_not_kept_and_builds_without_queueing() {
+    let cache = HistoryCache::new(1);
+    let big = || Ok::<_, OfflineError>(history_of(200_000));
+    for _ in 0..2 {
+        let history = cache.get_or_build(&key("big", 1), big).expect("built");
+        assert_eq!(history.group_count(), 200_000);
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.items, stats.bytes, stats.misses), (0, 0, 2));
+    assert_eq!(cache.retain(|k| k.table != "big"), 0);
+    assert!(cache.versions().is_empty());
+}
+
+#[test]
+fn concurrent_callers_of_a_cold_key_share_one_build() {
+    let cache = HistoryCache::new(64);
+    let builds = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                cache
+                    .get_or_build(&key("a", 1), || {
+                        builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        Ok::<_, OfflineError>(history_of(100))
+                    })
+                    .expect("built")
+            });
+        }
+    });
+    assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!((cache.stats().misses, cache.stats().hits), (1, 5));
+}
+
+#[test]
+fn with_no_bound_nothing_is_kept() {
+    let cache = HistoryCache::new(0);
+    assert!(!cache.enabled());
+    cache
+        .get_or_build(&key("a", 1), || Ok::<_, OfflineError>(history_of(10)))
+        .expect("built");
+    let stats = cache.stats();
+    assert_eq!((stats.enabled, stats.items, stats.misses), (false, 0, 1));
+    assert!(stats.disabled_reason.is_some());
+}
