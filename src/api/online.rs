@@ -261,31 +261,12 @@ pub(super) fn columns_body(answer: &OnlineAnswer) -> Vec<u8> {
     let results = answer.entities.len() + answer.features.len();
     let mut out = Vec::with_capacity(64 + results * (96 + rows * 48));
     let mut timestamps = TimestampMemo::default();
-    out.extend_from_slice(b"{\"metadata\":{\"feature_names\":[");
-    let names = (answer.entities.iter().map(|(k, _)| k.as_str()))
-        .chain(answer.features.iter().map(|f| f.name.as_str()));
-    for (i, name) in names.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_json_str(&mut out, name);
-    }
-    out.extend_from_slice(b"]},\"results\":[");
-    let mut first = true;
-    for (_, values) in &answer.entities {
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"values\":");
-        if serde_json::to_writer(&mut out, values).is_err() {
-            out.extend_from_slice(b"null");
-        }
-        out.extend_from_slice(b",\"statuses\":");
-        write_list(&mut out, values, |o, _| o.extend_from_slice(b"\"PRESENT\""));
-        out.extend_from_slice(b",\"event_timestamps\":");
-        write_list(&mut out, values, |o, _| write_json_str(o, EPOCH));
-        out.push(b'}');
-    }
+    write_columns_head(
+        &mut out,
+        &answer.entities,
+        answer.features.iter().map(|f| f.name.as_str()),
+    );
+    let mut first = answer.entities.is_empty();
     for feature in &answer.features {
         if !std::mem::take(&mut first) {
             out.push(b',');
@@ -307,6 +288,40 @@ pub(super) fn columns_body(answer: &OnlineAnswer) -> Vec<u8> {
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// Writes what every column-major answer starts with: `metadata.feature_names` (the entity
+/// keys, then `features`) and the entity key columns, each value `PRESENT` at the epoch as
+/// Feast answers them. The caller appends the feature columns (each after a comma when any
+/// column precedes it) and the closing `]}`.
+pub(super) fn write_columns_head<'a>(
+    out: &mut Vec<u8>,
+    entities: &'a [(String, Vec<Value>)],
+    features: impl Iterator<Item = &'a str>,
+) {
+    out.extend_from_slice(b"{\"metadata\":{\"feature_names\":[");
+    let names = entities.iter().map(|(k, _)| k.as_str()).chain(features);
+    for (i, name) in names.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, name);
+    }
+    out.extend_from_slice(b"]},\"results\":[");
+    for (i, (_, values)) in entities.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"values\":");
+        if serde_json::to_writer(&mut *out, values).is_err() {
+            out.extend_from_slice(b"null");
+        }
+        out.extend_from_slice(b",\"statuses\":");
+        write_list(out, values, |o, _| o.extend_from_slice(b"\"PRESENT\""));
+        out.extend_from_slice(b",\"event_timestamps\":");
+        write_list(out, values, |o, _| write_json_str(o, EPOCH));
+        out.push(b'}');
+    }
 }
 
 /// Remembers the last event time written: the features of one view share each entity row's

@@ -21,8 +21,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use super::online::{
-    Layout, OnlineMetadata, OnlineResult, columns_body, rows_body, write_list, write_status,
-    write_timestamp,
+    Layout, OnlineMetadata, OnlineResult, columns_body, rows_body, write_columns_head,
+    write_status, write_timestamp,
 };
 use super::records::{JsonObject, cell_writer, normalise, write_json_str};
 use crate::store::{
@@ -138,31 +138,12 @@ fn series_columns_body(answer: &OnlineSeriesAnswer) -> Vec<u8> {
     let rows = answer.entities.first().map_or(0, |(_, v)| v.len());
     let entries: usize = answer.features.iter().map(|f| f.statuses.len()).sum();
     let mut out = Vec::with_capacity(64 + rows * 96 + entries * 64);
-    out.extend_from_slice(b"{\"metadata\":{\"feature_names\":[");
-    let names = (answer.entities.iter().map(|(k, _)| k.as_str()))
-        .chain(answer.features.iter().map(|f| f.name.as_str()));
-    for (i, name) in names.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_json_str(&mut out, name);
-    }
-    out.extend_from_slice(b"]},\"results\":[");
-    let mut first = true;
-    for (_, values) in &answer.entities {
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"values\":");
-        if serde_json::to_writer(&mut out, values).is_err() {
-            out.extend_from_slice(b"null");
-        }
-        out.extend_from_slice(b",\"statuses\":");
-        write_list(&mut out, values, |o, _| o.extend_from_slice(b"\"PRESENT\""));
-        out.extend_from_slice(b",\"event_timestamps\":");
-        write_list(&mut out, values, |o, _| write_timestamp(o, 0));
-        out.push(b'}');
-    }
+    write_columns_head(
+        &mut out,
+        &answer.entities,
+        answer.features.iter().map(|f| f.name.as_str()),
+    );
+    let mut first = answer.entities.is_empty();
     for feature in &answer.features {
         if !std::mem::take(&mut first) {
             out.push(b',');
