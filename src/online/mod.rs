@@ -13,6 +13,7 @@
 
 pub mod durable;
 pub mod merge;
+pub mod push_log;
 pub mod redis;
 pub mod shared_rows;
 

@@ -191,10 +191,14 @@ pub(super) fn push(
         let db = durable.ok_or_else(|| {
             StoreError::OnlineStoreUnavailable(durable_error.unwrap_or("not open").to_owned())
         })?;
-        db.push(&view.name, &prepared.rows)
+        let compaction_due = db
+            .push(&view.name, &prepared.rows)
             .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?;
         let same = prepared.snapshot;
         online::merge_pushed(indexes, &view.name, &prepared.rows, same, same, now_micros);
+        if compaction_due {
+            compact_push_log(db, view, join_keys, now_micros);
+        }
         return Ok(PushOutcome {
             feature_view: view.name.clone(),
             rows: pushed,
@@ -207,6 +211,36 @@ pub(super) fn push(
         rows: pushed,
         offline: Some(appended),
     })
+}
+
+/// Compacts the durable push log of `view` to the rows that can still decide an answer. The
+/// push it follows is already durable and acknowledged either way, so a failure is logged, not
+/// returned: the log stays as it was and the next due push tries again.
+fn compact_push_log(db: &OnlineDb, view: &FeatureView, join_keys: &[String], now_micros: i64) {
+    let started = std::time::Instant::now();
+    let compacted = db.compact_pushed(&view.name, |rows| {
+        match crate::online::push_log::survivors(rows, view, join_keys, now_micros) {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(view = %view.name, error = %e, "could not compact rows pushed online; kept as they are");
+                None
+            }
+        }
+    });
+    match compacted {
+        Ok(done) => tracing::info!(
+            view = %view.name,
+            entries_before = done.entries_before,
+            entries_after = done.entries_after,
+            rows_before = done.rows_before,
+            rows_after = done.rows_after,
+            millis = started.elapsed().as_millis() as u64,
+            "online push log compacted"
+        ),
+        Err(e) => {
+            tracing::warn!(view = %view.name, error = %e, "could not compact the online push log; it keeps growing until the next try")
+        }
+    }
 }
 
 /// Appends a push's rows to the view's table (blocking) and lets the kept index absorb them.

@@ -30,6 +30,7 @@ mod online;
 mod online_as_of;
 mod openapi;
 mod push;
+mod push_log;
 mod query;
 mod readers;
 mod readme;

@@ -446,7 +446,14 @@ pub async fn restart_with(
     server: TestServer,
     tweak: impl Fn(&mut Config),
 ) -> TestResult<TestServer> {
-    let mut data = server.stop();
+    start_again_on(server.stop(), tweak).await
+}
+
+/// Starts a server on the data root of a stopped one, as [`restart_with`] does.
+pub async fn start_again_on(
+    mut data: tempfile::TempDir,
+    tweak: impl Fn(&mut Config),
+) -> TestResult<TestServer> {
     for _ in 0..20 {
         let server = TestServer::start_on(data, &tweak)?;
         if online_store_open(&server).await? {
