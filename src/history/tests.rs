@@ -339,9 +339,10 @@ fn key(table: &str, version: u64) -> HistoryKey {
     }
 }
 
-/// A history of `rows` rows of one key column and timestamps.
+/// A history of `rows` rows of one key column and timestamps; keys far apart, so that it is
+/// held in a hash map, the larger index.
 fn history_of(rows: i64) -> ViewHistory {
-    let keys: Vec<Option<i64>> = (0..rows).map(Some).collect();
+    let keys: Vec<Option<i64>> = (0..rows).map(|k| Some(k * 1_000)).collect();
     let rows = batch(vec![("k", ints(&keys)), ("event_timestamp", ts(&keys))]);
     ViewHistory::build(HistorySource {
         view: "v".into(),
@@ -419,4 +420,52 @@ fn with_no_bound_nothing_is_kept() {
     let stats = cache.stats();
     assert_eq!((stats.enabled, stats.items, stats.misses), (false, 0, 1));
     assert!(stats.disabled_reason.is_some());
+}
+
+#[test]
+fn dense_integer_keys_find_every_key_and_nothing_outside_or_between_them() {
+    let view_keys = [Some(-5), Some(3), Some(10), None, Some(3)];
+    let column = ints(&view_keys);
+    let (index, groups) =
+        keys::KeyIndex::build("v", &["k".into()], &[&column], 5, |_| true).expect("builds");
+    assert_eq!(groups, [0, 1, 2, keys::NO_GROUP, 1]);
+    assert_eq!(index.count(), 3);
+    // An array of the 16 slots, not a map.
+    assert_eq!(index.memory_bytes(), 16 * 4);
+    let probes = [-5, 3, 10, 4, -6, 11, i64::MIN, i64::MAX];
+    let expected = [
+        0,
+        1,
+        2,
+        keys::NO_GROUP,
+        keys::NO_GROUP,
+        keys::NO_GROUP,
+        keys::NO_GROUP,
+        keys::NO_GROUP,
+    ];
+    let probe_column = ints(&probes.map(Some));
+    let found = index
+        .entity_groups("v", &["k".into()], &[&probe_column], probes.len())
+        .expect("probes");
+    assert_eq!(found, expected);
+    for (probe, want) in probes.iter().zip(expected) {
+        let json = serde_json::Value::from(*probe);
+        assert_eq!(
+            index.group_of_json(&[&json]),
+            (want != keys::NO_GROUP).then_some(want),
+            "{probe}"
+        );
+    }
+}
+
+#[test]
+fn few_integer_keys_over_a_wide_range_are_held_in_a_map_and_still_found() {
+    // A span of 4 001 slots (under the dense limit) for two keys: the map is smaller.
+    let column = ints(&[Some(0), Some(4_000)]);
+    let (index, groups) =
+        keys::KeyIndex::build("v", &["k".into()], &[&column], 2, |_| true).expect("builds");
+    assert_eq!(groups, [0, 1]);
+    assert!(index.memory_bytes() < 4_001 * 4, "{}", index.memory_bytes());
+    assert_eq!(index.group_of_json(&[&json!(4_000)]), Some(1));
+    assert_eq!(index.group_of_json(&[&json!(2_000)]), None);
 }
