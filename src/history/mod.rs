@@ -24,9 +24,12 @@
 //! # Memory
 //! Beyond the decoded columns themselves (`rows`), a history holds 12 bytes per row with a
 //! key and an event time (8 for the event, 4 for the row index), 4 bytes per group for the
-//! group starts, the key map (key, 4-byte id and a control byte per bucket, buckets ≈ 8/7 of
-//! the groups rounded up to a power of two, plus the text of string keys), and, when the
+//! group starts, the key index, and, when the
 //! created timestamp column is not in microseconds, 8 bytes per row for its converted copy.
+//! The key index is, for a single integer key whose values span at most twice the row count
+//! (ids 1..N, the common case), an array of 4 bytes per value of the span; otherwise a hash
+//! map (key, 4-byte id and a control byte per bucket, buckets ≈ 8/7 of the groups rounded up
+//! to a power of two, plus the text of string keys).
 //! [`ViewHistory::memory_bytes`] adds these up; the cache bounds histories by it.
 //!
 //! # Hazards
