@@ -512,7 +512,10 @@ impl FeatureStore {
         if let Some(redis) = &self.redis {
             let views = shared::shared_views(redis, &self.storage, &plan, now);
             if !views.is_empty() {
-                match shared::fetch(redis, &query, &views).await {
+                // Boxed, as the index build below: the futures of these rarer paths would
+                // otherwise be inlined into every lookup's future, which the HTTP handler's is
+                // allocated around on each request.
+                match Box::pin(shared::fetch(redis, &query, &views)).await {
                     Ok(rows) => {
                         alone = views
                             .iter()
@@ -543,16 +546,15 @@ impl FeatureStore {
         if !missing.is_empty() {
             let indexes = Arc::clone(&self.indexes);
             let durable = self.durable.clone();
-            let built = self
-                .blocking(move |s, _| {
-                    missing
-                        .into_iter()
-                        .map(|(view, keys)| {
-                            online::build_index(s, &indexes, durable.as_deref(), &view, keys, now)
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })
-                .await?;
+            let built = Box::pin(self.blocking(move |s, _| {
+                missing
+                    .into_iter()
+                    .map(|(view, keys)| {
+                        online::build_index(s, &indexes, durable.as_deref(), &view, keys, now)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            }))
+            .await?;
             for index in built {
                 ready.insert(index.view.name.clone(), index);
             }

@@ -91,7 +91,8 @@ pub(super) fn resolve<'r>(
     feature_service: &Option<String>,
     full_feature_names: bool,
 ) -> Result<(Vec<&'r FeatureView>, Vec<FeatureRef>)> {
-    let raw: Vec<String> = match (features, feature_service) {
+    // The request's own references are read in place; only a service's are built.
+    let raw: std::borrow::Cow<'_, [String]> = match (features, feature_service) {
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "features",
@@ -108,7 +109,7 @@ pub(super) fn resolve<'r>(
             if features.is_empty() {
                 return Err(invalid("features", "must name at least one feature".into()));
             }
-            features.clone()
+            std::borrow::Cow::Borrowed(features.as_slice())
         }
         (None, Some(name)) => {
             let service = registry
@@ -137,7 +138,7 @@ pub(super) fn resolve<'r>(
                     expanded.push(reference.clone());
                 }
             }
-            expanded
+            std::borrow::Cow::Owned(expanded)
         }
     };
     let mut refs = Vec::with_capacity(raw.len());
