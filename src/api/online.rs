@@ -158,14 +158,17 @@ pub struct OnlineRowsResponse {
 #[serde(untagged)]
 #[schema(as = OnlineAnswer)]
 pub enum OnlineAnswerDoc {
-    /// `"layout": "columns"` (Feast's shape).
-    Columns(OnlineFeaturesResponse),
-    /// `"layout": "rows"`.
-    Rows(OnlineRowsResponse),
+    // The list-valued shapes first: they require `last_n`, which the plain ones never have, so
+    // a client trying the shapes in this order (as generated ones do) reads each answer as the
+    // shape it is; the plain shapes would accept a list-valued answer too.
     /// With `last_n`, `"layout": "columns"`: feature columns hold a list per entity row.
     Series(super::online_history::OnlineSeriesResponse),
     /// With `last_n`, `"layout": "rows"`: each feature a list, event times beside.
     SeriesRows(super::online_history::OnlineSeriesRowsResponse),
+    /// `"layout": "columns"` (Feast's shape).
+    Columns(OnlineFeaturesResponse),
+    /// `"layout": "rows"`.
+    Rows(OnlineRowsResponse),
 }
 
 /// Latest feature values per entity, with TTL enforced (Feast-compatible).
@@ -182,7 +185,7 @@ pub enum OnlineAnswerDoc {
     post, path = "/get-online-features", tag = "serving",
     request_body = OnlineFeaturesRequest,
     responses(
-        (status = 200, description = "Column-major answer, or `{rows: [...], statuses: [...]}` with `\"layout\": \"rows\"`; with `last_n`, feature values, statuses and event times are lists (`OnlineSeriesResponse`, or `OnlineSeriesRowsResponse` with `event_timestamps` beside `rows`)", body = OnlineAnswerDoc),
+        (status = 200, description = "Column-major answer, or `{rows: [...], statuses: [...]}` with `\"layout\": \"rows\"`; with `last_n`, feature values, statuses and event times are lists and the answer carries `last_n` (`OnlineSeriesResponse`, or `OnlineSeriesRowsResponse` with `event_timestamps` beside `rows`)", body = OnlineAnswerDoc),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown feature views, features or service, all named (`unknown_feature_views`, `unknown_features`, `unknown_feature_service`)", body = super::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A requested feature is declared by its view but missing from the table (`view_table_mismatch`)", body = super::Problem, content_type = "application/problem+json"),

@@ -8,6 +8,9 @@
 //! `rows[r][feature]` and `statuses[r][feature]` are lists and a third array,
 //! `event_timestamps[r][feature]`, holds the event times. An entity without values gets empty
 //! lists: a list's length is the number of values there are, never padded with `NOT_FOUND`.
+//! A `last_n` answer also carries `"last_n": N` at its top level: the only field a plain
+//! answer never has, so a client (a generated one tries the shapes in the spec's order) can
+//! tell the list-valued shapes from the plain ones.
 
 use std::collections::BTreeMap;
 
@@ -86,12 +89,15 @@ pub(super) async fn respond(
     when: OnlineWhen,
     layout: Layout,
 ) -> Result<HttpResponse, ApiError> {
+    let last_n = when.last_n.unwrap_or(1);
     let answer = state.store.online_history(query, when).await?;
     let out = match (&answer, layout) {
         (OnlineHistoryAnswer::Latest(latest), Layout::Columns) => columns_body(latest),
         (OnlineHistoryAnswer::Latest(latest), Layout::Rows) => rows_body(latest),
-        (OnlineHistoryAnswer::Series(series), Layout::Columns) => series_columns_body(series),
-        (OnlineHistoryAnswer::Series(series), Layout::Rows) => series_rows_body(series),
+        (OnlineHistoryAnswer::Series(series), Layout::Columns) => {
+            series_columns_body(series, last_n)
+        }
+        (OnlineHistoryAnswer::Series(series), Layout::Rows) => series_rows_body(series, last_n),
     };
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
@@ -134,7 +140,7 @@ fn write_entries(
 
 /// The column-major `last_n` answer: entity columns as in a plain lookup, feature columns
 /// with a list per entity row.
-fn series_columns_body(answer: &OnlineSeriesAnswer) -> Vec<u8> {
+fn series_columns_body(answer: &OnlineSeriesAnswer, last_n: usize) -> Vec<u8> {
     let rows = answer.entities.first().map_or(0, |(_, v)| v.len());
     let entries: usize = answer.features.iter().map(|f| f.statuses.len()).sum();
     let mut out = Vec::with_capacity(64 + rows * 96 + entries * 64);
@@ -167,13 +173,15 @@ fn series_columns_body(answer: &OnlineSeriesAnswer) -> Vec<u8> {
         });
         out.push(b'}');
     }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(b"],\"last_n\":");
+    out.extend_from_slice(last_n.to_string().as_bytes());
+    out.push(b'}');
     out
 }
 
 /// The row-major `last_n` answer: `rows`, `statuses` and `event_timestamps`, one object per
 /// entity row, each feature a list.
-fn series_rows_body(answer: &OnlineSeriesAnswer) -> Vec<u8> {
+fn series_rows_body(answer: &OnlineSeriesAnswer, last_n: usize) -> Vec<u8> {
     let rows = answer.entities.first().map_or(0, |(_, v)| v.len());
     let columns: Vec<_> = answer
         .features
@@ -234,6 +242,7 @@ fn series_rows_body(answer: &OnlineSeriesAnswer) -> Vec<u8> {
             write_timestamp(o, feature.timestamps[entry])
         })
     });
+    body.field("last_n", &Value::from(last_n));
     body.finish()
 }
 
@@ -269,13 +278,18 @@ pub enum OnlineSeriesColumn {
     "results": [
         {"values": [1, 999], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"]},
         {"values": [[34, 33], []], "statuses": [["PRESENT", "PRESENT"], []], "event_timestamps": [["2026-11-20T10:00:00Z", "2026-10-20T10:00:00Z"], []]}
-    ]
+    ],
+    "last_n": 2
 }))]
 pub struct OnlineSeriesResponse {
     /// Names of the result columns.
     pub metadata: OnlineMetadata,
     /// One entry per name.
     pub results: Vec<OnlineSeriesColumn>,
+    /// The `last_n` asked: each list holds at most this many values. Only `last_n` answers
+    /// have this field.
+    #[schema(minimum = 1)]
+    pub last_n: u32,
 }
 
 /// Row-major answer with `last_n` (`"layout": "rows"`): per entity row, each feature's values,
@@ -284,7 +298,8 @@ pub struct OnlineSeriesResponse {
 #[schema(example = json!({
     "rows": [{"user_id": 1, "age": [34, 33]}, {"user_id": 999, "age": []}],
     "statuses": [{"age": ["PRESENT", "PRESENT"]}, {"age": []}],
-    "event_timestamps": [{"age": ["2026-11-20T10:00:00Z", "2026-10-20T10:00:00Z"]}, {"age": []}]
+    "event_timestamps": [{"age": ["2026-11-20T10:00:00Z", "2026-10-20T10:00:00Z"]}, {"age": []}],
+    "last_n": 2
 }))]
 pub struct OnlineSeriesRowsResponse {
     /// One object per entity row: join keys (scalars), then each feature's list of values.
@@ -294,4 +309,8 @@ pub struct OnlineSeriesRowsResponse {
     pub statuses: Vec<BTreeMap<String, Vec<String>>>,
     /// One object per entity row: feature → each value's RFC 3339 event time.
     pub event_timestamps: Vec<BTreeMap<String, Vec<String>>>,
+    /// The `last_n` asked: each list holds at most this many values. Only `last_n` answers
+    /// have this field.
+    #[schema(minimum = 1)]
+    pub last_n: u32,
 }

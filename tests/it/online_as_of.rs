@@ -382,6 +382,14 @@ async fn last_n_lists_the_latest_values_newest_first_with_statuses_and_event_tim
         answer["metadata"]["feature_names"],
         json!(["user_id", "age", "favorite_genre"])
     );
+    // The field that tells a list-valued answer from a plain one; a plain answer lacks it.
+    assert_eq!(answer["last_n"], 2, "{answer}");
+    let plain = online_ok(
+        &server,
+        json!({"features": ["user_profile:age"], "entities": {"user_id": [1]}, "as_of": T0}),
+    )
+    .await?;
+    assert!(plain.get("last_n").is_none(), "{plain}");
     Ok(())
 }
 
@@ -460,6 +468,7 @@ async fn last_n_rows_layout_lists_values_statuses_and_event_timestamps() -> Test
                 {"age": [T0, T0_MINUS_1D], "clicks": [T0_MINUS_30M, T0_MINUS_2H]},
                 {"age": [], "clicks": []},
             ],
+            "last_n": 2,
         })
     );
     Ok(())
@@ -651,8 +660,30 @@ async fn the_spec_documents_as_of_last_n_and_the_list_shapes() -> TestResult {
     ] {
         assert!(schemas[name].is_object(), "{name} is not in the spec");
     }
-    let answer = spec["components"]["schemas"]["OnlineAnswer"].to_string();
-    assert!(answer.contains("OnlineSeriesResponse"), "{answer}");
-    assert!(answer.contains("OnlineSeriesRowsResponse"), "{answer}");
+    // Generated clients try the shapes in order and keep the first that reads: the
+    // list-valued ones come first and require `last_n`, which plain answers never have.
+    let shapes: Vec<String> = spec["components"]["schemas"]["OnlineAnswer"]["oneOf"]
+        .as_array()
+        .ok_or("OnlineAnswer is not a oneOf")?
+        .iter()
+        .map(|s| s["$ref"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            "OnlineSeriesResponse",
+            "OnlineSeriesRowsResponse",
+            "OnlineFeaturesResponse",
+            "OnlineRowsResponse"
+        ]
+        .map(|name| format!("#/components/schemas/{name}")),
+    );
+    for name in ["OnlineSeriesResponse", "OnlineSeriesRowsResponse"] {
+        let required = schemas[name]["required"].to_string();
+        assert!(required.contains("\"last_n\""), "{name}: {required}");
+    }
+    for name in ["OnlineFeaturesResponse", "OnlineRowsResponse"] {
+        assert!(schemas[name]["properties"]["last_n"].is_null(), "{name}");
+    }
     Ok(())
 }

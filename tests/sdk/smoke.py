@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import os
 import sys
 from typing import Any
@@ -56,6 +55,8 @@ from featurestore_client.models import (
     OnlineFeaturesRequestEntities,
     OnlineFeaturesResponse,
     OnlineRowsResponse,
+    OnlineSeriesResponse,
+    OnlineSeriesRowsResponse,
     RegistryDocument,
     PageMetadata,
     Problem,
@@ -363,10 +364,21 @@ def registry_and_online(client: Client) -> None:
     check(past.results[1].statuses == ["PRESENT"], f"as_of statuses {past.results[1].statuses}")
     last = online_request(["user_profile:age"], [1])
     last.last_n = 3
-    response = get_online_features.sync_detailed(client=client, body=last)
-    check(response.status_code == 200, f"last_n: status {response.status_code}: {response.content[:300]!r}")
-    series = json.loads(response.content)["results"][1]
-    check(isinstance(series["values"][0], list) and len(series["values"][0]) == 3, f"last_n values {series}")
+    # The list-valued shapes are parsed as such (they come first in the spec and require
+    # last_n), not as the plain shape that would also accept them.
+    series = ok(get_online_features.sync_detailed(client=client, body=last), 200, OnlineSeriesResponse, "last_n")
+    check(series.last_n == 3, f"last_n echoed {series.last_n}")
+    ages = series.results[1].values[0]
+    check(isinstance(ages, list) and len(ages) == 3, f"last_n values {series.to_dict()}")
+    last_rows = online_request(["user_profile:age"], [1], Layout.ROWS)
+    last_rows.last_n = 2
+    series_rows = ok(
+        get_online_features.sync_detailed(client=client, body=last_rows), 200, OnlineSeriesRowsResponse, "last_n rows"
+    )
+    check(
+        series_rows.last_n == 2 and len(series_rows.rows[0]["age"]) == 2 and len(series_rows.event_timestamps) == 1,
+        f"last_n rows {series_rows.to_dict()}",
+    )
     last.last_n = 0
     problem(get_online_features.sync_detailed(client=client, body=last), 422, "invalid_body", "last_n 0")
     invalid = RegistryDocument.from_dict(
