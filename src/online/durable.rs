@@ -247,8 +247,8 @@ impl OnlineDb {
 
     /// Replaces each run of same-schema entries in `view`'s push log by one entry holding the
     /// rows `survivors` keeps of them (in push order), atomically and durably. A run
-    /// `survivors` declines (`None`: it cannot judge those rows) stays as it is. Pushes landing meanwhile get later keys
-    /// and are left alone.
+    /// `survivors` declines (`None`: it cannot judge those rows) stays as it is. Pushes
+    /// landing meanwhile get later keys and are left alone.
     pub fn compact_pushed(
         &self,
         view: &str,
@@ -271,10 +271,10 @@ impl OnlineDb {
         };
         let mut batch = sled::Batch::default();
         for run in entries.chunk_by(|(_, a), (_, b)| a.schema() == b.schema()) {
-            let Some((last_key, first)) = run.last().map(|(key, rows)| (key, rows)) else {
+            let Some((last_key, last)) = run.last() else {
                 continue;
             };
-            let all = concat_batches(&first.schema(), run.iter().map(|(_, rows)| rows))?;
+            let all = concat_batches(&last.schema(), run.iter().map(|(_, rows)| rows))?;
             match survivors(&all) {
                 Some(kept) => {
                     for (key, _) in run {
@@ -315,6 +315,9 @@ impl OnlineDb {
 
     /// Forgets everything about `view` (its table was deleted).
     pub fn forget(&self, view: &str) -> Result<(), DurableError> {
+        // Held throughout: a compaction in flight would otherwise write its entry back after
+        // this removed the log, and a table created again under the name would serve it.
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
         batch.remove(key(b'm', view));
         for prefix in [b'r', b'p'] {
@@ -324,10 +327,7 @@ impl OnlineDb {
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
-        self.logs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(view);
+        logs.remove(view);
         Ok(())
     }
 
