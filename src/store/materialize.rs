@@ -12,12 +12,13 @@
 
 use std::sync::Arc;
 
-use super::error::{Result, StoreError};
+use super::FeatureStore;
+use super::error::{NameKind, Result, StoreError};
 use super::online::{self, IndexCache};
 use crate::model::{FeatureView, TableName};
 use crate::online::durable::{Materialized, OnlineDb};
 use crate::online::redis::RedisOnline;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 /// Where materialized rows go: this process's sled store, or Redis shared by replicas.
 #[derive(Debug, Clone)]
@@ -215,4 +216,86 @@ fn count_in_window(column: &arrow::array::ArrayRef, start: Option<i64>, end: i64
     Ok((0..micros.len())
         .filter(|&i| micros.is_valid(i) && (start..=end).contains(&micros.value(i)))
         .count() as u64)
+}
+
+/// The materialize route's entry point, beside the steps it runs.
+impl FeatureStore {
+    /// Persists the online state of `request.feature_views` (all views when `None`) into the
+    /// durable online store and advances their watermarks; `progress` is called after each
+    /// view.
+    pub async fn materialize(
+        &self,
+        request: MaterializeRequest,
+        progress: impl Fn(&MaterializedView) + Send + 'static,
+    ) -> Result<Vec<MaterializedView>> {
+        if let Some(start) = request.start_micros
+            && !request.incremental
+            && start > request.end_micros
+        {
+            return Err(StoreError::InvalidRequest {
+                field: "start_ts".into(),
+                message: "start_ts is after end_ts".into(),
+            });
+        }
+        let registry = self.registry.snapshot();
+        let all_views = request.feature_views.is_none();
+        let views: Vec<FeatureView> = match &request.feature_views {
+            None => registry.feature_views.clone(),
+            Some(names) => {
+                let unknown: Vec<String> = names
+                    .iter()
+                    .filter(|n| !registry.feature_views.iter().any(|v| &v.name == *n))
+                    .cloned()
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(StoreError::UnknownNames {
+                        kind: NameKind::FeatureView,
+                        field: "feature_views",
+                        names: unknown,
+                    });
+                }
+                registry
+                    .feature_views
+                    .iter()
+                    .filter(|v| names.contains(&v.name))
+                    .cloned()
+                    .collect()
+            }
+        };
+        let sink = match (&self.redis, &self.durable) {
+            (Some(redis), _) => OnlineSink::Shared(Arc::clone(redis)),
+            (None, Some(db)) => OnlineSink::Local(Arc::clone(db)),
+            (None, None) => {
+                return Err(StoreError::OnlineStoreUnavailable(
+                    self.durable_error
+                        .clone()
+                        .unwrap_or_else(|| "not open".into()),
+                ));
+            }
+        };
+        let now = self.clock.wall_micros();
+        let indexes = Arc::clone(&self.indexes);
+        self.blocking(move |s, _| {
+            views
+                .iter()
+                .map(|view| {
+                    let keys = online::view_join_keys(&registry, view);
+                    let done = materialize_view(s, &indexes, &sink, view, keys, &request, now);
+                    // Asked for every view, one whose table is gone is reported, not fatal
+                    // to the others; a view named in the request must exist.
+                    let done = match done {
+                        Err(StoreError::Storage(StorageError::TableNotFound { .. }))
+                            if all_views =>
+                        {
+                            skipped(view, &request)
+                        }
+                        other => other?,
+                    };
+                    progress(&done);
+                    Ok(done)
+                })
+                .collect()
+        })
+        .await
+    }
 }

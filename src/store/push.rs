@@ -14,13 +14,17 @@
 //! tables, rows pushed offline are served online as well: the latest row per key is the same
 //! whichever store it reached.
 
+use std::sync::Arc;
+
 use arrow::array::Array;
 use serde_json::Value;
 
 use super::error::{NameKind, Result, StoreError};
 use super::online::{self, IndexCache};
+use super::{FeatureStore, folding, shared};
 use crate::model::{FeatureView, GroupName, RegistryDocument, TableName};
 use crate::online::durable::OnlineDb;
+use crate::online::redis::RedisOnline;
 use crate::storage::{AppendOutcome, Declaration, Storage, json_columns_to_batch, logical_schema};
 
 /// Where pushed rows go.
@@ -276,4 +280,119 @@ pub(super) fn append_offline(
         _ => online::forget_index(indexes, &view.name),
     }
     Ok(appended)
+}
+
+/// The push route's entry points (`FeatureStore::push`), beside the steps they run.
+impl FeatureStore {
+    /// Feast's push: validates the rows against the view's table, writes them online, offline
+    /// or both, and lets the next lookup see them.
+    pub async fn push(&self, request: PushRequest) -> Result<PushOutcome> {
+        let outcome = self.push_rows(request).await;
+        if let Ok(PushOutcome {
+            feature_view,
+            offline: Some(_),
+            ..
+        }) = &outcome
+        {
+            self.announce_table(None, feature_view);
+        }
+        outcome
+    }
+
+    async fn push_rows(&self, request: PushRequest) -> Result<PushOutcome> {
+        let registry = self.registry.snapshot();
+        let view = resolve(&registry, &request)?.clone();
+        let keys = online::view_join_keys(&registry, &view);
+        let now = self.clock.wall_micros();
+        if let Some(redis) = self.redis.clone() {
+            return self.push_shared(redis, view, keys, request, now).await;
+        }
+        let indexes = Arc::clone(&self.indexes);
+        let durable = self.durable.clone();
+        let durable_error = self.durable_error.clone();
+        let folds = Arc::clone(&self.folds);
+        self.blocking(move |s, c| {
+            let outcome = push(
+                s,
+                &indexes,
+                durable.as_deref(),
+                durable_error.as_deref(),
+                &view,
+                &keys,
+                &request,
+                now,
+            );
+            if request.to != PushTarget::Online {
+                c.invalidate_table(&view.name);
+            }
+            if let Ok(PushOutcome {
+                offline: Some(appended),
+                ..
+            }) = &outcome
+            {
+                folding::after_push(&folds, s, c, &indexes, &view.name, appended.parts);
+            }
+            outcome
+        })
+        .await
+    }
+
+    /// A push with the shared online tier: online rows go to Redis first (nothing is stored
+    /// when it cannot take them), then offline rows to the table.
+    async fn push_shared(
+        &self,
+        redis: Arc<RedisOnline>,
+        view: FeatureView,
+        keys: Vec<String>,
+        request: PushRequest,
+        now: i64,
+    ) -> Result<PushOutcome> {
+        let to = request.to;
+        let (checked_view, checked_keys) = (view.clone(), keys.clone());
+        let (prepared, encoded) = self
+            .blocking(move |s, _| {
+                let prepared = prepare(s, &checked_view, &checked_keys, &request)?;
+                let encoded = match to {
+                    PushTarget::Offline => Vec::new(),
+                    _ => shared::encode(&checked_view, &checked_keys, &prepared.rows)?,
+                };
+                Ok((prepared, encoded))
+            })
+            .await?;
+        let pushed = prepared.rows.num_rows() as u64;
+        if pushed == 0 {
+            return Ok(PushOutcome {
+                feature_view: view.name,
+                rows: 0,
+                offline: None,
+            });
+        }
+        if to != PushTarget::Offline {
+            redis
+                .write_rows(&view.name, encoded)
+                .await
+                .map_err(|e| StoreError::OnlineStoreUnavailable(e.to_string()))?;
+        }
+        if to == PushTarget::Online {
+            return Ok(PushOutcome {
+                feature_view: view.name,
+                rows: pushed,
+                offline: None,
+            });
+        }
+        let indexes = Arc::clone(&self.indexes);
+        let folds = Arc::clone(&self.folds);
+        self.blocking(move |s, c| {
+            let appended = append_offline(s, &indexes, &view, &prepared, now);
+            c.invalidate_table(&view.name);
+            let appended = appended?;
+            folding::after_push(&folds, s, c, &indexes, &view.name, appended.parts);
+            Ok(PushOutcome {
+                feature_view: view.name.clone(),
+                rows: pushed,
+                offline: Some(appended),
+            })
+        })
+        .await
+    }
 }
