@@ -68,6 +68,24 @@ fn registry_document() -> Value {
     })
 }
 
+/// Saves `interaction/user_movie`, keyed by user and movie: user 1's movie 10 rated twice
+/// (2 at T0 − 3 h, 5 at T0 − 1 h), movie 11 once, user 2's movie 10 once.
+pub(crate) async fn save_user_movie(server: &TestServer) -> TestResult {
+    server
+        .save(
+            "interaction",
+            "user_movie",
+            json!({"entity_key": ["user_id", "movie_id"], "records": [
+                {"user_id": 1, "movie_id": 10, "rating": 2, "event_timestamp": T0_MINUS_3H},
+                {"user_id": 1, "movie_id": 10, "rating": 5, "event_timestamp": T0_MINUS_1H},
+                {"user_id": 1, "movie_id": 11, "rating": 3, "event_timestamp": T0_MINUS_1H},
+                {"user_id": 2, "movie_id": 10, "rating": 4, "event_timestamp": T0_MINUS_1H},
+            ]}),
+        )
+        .await?;
+    Ok(())
+}
+
 /// A server whose wall clock stands at T0, with the three tables written through the API and
 /// the registry applied.
 async fn fixture() -> TestResult<(TestServer, Arc<ManualClock>)> {
@@ -97,18 +115,7 @@ async fn fixture_with(
             ]}),
         )
         .await?;
-    server
-        .save(
-            "interaction",
-            "user_movie",
-            json!({"entity_key": ["user_id", "movie_id"], "records": [
-                {"user_id": 1, "movie_id": 10, "rating": 2, "event_timestamp": T0_MINUS_3H},
-                {"user_id": 1, "movie_id": 10, "rating": 5, "event_timestamp": T0_MINUS_1H},
-                {"user_id": 1, "movie_id": 11, "rating": 3, "event_timestamp": T0_MINUS_1H},
-                {"user_id": 2, "movie_id": 10, "rating": 4, "event_timestamp": T0_MINUS_1H},
-            ]}),
-        )
-        .await?;
+    save_user_movie(&server).await?;
     server.apply(&registry_document()).await?;
     Ok((server, clock))
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::common::instants::*;
 use crate::common::{TestResult, TestServer, assert_problem, micros, online_slots, slot};
+use crate::online::save_user_movie;
 
 const ONLINE: &str = "/get-online-features";
 
@@ -78,18 +79,7 @@ async fn fixture_with(tweak: impl FnOnce(&mut Config)) -> TestResult<TestServer>
             ]}),
         )
         .await?;
-    server
-        .save(
-            "interaction",
-            "user_movie",
-            json!({"entity_key": ["user_id", "movie_id"], "records": [
-                {"user_id": 1, "movie_id": 10, "rating": 2, "event_timestamp": T0_MINUS_3H},
-                {"user_id": 1, "movie_id": 10, "rating": 5, "event_timestamp": T0_MINUS_1H},
-                {"user_id": 1, "movie_id": 11, "rating": 3, "event_timestamp": T0_MINUS_1H},
-                {"user_id": 2, "movie_id": 10, "rating": 4, "event_timestamp": T0_MINUS_1H},
-            ]}),
-        )
-        .await?;
+    save_user_movie(&server).await?;
     server
         .apply(&json!({
             "entities": [
